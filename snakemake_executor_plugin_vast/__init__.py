@@ -5,12 +5,17 @@ Kept importable and dependency-free: Snakemake imports every installed plugin wh
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.settings import CommonSettings, ExecutorSettingsBase
 
-common_settings = CommonSettings(non_local_exec=True, implies_no_shared_fs=True, can_transfer_local_files=True)
+common_settings = CommonSettings(
+    non_local_exec=True, implies_no_shared_fs=True, job_deploy_sources=False, can_transfer_local_files=True
+)
 
 
+@dataclass
 class ExecutorSettings(ExecutorSettingsBase):
     """Settings of the vast executor."""
 

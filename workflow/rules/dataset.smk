@@ -1,0 +1,1 @@
+# Hugging Face dataset rules (placeholder; replaced by the dataset stage).

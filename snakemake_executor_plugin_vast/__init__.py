@@ -1,34 +1,386 @@
-"""Snakemake executor plugin ``vast`` (placeholder until the Vast.ai executor lands).
+"""Snakemake executor plugin ``vast``: run jobs on rented Vast.ai GPU hosts over SSH (``--executor vast``).
 
-Kept importable and dependency-free: Snakemake imports every installed plugin when it builds its argument parser.
+A thin adapter over :mod:`density_engine.vast` (REST client, SSH layer, host pool, job runner); see ``docs/vast.md``.
+This module is imported by EVERY ``snakemake`` invocation (also ``--help`` and the remote ``--mode remote`` runs), so it
+imports only dataclasses and the Snakemake interfaces at module level; paramiko, requests and the domain code are
+imported in ``__post_init__``. (No ``from __future__ import annotations`` here: Snakemake reads the settings' types.)
 """
 
-from __future__ import annotations
+import asyncio
+import atexit
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, AsyncGenerator, Dict, List, Optional  # noqa: UP035 - Snakemake inspects these annotations
 
-from dataclasses import dataclass
-
+from snakemake_interface_common.exceptions import WorkflowError
+from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
+from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 from snakemake_interface_executor_plugins.settings import CommonSettings, ExecutorSettingsBase
 
-common_settings = CommonSettings(
-    non_local_exec=True, implies_no_shared_fs=True, job_deploy_sources=False, can_transfer_local_files=True
-)
+DEFAULT_IMAGE = "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime"
+DEFAULT_OFFER_QUERY = "reliability>0.98 direct_port_count>=1 inet_down>=100 cuda_vers>=12.4"
+INTERVAL_SCALE_ENV = "DENSITY_ENGINE_VAST_API_INTERVAL_SCALE"
+"""Test knob: multiplies the client's per-endpoint minimum request intervals (e.g. 0.01 against the local fake)."""
+
+_EXCLUDED_SOURCE_DIRS = {
+    ".git", ".snakemake", ".venv", "results", "logs", "tests", "docs", "benchmarks", "density_engine",
+    "snakemake_executor_plugin_vast", "build", "dist", ".ci",
+}  # fmt: skip
+_ALWAYS_SHIPPED_DIRS = ("workflow", "config", "resources")
+_MAX_SOURCE_FILE_BYTES = 10 * 1024 * 1024
 
 
 @dataclass
 class ExecutorSettings(ExecutorSettingsBase):
-    """Settings of the vast executor."""
+    """Settings of the vast executor (``--vast-<name>`` on the command line, ``vast-<name>:`` in a profile)."""
+
+    api_url: str = field(
+        default="https://console.vast.ai",
+        metadata={"help": "Base URL of the Vast.ai REST API (point it at a fake for tests)."},
+    )
+    api_key: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Vast.ai API key. Prefer leaving this empty: the key is then read from the VAST_API_KEY environment "
+            "variable, else from the vastai CLI's key file (~/.config/vastai/vast_api_key or ~/.vast_api_key). "
+            "A key given here is visible in the process list.",
+        },
+    )
+    offer_query: str = field(
+        default=DEFAULT_OFFER_QUERY,
+        metadata={
+            "help": "Offer filter in the `vastai search offers` query grammar, e.g. 'gpu_name=RTX_4090 reliability>0.99'. "
+            "GPU count, memory and disk clauses are added from each job's resources (gpu, mem_mb, disk_mb).",
+        },
+    )
+    max_price: Optional[float] = field(
+        default=1.0,
+        metadata={"help": "Highest price per instance in $/hour (dph_total, storage included)."},
+    )
+    max_instances: int = field(
+        default=4,
+        metadata={"help": "Most instances rented at the same time; hosts are reused for later jobs."},
+    )
+    budget: Optional[float] = field(
+        default=None,
+        metadata={
+            "help": "Cap on the run's total spend in $ (price x time of every instance it rented). When reached, no "
+            "more instances are rented, running jobs are stopped, instances destroyed and the run ends with a message.",
+        },
+    )
+    image: str = field(
+        default=DEFAULT_IMAGE,
+        metadata={"help": "Docker image of the instances; it must provide python >= 3.11 (and ideally torch)."},
+    )
+    disk_gb: int = field(
+        default=32,
+        metadata={"help": "Disk size in GB of each rented instance (also the minimum disk_space of offers)."},
+    )
+    ssh_key: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Private SSH key file (unencrypted) for the hosts. When absent, a fresh ed25519 key is generated "
+            "for each run under .snakemake/vast/<run id>/ (mode 0600) and registered for the run only.",
+        },
+    )
+    ssh_user: str = field(default="root", metadata={"help": "SSH login user on the hosts."})
+    remote_root: str = field(
+        default="/workspace/density-engine",
+        metadata={"help": "Folder on the hosts for the venv, the workflow sources and the job files."},
+    )
+    remote_python: str = field(
+        default="python3",
+        metadata={"help": "Python (>= 3.11) on the hosts used to create the venv the jobs run in."},
+    )
+    boot_timeout: int = field(
+        default=1200,
+        metadata={"help": "Seconds a rented instance may take to become reachable over SSH before it is replaced."},
+    )
+    unreachable_timeout: int = field(
+        default=300,
+        metadata={
+            "help": "Seconds a host may stay unreachable before its jobs are failed (retryably) and it is destroyed."
+        },
+    )
+    keep_instances: bool = field(
+        default=False,
+        metadata={"help": "Do not destroy instances at the end of the run (they keep billing!)."},
+    )
+    label_prefix: str = field(
+        default="density-engine",
+        metadata={
+            "help": "Prefix of instance labels (<prefix>-<run id>-<n>); `density-engine vast cleanup` finds leftovers "
+            "by it."
+        },
+    )
+
+
+common_settings = CommonSettings(
+    non_local_exec=True,
+    implies_no_shared_fs=True,  # forces --shared-fs-usage none
+    job_deploy_sources=False,  # the executor ships the sources itself
+    can_transfer_local_files=True,  # ... and the inputs/outputs: no storage provider needed
+    pass_default_storage_provider_args=False,
+    pass_default_resources_args=True,
+    pass_envvar_declarations_to_cmd=False,  # secrets never go into the remote command line
+    auto_deploy_default_storage_provider=False,
+    init_seconds_before_status_checks=1,
+)
+
+
+def _gpus(resources: Any) -> int:
+    try:
+        return max(1, int(resources.get("gpu", 1) or 1))
+    except (TypeError, ValueError):
+        return 1
+
+
+def _number(resources: Any, name: str) -> Optional[float]:
+    try:
+        value = resources.get(name)
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 class Executor(RemoteExecutor):
-    """Placeholder executor; the real one dispatches to Vast.ai hosts."""
+    """Dispatches jobs to a pool of Vast.ai hosts (see ``docs/vast.md``)."""
 
-    def run_job(self, job):  # pragma: no cover - placeholder
-        raise NotImplementedError
+    def __post_init__(self) -> None:
+        import snakemake
 
-    async def check_active_jobs(self, active_jobs):  # pragma: no cover - placeholder
-        for job in active_jobs:
-            yield job
+        from density_engine.vast.client import VastClient, resolve_api_key
+        from density_engine.vast.pool import HostPool, PoolSettings
+        from density_engine.vast.runner import JobRunner, RunnerSettings, new_run_id
+        from density_engine.vast.ssh import generate_run_key, load_private_key, public_key_line
 
-    def cancel_jobs(self, active_jobs):  # pragma: no cover - placeholder
-        pass
+        self._runner = None
+        self._pool = None
+        self._finished_pending: Dict[str, Any] = {}
+        self._infos: Dict[str, SubmittedJobInfo] = {}
+        self._torn_down = False
+        self._teardown_lock = threading.Lock()
+        s = self.workflow.executor_settings
+        if s.max_instances < 1:
+            raise WorkflowError("--vast-max-instances must be at least 1")
+        if s.budget is not None and s.budget <= 0:
+            raise WorkflowError("--vast-budget must be positive (in $)")
+        try:
+            api_key = resolve_api_key(s.api_key)
+        except Exception as exc:
+            raise WorkflowError(f"vast executor: {exc}") from None
+        self.run_id = new_run_id()
+        self.workdir = Path.cwd()
+        state_dir = self.workdir / ".snakemake" / "vast" / self.run_id
+        if s.ssh_key:
+            key = load_private_key(s.ssh_key)
+            public = public_key_line(key, f"density-engine-{self.run_id}")
+        else:
+            key, public = generate_run_key(state_dir / "id_ed25519", f"density-engine-{self.run_id}")
+        scale = float(os.environ.get(INTERVAL_SCALE_ENV, "1") or 1)
+        self._client = VastClient(api_key, s.api_url, interval_scale=scale)
+        pool_settings = PoolSettings(
+            run_id=self.run_id,
+            image=s.image,
+            offer_query=s.offer_query or "",
+            max_price=s.max_price,
+            max_instances=s.max_instances,
+            budget=s.budget,
+            disk_gb=float(s.disk_gb),
+            ssh_user=s.ssh_user,
+            label_prefix=s.label_prefix,
+            boot_timeout=float(s.boot_timeout),
+            unreachable_timeout=float(s.unreachable_timeout),
+            keep_instances=bool(s.keep_instances),
+        )
+        self._pool = HostPool(self._client, pool_settings, key, public, logger=self.logger)
+        self._pool.start()
+        self._runner = JobRunner(
+            self._pool,
+            RunnerSettings(
+                run_id=self.run_id,
+                remote_root=s.remote_root.rstrip("/"),
+                remote_python=s.remote_python,
+                local_workdir=self.workdir,
+                snakemake_version=snakemake.__version__,
+                unreachable_timeout=float(s.unreachable_timeout),
+                dispatch_threads=max(2, s.max_instances),
+            ),
+            self._source_files,
+            logger=self.logger,
+        )
+        base = float(self.workflow.remote_execution_settings.seconds_between_status_checks or 10)
+        self._base_interval = max(0.5, base)
+        self._max_interval = max(self._base_interval, min(60.0, 3 * self._base_interval))
+        self._interval = self._base_interval
+        atexit.register(self._teardown)
+        self.logger.info(
+            f"vast executor: run {self.run_id}, up to {s.max_instances} instance(s), labels {s.label_prefix}-{self.run_id}-*"
+            + (f", budget ${s.budget:.2f}" if s.budget is not None else "")
+        )
+
+    # ---- command line of the remote job ----------------------------------------------------------------------------
+
+    def get_python_executable(self) -> str:
+        """The remote venv's python (the remote job runs ``<venv>/bin/python -m snakemake ...``)."""
+        return f"{self.workflow.executor_settings.remote_root.rstrip('/')}/venv/bin/python"
+
+    def get_job_args(self, job: JobExecutorInterface, **kwargs: Any) -> str:
+        """Standard job args plus ``--resources gpu=<n>`` so group members share the host's GPUs one at a time."""
+        return f"{super().get_job_args(job, **kwargs)} --resources gpu={_gpus(job.resources)}"
+
+    def _source_files(self) -> List[str]:
+        """Workflow sources to ship: Snakemake's source list (filtered) plus the workflow/, config/, resources/ folders."""
+        files: set = set()
+        candidates = set(self.workflow.dag.get_sources())
+        candidates.add(os.path.relpath(self.workflow.main_snakefile))
+        for folder in _ALWAYS_SHIPPED_DIRS:
+            base = self.workdir / folder
+            if base.is_dir():
+                candidates.update(
+                    os.path.relpath(p, self.workdir)
+                    for p in base.rglob("*")
+                    if p.is_file() and "__pycache__" not in p.parts
+                )
+        for rel in candidates:
+            path = Path(rel)
+            if path.is_absolute() or rel.startswith(".."):
+                raise WorkflowError(
+                    f"vast executor: workflow file {rel} lies outside the working directory and cannot be shipped to "
+                    "the hosts; move it (e.g. the --configfile) inside the working directory"
+                )
+            if path.parts and path.parts[0] in _EXCLUDED_SOURCE_DIRS:
+                continue
+            full = self.workdir / path
+            if not full.is_file():
+                continue
+            if full.stat().st_size > _MAX_SOURCE_FILE_BYTES:
+                self.logger.warning(f"vast executor: not shipping {rel} (larger than 10 MB); pass data as rule input")
+                continue
+            files.add(path.as_posix())
+        return sorted(files)
+
+    def _remote_job(self, job: JobExecutorInterface, key: str) -> Any:
+        from density_engine.vast.pool import JobNeeds
+        from density_engine.vast.runner import RemoteJob
+
+        members = list(job.jobs) if job.is_group() else [job]
+        produced = {str(f) for member in members for f in member.output}
+        inputs = sorted({str(f) for member in members for f in member.input} - produced)
+        outputs = sorted(produced | {str(m.benchmark) for m in members if getattr(m, "benchmark", None)})
+        logs = sorted({str(f) for member in members for f in member.log})
+        disk_mb = _number(job.resources, "disk_mb")
+        mem_mb = _number(job.resources, "mem_mb")
+        needs = JobNeeds(
+            gpus=_gpus(job.resources),
+            mem_mb=int(mem_mb) if mem_mb else None,
+            disk_gb=disk_mb / 1000.0 if disk_mb else None,
+        )
+        return RemoteJob(
+            key=key,
+            name=f"{job.name} (jobid {job.jobid}, attempt {job.attempt})",
+            command=self.format_job_exec(job),
+            inputs=inputs,
+            outputs=outputs,
+            optional_outputs=logs,
+            needs=needs,
+        )
+
+    # ---- executor API ----------------------------------------------------------------------------------------------
+
+    def run_job(self, job: JobExecutorInterface) -> None:
+        """Queue the job for a host; never blocks and never raises (problems become retryable job errors)."""
+        from density_engine.vast.runner import job_key
+
+        key = job_key(job.jobid, job.attempt)
+        info = SubmittedJobInfo(job, external_jobid=f"vast-{self.run_id}/{key}", aux={"key": key})
+        try:
+            remote = self._remote_job(job, key)
+        except Exception as exc:
+            self.report_job_error(info, msg=f"vast executor could not prepare the job: {exc}\n")
+            return
+        self.report_job_submission(info)
+        self._infos[key] = info
+        self._runner.submit(remote)
+
+    async def check_active_jobs(
+        self, active_jobs: List[SubmittedJobInfo]
+    ) -> AsyncGenerator[SubmittedJobInfo, None]:
+        """One status cycle: the runner makes one SSH call per host; finished jobs are reported, the rest yielded."""
+        if not active_jobs:
+            return
+        runner = getattr(self, "_runner", None)
+        if runner is None:
+            for info in active_jobs:
+                yield info
+            return
+        try:
+            async with self.status_rate_limiter:
+                finished = await asyncio.to_thread(runner.poll)
+        except Exception as exc:  # never let the status thread die
+            self.logger.warning(f"vast executor: status cycle failed: {exc}")
+            finished = []
+        for remote in finished:
+            self._finished_pending[remote.key] = remote
+        changed = False
+        for info in active_jobs:
+            key = info.aux.get("key") if info.aux else None
+            remote = self._finished_pending.pop(key, None)
+            if remote is None:
+                yield info
+                continue
+            changed = True
+            try:
+                if remote.state == "succeeded":
+                    self.report_job_success(info)
+                else:
+                    self.report_job_error(
+                        info,
+                        msg=f"vast: job {remote.name} failed: {remote.error}\n",
+                        aux_logs=list(remote.aux_logs),
+                    )
+            except Exception as exc:
+                self.logger.error(f"vast executor: reporting job {key} failed: {exc}")
+            finally:
+                self._infos.pop(key, None)
+        self._interval = self._base_interval if changed else min(self._max_interval, self._interval * 1.5)
+        self.next_seconds_between_status_checks = self._interval
+
+    def cancel_jobs(self, active_jobs: List[SubmittedJobInfo]) -> None:
+        """Kill every remote job this run started (not only ``active_jobs``); instances are destroyed in shutdown."""
+        runner = getattr(self, "_runner", None)
+        if runner is not None:
+            runner.cancel_all()
+
+    def shutdown(self) -> None:
+        """Stop status polling, then destroy the instances (unless kept) and print/write the cost ledger."""
+        super().shutdown()
+        self._teardown()
+
+    def _teardown(self) -> None:
+        lock = getattr(self, "_teardown_lock", None)
+        if lock is None:
+            return
+        with lock:
+            if self._torn_down or self._pool is None:
+                return
+            self._torn_down = True
+            started = time.monotonic()
+            if self._runner is not None:
+                if any(not j.finished for j in self._runner.jobs.values()):
+                    self._runner.cancel_all()
+                self._runner.close()
+            self._pool.close(destroy=True)
+            try:
+                path = self._pool.write_ledger(self.workdir / "results" / "vast" / "cost_ledger.json")
+                self.logger.info(self._pool.format_ledger() + f"\n  (written to {os.path.relpath(path)})")
+            except OSError as exc:
+                self.logger.warning(f"vast executor: could not write the cost ledger: {exc}")
+            if self._pool.budget_reached():
+                self.logger.error(self._pool.budget_message())
+            self.logger.debug(f"vast executor: teardown took {time.monotonic() - started:.1f} s")
+            self._client.close()

@@ -1,7 +1,119 @@
-"""`density-engine` commands of the workflow stage."""
+"""`density-engine` commands of the workflow stage: validate-config, specs, merge, report-figures.
+
+The Snakemake rules call these; each one is also usable by hand. Errors are reported as one line naming the key or
+the file (click exits with status 1 or 2).
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import click
 
-COMMANDS: list[click.Command] = []
+
+def _fail(message: str) -> click.ClickException:
+    return click.ClickException(message)
+
+
+@click.command("validate-config")
+@click.argument("config_files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--schema", type=click.Path(path_type=Path), default=None, help="Schema file (default: found from cwd).")
+@click.option(
+    "--base-dir",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Folder that relative paths (sampler files) are resolved against.",
+)
+def validate_config_command(config_files: tuple[Path, ...], schema: Path | None, base_dir: Path) -> None:
+    """Validate workflow config files (later files override earlier ones per top-level key) and print the plan."""
+    from density_engine.workflow.chunks import plan_model
+    from density_engine.workflow.config import ConfigError, enabled_models, load_yaml, validate_config
+
+    try:
+        merged: dict = {}
+        for path in config_files:
+            merged = _deep_update(merged, load_yaml(path))
+        config = validate_config(merged, schema, base_dir)
+        for model in enabled_models(config):
+            plan = plan_model(model, config["models"][model], base_dir)
+            click.echo(f"{model}: {plan.num_sets} parameter sets in {plan.num_chunks} chunks of {plan.chunk_size}")
+    except ConfigError as exc:
+        raise _fail(f"invalid configuration: {exc}") from None
+    click.echo("configuration is valid")
+
+
+def _deep_update(base: dict, update: dict) -> dict:
+    """Snakemake's config merge: nested mappings are merged, everything else replaced."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_update(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+@click.command("specs")
+@click.option("--model", required=True, help="Model name (registry name).")
+@click.option("--model-config", "model_config", required=True, help="The model's config section as JSON.")
+@click.option("--out-dir", required=True, type=click.Path(path_type=Path), help="Folder for chunk_NNNNN.json files.")
+@click.option(
+    "--base-dir",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Folder that relative paths (sampler files) are resolved against.",
+)
+def specs_command(model: str, model_config: str, out_dir: Path, base_dir: Path) -> None:
+    """Sample a model's parameter grid and write one spec JSON per chunk."""
+    from density_engine.workflow.chunks import write_specs
+    from density_engine.workflow.config import ConfigError, check_model_config
+    from density_engine.workflow.samplers import SamplingError
+
+    try:
+        model_cfg = json.loads(model_config)
+    except json.JSONDecodeError as exc:
+        raise _fail(f"--model-config is not valid JSON: {exc}") from None
+    try:
+        check_model_config(model, model_cfg, base_dir)
+        paths = write_specs(model, model_cfg, out_dir, base_dir)
+    except (ConfigError, SamplingError, KeyError) as exc:
+        raise _fail(f"models.{model}: {exc}") from None
+    click.echo(f"{model}: wrote {len(paths)} chunk specs to {out_dir}")
+
+
+@click.command("merge")
+@click.option("--model", required=True, help="Model name; every chunk must hold rows of this model only.")
+@click.option("--chunks-dir", required=True, type=click.Path(path_type=Path), help="Folder with chunk_NNNNN.parquet.")
+@click.option("--num-chunks", required=True, type=click.IntRange(min=1), help="Number of chunks (0 .. n-1) to merge.")
+@click.option("--out", "out_path", required=True, type=click.Path(path_type=Path), help="Merged parquet file.")
+def merge_command(model: str, chunks_dir: Path, num_chunks: int, out_path: Path) -> None:
+    """Validate a model's chunk parquet files and merge them into one densities parquet (atomic write)."""
+    from density_engine.workflow.merge import MergeError, chunk_files, merge_chunks
+
+    try:
+        summary = merge_chunks(model, chunk_files(chunks_dir, num_chunks), out_path)
+    except MergeError as exc:
+        raise _fail(str(exc)) from None
+    except ValueError as exc:  # ChunkError from read_chunk names the file
+        raise _fail(f"invalid chunk: {exc}") from None
+    click.echo(f"{model}: merged {summary['chunks']} chunks, {summary['rows']} rows into {out_path}")
+
+
+@click.command("report-figures")
+@click.option("--model", required=True, help="Model name.")
+@click.option("--densities", required=True, type=click.Path(exists=True, path_type=Path), help="Merged parquet.")
+@click.option("--benchmarks-dir", required=True, type=click.Path(path_type=Path), help="simulate benchmark TSVs.")
+@click.option("--num-chunks", required=True, type=click.IntRange(min=0), help="Number of chunks of the model.")
+@click.option("--out-dir", required=True, type=click.Path(path_type=Path), help="Folder for the figures.")
+def report_figures_command(model: str, densities: Path, benchmarks_dir: Path, num_chunks: int, out_dir: Path) -> None:
+    """Write the report figures of one model (coverage, fan charts, validation, runtimes)."""
+    from density_engine.workflow.report import write_report_figures
+
+    summary = write_report_figures(model, densities, benchmarks_dir, num_chunks, out_dir)
+    click.echo(json.dumps(summary))
+
+
+COMMANDS: list[click.Command] = [validate_config_command, specs_command, merge_command, report_figures_command]

@@ -1,1 +1,68 @@
-# Hugging Face dataset rules (placeholder; replaced by the dataset stage).
+# Hugging Face dataset: per-model shards from results/<model>/densities.parquet, then the card + provenance
+# (part of `all`), and publishing to the Hub (NOT part of `all`: `snakemake -c1 publish`). Every rule calls the
+# `density-engine dataset` CLI; see docs/dataset.md.
+
+import json
+
+DATASET_DIR = "results/hf"
+
+
+def dataset_manifest_path(model):
+    return f"results/dataset/manifests/{model}.json"
+
+
+def _dataset_hf(key, default=""):
+    value = (config.get("hf") or {}).get(key)
+    return default if value is None else value
+
+
+rule dataset_shards:
+    input:
+        densities_path("{model}"),
+    output:
+        manifest="results/dataset/manifests/{model}.json",
+    log:
+        "results/logs/dataset_shards/{model}.log",
+    localrule: True
+    shell:
+        "density-engine dataset shards --model {wildcards.model} --out " + DATASET_DIR + " --manifest {output.manifest}"
+        " {input} > {log} 2>&1"
+
+
+rule dataset_card:
+    input:
+        manifests=[dataset_manifest_path(model) for model in ENABLED_MODELS],
+    output:
+        readme=f"{DATASET_DIR}/README.md",
+        provenance=f"{DATASET_DIR}/provenance.json",
+    params:
+        config_json=json.dumps(config, sort_keys=True, default=str),
+    log:
+        "results/logs/dataset_card/card.log",
+    localrule: True
+    shell:
+        "density-engine dataset card --out " + DATASET_DIR + " --config-json {params.config_json:q}"
+        " {input.manifests} > {log} 2>&1"
+
+
+rule publish:
+    input:
+        readme=rules.dataset_card.output.readme,
+        provenance=rules.dataset_card.output.provenance,
+        manifests=[dataset_manifest_path(model) for model in ENABLED_MODELS],
+    output:
+        "results/publish/hf.json",
+    params:
+        repo_id=_dataset_hf("repo_id"),
+        tag=_dataset_hf("tag"),
+        revision=_dataset_hf("revision", "main"),
+        visibility="--private" if _dataset_hf("private", False) else "--public",
+    log:
+        "results/logs/publish/hf.log",
+    localrule: True
+    shell:
+        "density-engine dataset publish --folder " + DATASET_DIR + " --repo-id {params.repo_id:q} --tag {params.tag:q}"
+        " --revision {params.revision:q} {params.visibility} --result {output} > {log} 2>&1"
+
+
+FINAL_TARGETS.append(rules.dataset_card.output.readme)

@@ -1,0 +1,232 @@
+"""Read and validate the per-model density tables (merged chunks or single chunks) that feed the dataset build.
+
+The column contract is the chunk parquet schema of ``docs/architecture.md``: ``model``, ``param_id``, one float64 column
+per model parameter (declared order), ``horizon``, ``quantiles`` (fixed_size_list<float32>[Q]), ``mean``, ``std``,
+``skew``, ``kurt``, ``num_paths``, ``seed``, ``dt`` (null for GARCH), ``substeps``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+LEADING_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (("model", pa.string()), ("param_id", pa.int64()))
+TRAILING_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    ("horizon", pa.int32()),
+    ("quantiles", pa.null()),  # placeholder: fixed_size_list<float32>[num_quantiles], checked separately
+    ("mean", pa.float64()),
+    ("std", pa.float64()),
+    ("skew", pa.float64()),
+    ("kurt", pa.float64()),
+    ("num_paths", pa.int64()),
+    ("seed", pa.int64()),
+    ("dt", pa.float64()),
+    ("substeps", pa.int32()),
+)
+FIXED_COLUMN_NAMES = frozenset(name for name, _ in LEADING_COLUMNS + TRAILING_COLUMNS)
+MOMENT_COLUMNS = ("mean", "std", "skew", "kurt")
+# File metadata keys of a chunk that describe how it was made (kept for provenance). Timings are left out on purpose:
+# they differ between two runs of the same chunk and would make the card change without the data changing.
+PROVENANCE_METADATA_KEYS = (
+    "density_engine.version",
+    "torch.version",
+    "device",
+    "quantile_levels",
+    "spec_version",
+    "rng",
+)
+
+
+class DatasetInputError(ValueError):
+    """An input file of the dataset build is missing or breaks the column contract; the message names the file."""
+
+
+@dataclass
+class ModelTable:
+    """All validated rows of one model, sorted by (param_id, horizon), with the provenance found in the files."""
+
+    model: str
+    table: pa.Table
+    parameter_names: list[str]
+    num_quantiles: int
+    sources: list[str] = field(default_factory=list)
+    file_metadata: dict[str, list[str]] = field(default_factory=dict)
+
+
+def quantiles_type(num_quantiles: int) -> pa.DataType:
+    """The Arrow type of the quantile vector column."""
+    return pa.list_(pa.float32(), num_quantiles)
+
+
+def output_schema(parameter_names: Sequence[str], num_quantiles: int) -> pa.Schema:
+    """The exact schema (no metadata) of the dataset shards of a model with these parameters."""
+    fields = [pa.field(name, dtype) for name, dtype in LEADING_COLUMNS]
+    fields += [pa.field(name, pa.float64()) for name in parameter_names]
+    for name, dtype in TRAILING_COLUMNS:
+        fields.append(pa.field(name, quantiles_type(num_quantiles) if name == "quantiles" else dtype))
+    return pa.schema(fields)
+
+
+def read_density_file(path: str | Path) -> tuple[pa.Table, dict[str, str]]:
+    """Read one chunk or merged parquet file, check it against the column contract, and return it with its metadata.
+
+    Raises :class:`DatasetInputError` naming the file for a missing file, an unreadable file, a missing or mistyped
+    column, non-finite values, decreasing quantiles, several models, or duplicate (param_id, horizon) rows.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetInputError(f"{path}: input file not found (was the chunk simulated and merged?)")
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several types for a corrupt file
+        raise DatasetInputError(f"{path}: not a readable parquet file ({exc})") from exc
+    metadata = {
+        key.decode("utf-8", "replace"): value.decode("utf-8", "replace")
+        for key, value in (table.schema.metadata or {}).items()
+        if not key.startswith(b"ARROW:")
+    }
+    _check_columns(path, table)
+    return table, metadata
+
+
+def _fail(path: Path, message: str) -> DatasetInputError:
+    return DatasetInputError(f"{path}: {message}")
+
+
+def _check_columns(path: Path, table: pa.Table) -> None:
+    names = table.column_names
+    for name, dtype in LEADING_COLUMNS + TRAILING_COLUMNS:
+        if name not in names:
+            raise _fail(path, f"missing column {name!r}")
+        actual = table.schema.field(name).type
+        if name == "quantiles":
+            if not (pa.types.is_fixed_size_list(actual) and actual.value_type == pa.float32()):
+                raise _fail(path, f"column 'quantiles' must be fixed_size_list<float32>[n], got {actual}")
+        elif actual != dtype and not (name == "dt" and pa.types.is_null(actual)):
+            raise _fail(path, f"column {name!r} must be {dtype}, got {actual}")
+    for name in parameter_columns(table.schema):
+        if table.schema.field(name).type != pa.float64():
+            raise _fail(path, f"parameter column {name!r} must be float64, got {table.schema.field(name).type}")
+    if table.num_rows == 0:
+        raise _fail(path, "no rows")
+    for name in names:
+        if name != "dt" and table.column(name).null_count:
+            raise _fail(path, f"column {name!r} has {table.column(name).null_count} null value(s)")
+    models = table.column("model").unique().to_pylist()
+    if len(models) != 1:
+        raise _fail(path, f"expected rows of one model, found {sorted(models)}")
+    for name in [*parameter_columns(table.schema), *MOMENT_COLUMNS]:
+        values = table.column(name).to_numpy()
+        if not np.isfinite(values).all():
+            raise _fail(path, f"column {name!r} has non-finite values (row {int(np.argmin(np.isfinite(values)))})")
+    quantiles = quantile_matrix(table)
+    finite = np.isfinite(quantiles).all(axis=1)
+    if not finite.all():
+        raise _fail(path, f"quantiles are not finite in row {int(np.argmin(finite))}")
+    increasing = (np.diff(quantiles, axis=1) >= 0).all(axis=1)
+    if not increasing.all():
+        raise _fail(path, f"quantiles decrease in row {int(np.argmin(increasing))}")
+    keys = _row_keys(table)
+    if len(np.unique(keys)) != len(keys):
+        duplicate = _first_duplicate(keys)
+        raise _fail(path, f"duplicate (param_id, horizon) = {duplicate}")
+
+
+def parameter_columns(schema: pa.Schema) -> list[str]:
+    """The model parameter columns of a density table: every column outside the fixed contract, in file order."""
+    return [name for name in schema.names if name not in FIXED_COLUMN_NAMES]
+
+
+def quantile_matrix(table: pa.Table) -> np.ndarray:
+    """The ``quantiles`` column as a (rows, Q) float32 array (zero-copy where possible)."""
+    column = table.column("quantiles").combine_chunks()
+    width = column.type.list_size
+    return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
+
+
+def _row_keys(table: pa.Table) -> np.ndarray:
+    keys = np.empty(table.num_rows, dtype=[("param_id", np.int64), ("horizon", np.int64)])
+    keys["param_id"] = table.column("param_id").to_numpy()
+    keys["horizon"] = table.column("horizon").to_numpy()
+    return keys
+
+
+def _first_duplicate(keys: np.ndarray) -> tuple[int, int]:
+    ordered = np.sort(keys)
+    index = int(np.argmax(ordered[1:] == ordered[:-1]))
+    return int(ordered[index]["param_id"]), int(ordered[index]["horizon"])
+
+
+def load_model_table(paths: Iterable[str | Path], model: str | None = None) -> ModelTable:
+    """Validate and concatenate the density files of one model, sorted by (param_id, horizon).
+
+    ``model``, when given, must match the files' ``model`` column. Files must agree on parameter columns and on the
+    number of quantiles, and no (param_id, horizon) may appear in two files (the error names both files).
+    """
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise DatasetInputError(f"no input files given for model {model!r}")
+    tables: list[pa.Table] = []
+    seen: dict[tuple[int, int], Path] = {}
+    file_metadata: dict[str, set[str]] = {}
+    reference: tuple[str, list[str], int] | None = None
+    for path in paths:
+        table, metadata = read_density_file(path)
+        file_model = table.column("model")[0].as_py()
+        params = parameter_columns(table.schema)
+        width = table.schema.field("quantiles").type.list_size
+        if model is not None and file_model != model:
+            raise _fail(path, f"holds rows of model {file_model!r}, expected {model!r}")
+        if reference is None:
+            reference = (file_model, params, width)
+        elif (file_model, params, width) != reference:
+            raise _fail(
+                path,
+                f"model/parameters/num_quantiles {(file_model, params, width)} differ from {paths[0]} {reference}",
+            )
+        for key in zip(table.column("param_id").to_pylist(), table.column("horizon").to_pylist(), strict=True):
+            if key in seen:
+                raise _fail(path, f"(param_id, horizon) = {key} is also in {seen[key]}")
+            seen[key] = path
+        for key in PROVENANCE_METADATA_KEYS:
+            if key in metadata:
+                file_metadata.setdefault(key, set()).add(metadata[key])
+        tables.append(table)
+    assert reference is not None
+    model_name, params, width = reference
+    schema = output_schema(params, width)
+    combined = pa.concat_tables([_conform(t, schema) for t in tables])
+    combined = combined.sort_by([("param_id", "ascending"), ("horizon", "ascending")]).combine_chunks()
+    return ModelTable(
+        model=model_name,
+        table=combined,
+        parameter_names=params,
+        num_quantiles=width,
+        sources=[str(p) for p in paths],
+        file_metadata={key: sorted(values) for key, values in sorted(file_metadata.items())},
+    )
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """The table's columns in the contract order and exact types, without file or field metadata."""
+    return pa.Table.from_arrays([table.column(f.name).cast(f.type) for f in schema], schema=schema)
+
+
+def describe_metadata(metadata: dict[str, list[str]]) -> dict[str, object]:
+    """File metadata values decoded from JSON where they are JSON (single values unwrapped)."""
+    decoded: dict[str, object] = {}
+    for key, values in metadata.items():
+        parsed = []
+        for value in values:
+            try:
+                parsed.append(json.loads(value))
+            except ValueError:
+                parsed.append(value)
+        decoded[key] = parsed[0] if len(parsed) == 1 else parsed
+    return decoded

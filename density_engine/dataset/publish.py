@@ -1,0 +1,331 @@
+"""Publish the dataset folder to the Hugging Face Hub, idempotently.
+
+One publish = create the dataset repo if missing (``hf.private``), compare the folder with the branch
+(``hf.revision``), ``upload_folder`` the changed files while deleting stale shards (``data/**``) in the same operation,
+then tag the resulting commit (``hf.tag``). Unchanged data makes no commit; a tag that already names another commit is
+an error (bump ``hf.tag``). The token comes from ``HF_TOKEN`` and is never logged or written anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+TOKEN_ENV = "HF_TOKEN"
+UPLOAD_PATTERNS = ("README.md", "provenance.json", "data/**/*.parquet")
+DELETE_PATTERNS = ("data/**",)
+
+
+class PublishError(RuntimeError):
+    """Publishing failed for a reason the user can act on (no token, repo not writable, tag conflict, ...)."""
+
+
+@dataclass
+class FileChange:
+    """One file of the plan."""
+
+    path: str
+    action: str  # "new" | "changed" | "unchanged" | "delete"
+    size: int | None = None
+
+
+@dataclass
+class PublishPlan:
+    """What a publish would do, computed from the local folder and the remote branch (read-only)."""
+
+    repo_id: str
+    revision: str
+    repo_exists: bool
+    branch_exists: bool
+    head: str | None
+    private: bool | None
+    remote_private: bool | None
+    tag: str | None
+    tag_commit: str | None
+    changes: list[FileChange] = field(default_factory=list)
+
+    @property
+    def uploads(self) -> list[FileChange]:
+        """Files that are new or changed."""
+        return [c for c in self.changes if c.action in ("new", "changed")]
+
+    @property
+    def deletions(self) -> list[FileChange]:
+        """Remote files under ``data/`` that are no longer in the folder."""
+        return [c for c in self.changes if c.action == "delete"]
+
+    @property
+    def make_private(self) -> bool:
+        """Whether an existing public repo must become private. Never the reverse: publishing does not make a private
+        repo public (an accidental release cannot be taken back), that stays a deliberate step on the Hub."""
+        return self.repo_exists and self.private is True and self.remote_private is False
+
+    @property
+    def changed(self) -> bool:
+        """Whether a commit is needed."""
+        return bool(self.uploads or self.deletions)
+
+    def tag_conflict(self) -> str | None:
+        """Why tagging would fail, or ``None``: an existing tag must already name the commit being published."""
+        if not self.tag or self.tag_commit is None:
+            return None
+        if self.changed:
+            return (
+                f"tag {self.tag!r} already exists on commit {self.tag_commit[:12]} of {self.repo_id}, but the data "
+                f"changed ({len(self.uploads)} upload(s), {len(self.deletions)} deletion(s)) and would become a new "
+                "commit; set a new hf.tag for this release"
+            )
+        if self.tag_commit != self.head:
+            return (
+                f"tag {self.tag!r} is on commit {self.tag_commit[:12]}, not on the head {str(self.head)[:12]} of "
+                f"{self.revision!r} in {self.repo_id}; set a new hf.tag for this release"
+            )
+        return None
+
+    def describe(self) -> list[str]:
+        """Human-readable lines (the dry-run output)."""
+        lines = [
+            f"dataset repo {self.repo_id}: "
+            + ("exists" if self.repo_exists else f"would be created (private={bool(self.private)})")
+            + f", branch {self.revision!r}"
+            + ("" if self.branch_exists or not self.repo_exists else " would be created")
+        ]
+        if self.make_private:
+            lines.append("visibility: would make the repo private (hf.private: true)")
+        elif self.repo_exists and self.private is False and self.remote_private:
+            lines.append("visibility: the repo is private and stays private (make it public on the Hub if intended)")
+        lines += [f"upload {c.path} ({c.action}, {c.size} bytes)" for c in self.uploads]
+        lines += [f"delete {c.path}" for c in self.deletions]
+        unchanged = sum(c.action == "unchanged" for c in self.changes)
+        lines.append(f"unchanged: {unchanged} file(s)")
+        if not self.changed:
+            lines.append("no changes: no commit")
+        if self.tag:
+            conflict = self.tag_conflict()
+            if conflict:
+                lines.append(f"tag: ERROR {conflict}")
+            elif self.tag_commit:
+                lines.append(f"tag {self.tag!r}: already on the head commit")
+            else:
+                lines.append(f"tag {self.tag!r}: would be created on the {'new' if self.changed else 'head'} commit")
+        return lines
+
+
+@dataclass
+class PublishResult:
+    """What a publish did (written as JSON by the CLI; holds no secret)."""
+
+    repo_id: str
+    revision: str
+    commit: str
+    tag: str | None
+    url: str
+    created_repo: bool
+    committed: bool
+    uploaded: list[str]
+    deleted: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form."""
+        return asdict(self)
+
+
+def git_blob_oid(data: bytes) -> str:
+    """The git object id of a blob (what the Hub reports for regular files)."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def local_files(folder: str | Path) -> dict[str, Path]:
+    """The files a publish uploads: README.md, provenance.json and data/**/*.parquet, keyed by POSIX relative path."""
+    folder = Path(folder)
+    readme = folder / "README.md"
+    if not readme.is_file():
+        raise PublishError(f"{readme}: missing; build the dataset first (density-engine dataset build)")
+    files = {"README.md": readme}
+    if (folder / "provenance.json").is_file():
+        files["provenance.json"] = folder / "provenance.json"
+    for path in sorted((folder / "data").glob("*/*.parquet")):
+        files[path.relative_to(folder).as_posix()] = path
+    if len(files) < 2 or not any(name.startswith("data/") for name in files):
+        raise PublishError(f"{folder}: no data/<model>/*.parquet shards to publish")
+    return files
+
+
+def _token_from_env() -> str | None:
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    return token or None
+
+
+def _status(exc: Exception) -> int | None:
+    response = getattr(exc, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def make_api(token: str | None, endpoint: str | None = None) -> Any:
+    """An ``HfApi`` for ``endpoint`` (default: ``HF_ENDPOINT`` or huggingface.co) and the token (none: anonymous)."""
+    from huggingface_hub import HfApi
+
+    return HfApi(endpoint=endpoint, token=token if token else False)
+
+
+def plan_publish(
+    api: Any,
+    folder: str | Path,
+    repo_id: str,
+    revision: str = "main",
+    tag: str | None = None,
+    private: bool | None = None,
+) -> PublishPlan:
+    """Compare the folder with the remote branch (read-only calls only)."""
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+
+    files = local_files(folder)
+    repo_exists, branch_exists, head, remote_private = True, True, None, None
+    remote: dict[str, Any] = {}
+    try:
+        info = api.repo_info(repo_id, repo_type="dataset", revision=revision)
+        head, remote_private = info.sha, info.private
+    except RevisionNotFoundError:
+        branch_exists = False
+        info = api.repo_info(repo_id, repo_type="dataset")
+        head, remote_private = info.sha, info.private
+    except RepositoryNotFoundError:
+        repo_exists = branch_exists = False
+    if repo_exists:
+        # A new branch starts at the default branch's head, so compare against that.
+        for entry in api.list_repo_tree(repo_id, repo_type="dataset", revision=head, recursive=True):
+            if hasattr(entry, "blob_id"):
+                remote[entry.path] = entry
+    tag_commit = None
+    if repo_exists and tag:
+        refs = api.list_repo_refs(repo_id, repo_type="dataset")
+        tag_commit = next((t.target_commit for t in refs.tags if t.name == tag), None)
+    changes: list[FileChange] = []
+    for path_in_repo, path in files.items():
+        data = path.read_bytes()
+        entry = remote.get(path_in_repo)
+        if entry is None:
+            action = "new"
+        else:
+            lfs = getattr(entry, "lfs", None)
+            same = hashlib.sha256(data).hexdigest() == lfs.sha256 if lfs else git_blob_oid(data) == entry.blob_id
+            action = "unchanged" if same else "changed"
+        changes.append(FileChange(path_in_repo, action, len(data)))
+    for path_in_repo in sorted(remote):
+        if path_in_repo.startswith("data/") and path_in_repo not in files:
+            changes.append(FileChange(path_in_repo, "delete"))
+    return PublishPlan(
+        repo_id=repo_id,
+        revision=revision,
+        repo_exists=repo_exists,
+        branch_exists=branch_exists,
+        head=head,
+        private=private,
+        remote_private=remote_private,
+        tag=tag,
+        tag_commit=tag_commit,
+        changes=changes,
+    )
+
+
+def publish_dataset(
+    folder: str | Path,
+    repo_id: str,
+    *,
+    revision: str = "main",
+    tag: str | None = None,
+    private: bool | None = None,
+    dry_run: bool = False,
+    endpoint: str | None = None,
+    commit_message: str | None = None,
+    echo: Callable[[str], None] = logger.info,
+) -> PublishResult | PublishPlan:
+    """Publish ``folder`` to the dataset repo ``repo_id``; with ``dry_run`` return the plan and change nothing.
+
+    Raises :class:`PublishError` for a missing token (unless dry-run), a token that cannot write the repo, a tag that
+    already names another commit, or a missing/empty dataset folder.
+    """
+    from huggingface_hub.errors import HfHubHTTPError
+
+    token = _token_from_env()
+    if token is None and not dry_run:
+        raise PublishError(f"no Hugging Face token: set {TOKEN_ENV} to a token with write access to {repo_id}")
+    api = make_api(token, endpoint)
+    try:
+        plan = plan_publish(api, folder, repo_id, revision=revision, tag=tag, private=private)
+    except HfHubHTTPError as exc:
+        raise PublishError(f"cannot read dataset repo {repo_id} at {api.endpoint}: {_short(exc)}") from exc
+    for line in plan.describe():
+        echo(("dry run: " if dry_run else "") + line)
+    conflict = plan.tag_conflict()
+    if conflict:
+        raise PublishError(conflict)
+    if dry_run:
+        return plan
+    try:
+        return _apply(api, folder, plan, commit_message, echo)
+    except HfHubHTTPError as exc:
+        if _status(exc) in (401, 403):
+            raise PublishError(
+                f"the token in {TOKEN_ENV} cannot write to dataset repo {repo_id} (HTTP {_status(exc)}): {_short(exc)}"
+            ) from exc
+        raise PublishError(f"publishing to dataset repo {repo_id} failed: {_short(exc)}") from exc
+
+
+def _short(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _apply(
+    api: Any, folder: str | Path, plan: PublishPlan, commit_message: str | None, echo: Callable[[str], None]
+) -> PublishResult:
+    repo_id, revision = plan.repo_id, plan.revision
+    created = False
+    if not plan.repo_exists:
+        api.create_repo(repo_id, repo_type="dataset", private=bool(plan.private), exist_ok=True)
+        created = True
+        echo(f"created dataset repo {repo_id} (private={bool(plan.private)})")
+    elif plan.make_private:
+        api.update_repo_settings(repo_id, repo_type="dataset", private=True)
+        echo(f"made dataset repo {repo_id} private")
+    if not plan.branch_exists and revision != "main":
+        api.create_branch(repo_id, repo_type="dataset", branch=revision, exist_ok=True)
+        echo(f"created branch {revision!r}")
+    committed = False
+    if created or plan.changed:
+        message = commit_message or (f"Publish dataset {plan.tag}" if plan.tag else "Publish dataset")
+        api.upload_folder(
+            repo_id=repo_id,
+            repo_type="dataset",
+            folder_path=str(folder),
+            revision=revision,
+            allow_patterns=list(UPLOAD_PATTERNS),
+            delete_patterns=list(DELETE_PATTERNS),
+            commit_message=message,
+            commit_description=f"{len(plan.uploads)} file(s) added or changed, {len(plan.deletions)} deleted",
+        )
+        committed = True
+    head = api.repo_info(repo_id, repo_type="dataset", revision=revision).sha
+    committed = committed and head != plan.head
+    echo(f"{'committed' if committed else 'no changes, no commit'}: {repo_id}@{revision} is {head}")
+    if plan.tag and plan.tag_commit is None:
+        api.create_tag(repo_id, repo_type="dataset", tag=plan.tag, revision=head, tag_message=f"Release {plan.tag}")
+        echo(f"tagged {head[:12]} as {plan.tag!r}")
+    return PublishResult(
+        repo_id=repo_id,
+        revision=revision,
+        commit=head,
+        tag=plan.tag,
+        url=f"{api.endpoint}/datasets/{repo_id}",
+        created_repo=created,
+        committed=committed,
+        uploaded=[c.path for c in plan.uploads] if committed else [],
+        deleted=[c.path for c in plan.deletions] if committed else [],
+    )

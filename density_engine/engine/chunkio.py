@@ -1,0 +1,355 @@
+"""Chunk spec loading/validation and chunk parquet I/O (schema, atomic write, read + validate).
+
+Contracts: docs/architecture.md ("Chunk spec", "Chunk parquet").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SPEC_VERSION = 1
+SPEC_KEYS = (
+    "spec_version",
+    "model",
+    "chunk_id",
+    "seed",
+    "num_paths",
+    "num_quantiles",
+    "horizons",
+    "dt",
+    "substeps",
+    "parameter_sets",
+)
+LEADING_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (("model", pa.string()), ("param_id", pa.int64()))
+MOMENT_COLUMNS = ("mean", "std", "skew", "kurt")
+METADATA_KEYS = (
+    "density_engine.version",
+    "torch.version",
+    "device",
+    "quantile_levels",
+    "wall_time_s",
+    "path_steps_per_s",
+    "spec_version",
+    "rng",
+)
+PARQUET_COMPRESSION = "zstd"
+
+
+class SpecError(ValueError):
+    """A chunk spec is missing or invalid; the message names the file and the key."""
+
+
+class ChunkError(ValueError):
+    """A chunk parquet file is missing or breaks the contract; the message names the file."""
+
+
+@dataclass(frozen=True)
+class ParameterSet:
+    """One parameter set of a chunk: its global id and checked values (in the model's declared order)."""
+
+    param_id: int
+    params: dict[str, float]
+
+
+@dataclass(frozen=True)
+class ChunkSpec:
+    """A validated chunk spec (the only input of a chunk job)."""
+
+    model: str
+    chunk_id: int
+    seed: int
+    num_paths: int
+    num_quantiles: int
+    horizons: tuple[int, ...]
+    dt: float | None
+    substeps: int
+    parameter_sets: tuple[ParameterSet, ...]
+    spec_version: int = SPEC_VERSION
+    source: str = field(default="<spec>", compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as JSON-ready dict (architecture.md layout)."""
+        return {
+            "spec_version": self.spec_version,
+            "model": self.model,
+            "chunk_id": self.chunk_id,
+            "seed": self.seed,
+            "num_paths": self.num_paths,
+            "num_quantiles": self.num_quantiles,
+            "horizons": list(self.horizons),
+            "dt": self.dt,
+            "substeps": self.substeps,
+            "parameter_sets": [{"param_id": s.param_id, "params": dict(s.params)} for s in self.parameter_sets],
+        }
+
+    def model_settings(self) -> dict[str, Any]:
+        """Keyword settings for the model class (``dt``, ``substeps`` where the model declares them)."""
+        from density_engine.models import get_model_class
+
+        declared = get_model_class(self.model).settings
+        return {name: value for name, value in (("dt", self.dt), ("substeps", self.substeps)) if name in declared}
+
+
+# ---- specs -------------------------------------------------------------------------------------------------------
+
+
+def _int(value: Any, key: str, source: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SpecError(f"{source}: key {key!r} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def parse_spec(data: Any, source: str = "<spec>") -> ChunkSpec:
+    """Validate a spec dict (as loaded from JSON); :class:`SpecError` names ``source`` and the offending key."""
+    from density_engine.models import get_model_class, model_names
+
+    if not isinstance(data, Mapping):
+        raise SpecError(f"{source}: a chunk spec must be a JSON object, got {type(data).__name__}")
+    missing = [k for k in SPEC_KEYS if k not in data]
+    if missing:
+        raise SpecError(f"{source}: missing key(s) {missing}")
+    unknown = sorted(set(data) - set(SPEC_KEYS))
+    if unknown:
+        raise SpecError(f"{source}: unknown key(s) {unknown}; expected {list(SPEC_KEYS)}")
+    if data["spec_version"] != SPEC_VERSION:
+        raise SpecError(f"{source}: key 'spec_version' must be {SPEC_VERSION}, got {data['spec_version']!r}")
+    model = data["model"]
+    if model not in model_names():
+        raise SpecError(f"{source}: key 'model' must be one of {model_names()}, got {model!r}")
+    try:
+        model_cls = get_model_class(model)
+    except ImportError as exc:
+        raise SpecError(f"{source}: model {model!r} cannot be imported: {exc}") from exc
+    chunk_id = _int(data["chunk_id"], "chunk_id", source, 0)
+    seed = _int(data["seed"], "seed", source, 0)
+    num_paths = _int(data["num_paths"], "num_paths", source, 1)
+    num_quantiles = _int(data["num_quantiles"], "num_quantiles", source, 1)
+    horizons = data["horizons"]
+    if not isinstance(horizons, list) or not horizons:
+        raise SpecError(f"{source}: key 'horizons' must be a non-empty list of positive integers, got {horizons!r}")
+    for h in horizons:
+        _int(h, "horizons", source, 1)
+    if len(set(horizons)) != len(horizons):
+        raise SpecError(f"{source}: key 'horizons' has duplicates: {horizons}")
+    substeps = _int(data["substeps"], "substeps", source, 1)
+    dt = data["dt"]
+    if "dt" in model_cls.settings:
+        if isinstance(dt, bool) or not isinstance(dt, int | float) or not math.isfinite(dt) or dt <= 0:
+            raise SpecError(f"{source}: key 'dt' must be a number > 0 for model {model!r}, got {dt!r}")
+        dt = float(dt)
+    elif dt is not None:
+        raise SpecError(f"{source}: key 'dt' must be null for model {model!r}, got {dt!r}")
+    if "substeps" not in model_cls.settings and substeps != 1:
+        raise SpecError(f"{source}: key 'substeps' must be 1 for model {model!r}, got {substeps!r}")
+    sets_raw = data["parameter_sets"]
+    if not isinstance(sets_raw, list) or not sets_raw:
+        raise SpecError(f"{source}: key 'parameter_sets' must be a non-empty list")
+    parameter_sets = []
+    seen: set[int] = set()
+    for i, entry in enumerate(sets_raw):
+        key = f"parameter_sets[{i}]"
+        if not isinstance(entry, Mapping) or set(entry) != {"param_id", "params"}:
+            raise SpecError(f"{source}: {key} must be an object with keys 'param_id' and 'params'")
+        param_id = _int(entry["param_id"], f"{key}.param_id", source, 0)
+        if param_id in seen:
+            raise SpecError(f"{source}: {key}.param_id {param_id} appears twice")
+        seen.add(param_id)
+        if not isinstance(entry["params"], Mapping):
+            raise SpecError(f"{source}: {key}.params must be an object")
+        try:
+            params = model_cls.check_parameters(entry["params"])
+        except ValueError as exc:
+            raise SpecError(f"{source}: {key}.params (param_id {param_id}): {exc}") from exc
+        parameter_sets.append(ParameterSet(param_id, params))
+    return ChunkSpec(
+        model=model,
+        chunk_id=chunk_id,
+        seed=seed,
+        num_paths=num_paths,
+        num_quantiles=num_quantiles,
+        horizons=tuple(horizons),
+        dt=dt,
+        substeps=substeps,
+        parameter_sets=tuple(parameter_sets),
+        source=source,
+    )
+
+
+def load_spec(path: str | Path) -> ChunkSpec:
+    """Read and validate a chunk spec JSON file; :class:`SpecError` naming the file on any problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{path}: chunk spec not found") from None
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read chunk spec ({exc})") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"{path}: not valid JSON ({exc})") from exc
+    return parse_spec(data, str(path))
+
+
+def write_spec(path: str | Path, spec: ChunkSpec | Mapping[str, Any]) -> None:
+    """Write a spec as JSON, atomically (validated first)."""
+    data = spec.to_dict() if isinstance(spec, ChunkSpec) else dict(spec)
+    parse_spec(data, str(path))
+    _write_atomic(Path(path), lambda tmp: Path(tmp).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8"))
+
+
+# ---- chunk parquet -----------------------------------------------------------------------------------------------
+
+
+def chunk_schema(parameter_names: Sequence[str], num_quantiles: int) -> pa.Schema:
+    """The chunk parquet schema (without metadata) of a model with these parameters."""
+    fields = [pa.field(name, dtype) for name, dtype in LEADING_COLUMNS]
+    fields += [pa.field(name, pa.float64()) for name in parameter_names]
+    fields += [
+        pa.field("horizon", pa.int32()),
+        pa.field("quantiles", pa.list_(pa.float32(), num_quantiles)),
+        *(pa.field(name, pa.float64()) for name in MOMENT_COLUMNS),
+        pa.field("num_paths", pa.int64()),
+        pa.field("seed", pa.int64()),
+        pa.field("dt", pa.float64()),
+        pa.field("substeps", pa.int32()),
+    ]
+    return pa.schema(fields)
+
+
+def encode_metadata(values: Mapping[str, Any]) -> dict[bytes, bytes]:
+    """File metadata: every value JSON-encoded (UTF-8); all :data:`METADATA_KEYS` required."""
+    missing = [k for k in METADATA_KEYS if k not in values]
+    if missing:
+        raise ValueError(f"chunk metadata is missing key(s) {missing}")
+    return {k.encode(): json.dumps(v).encode() for k, v in values.items()}
+
+
+def decode_metadata(schema: pa.Schema) -> dict[str, Any]:
+    """The chunk's file metadata as Python values (keys written by :func:`encode_metadata`)."""
+    out: dict[str, Any] = {}
+    for key, value in (schema.metadata or {}).items():
+        name = key.decode("utf-8", "replace")
+        if name.startswith("ARROW:"):
+            continue
+        try:
+            out[name] = json.loads(value.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            out[name] = value.decode("utf-8", "replace")
+    return out
+
+
+def _write_atomic(path: Path, write: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_chunk(table: pa.Table, path: str | Path) -> None:
+    """Validate ``table`` and write it as zstd parquet to ``path`` atomically (temp file + ``os.replace``)."""
+    path = Path(path)
+    validate_chunk(table, path)
+    _write_atomic(path, lambda tmp: pq.write_table(table, tmp, compression=PARQUET_COMPRESSION))
+
+
+def read_chunk(path: str | Path) -> pa.Table:
+    """Read a chunk parquet file and validate it (:func:`validate_chunk`); :class:`ChunkError` names the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ChunkError(f"{path}: chunk file not found")
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several exception types for corrupt files
+        raise ChunkError(f"{path}: not a readable parquet file ({exc})") from exc
+    validate_chunk(table, path)
+    return table
+
+
+def parameter_columns(schema: pa.Schema) -> list[str]:
+    """The model parameter columns of a chunk schema (between ``param_id`` and ``horizon``)."""
+    names = schema.names
+    if "param_id" not in names or "horizon" not in names:
+        return []
+    return names[names.index("param_id") + 1 : names.index("horizon")]
+
+
+def validate_chunk(table: pa.Table, path: str | Path = "<table>") -> None:
+    """Check a chunk table: schema (incl. the model's parameter columns), metadata keys, no null/NaN/inf, non-decreasing
+    quantiles, rows sorted by (param_id, horizon) without duplicates. :class:`ChunkError` names ``path``."""
+    from density_engine.models import get_model_class, model_names
+
+    def fail(message: str) -> ChunkError:
+        return ChunkError(f"{path}: {message}")
+
+    if table.num_rows == 0:
+        raise fail("no rows")
+    if "model" not in table.column_names or table.schema.field("model").type != pa.string():
+        raise fail("missing string column 'model'")
+    models = table.column("model").unique().to_pylist()
+    if len(models) != 1 or models[0] not in model_names():
+        raise fail(f"column 'model' must hold one registered model, got {models}")
+    model_cls = get_model_class(models[0])
+    qtype = table.schema.field("quantiles").type if "quantiles" in table.column_names else None
+    if qtype is None or not pa.types.is_fixed_size_list(qtype) or qtype.value_type != pa.float32():
+        raise fail(f"column 'quantiles' must be fixed_size_list<float32>[n], got {qtype}")
+    expected = chunk_schema(model_cls.parameter_names(), qtype.list_size)
+    actual = table.schema.remove_metadata()
+    if not actual.equals(expected):
+        raise fail(f"schema mismatch:\nexpected {expected}\ngot {actual}")
+    missing_meta = [k for k in METADATA_KEYS if k not in decode_metadata(table.schema)]
+    if missing_meta:
+        raise fail(f"missing file metadata key(s) {missing_meta}")
+    for name in table.column_names:
+        if name != "dt" and table.column(name).null_count:
+            raise fail(f"column {name!r} has {table.column(name).null_count} null value(s)")
+    dt = table.column("dt")
+    if "dt" in model_cls.settings and dt.null_count:
+        raise fail(f"column 'dt' must not be null for model {models[0]!r}")
+    if "dt" not in model_cls.settings and dt.null_count != table.num_rows:
+        raise fail(f"column 'dt' must be null for model {models[0]!r}")
+    for name in [*model_cls.parameter_names(), *MOMENT_COLUMNS, "dt"]:
+        values = table.column(name).to_numpy(zero_copy_only=False)
+        values = values[~np.isnan(values)] if name == "dt" else values
+        if not np.isfinite(values).all():
+            raise fail(f"column {name!r} has NaN/inf (row {int(np.argmin(np.isfinite(values)))})")
+    q = quantile_matrix(table)
+    finite = np.isfinite(q).all(axis=1)
+    if not finite.all():
+        raise fail(f"quantiles are NaN/inf in row {int(np.argmin(finite))}")
+    monotone = (np.diff(q, axis=1) >= 0).all(axis=1)
+    if not monotone.all():
+        raise fail(f"quantiles decrease in row {int(np.argmin(monotone))}")
+    pid = table.column("param_id").to_numpy()
+    hor = table.column("horizon").to_numpy().astype(np.int64)
+    key = list(zip(pid.tolist(), hor.tolist(), strict=True))
+    for i in range(1, len(key)):
+        if key[i] == key[i - 1]:
+            raise fail(f"duplicate (param_id, horizon) = {key[i]}")
+        if key[i] < key[i - 1]:
+            raise fail(f"rows not sorted by (param_id, horizon) at row {i}")
+
+
+def quantile_matrix(table: pa.Table) -> np.ndarray:
+    """The ``quantiles`` column as a float32 array (rows, num_quantiles)."""
+    column = table.column("quantiles").combine_chunks()
+    size = column.type.list_size
+    return column.values.to_numpy(zero_copy_only=False).reshape(-1, size)

@@ -1,0 +1,161 @@
+"""Chunk planning and chunk spec files.
+
+A model's parameter sets are cut into chunks of ``chunk_size`` consecutive sets; chunk ``k`` holds rows
+``[k * chunk_size, (k + 1) * chunk_size)``. The number of chunks is known from the config alone (no sampling), so the
+Snakemake DAG lists every chunk job without a checkpoint.
+
+Each chunk also gets a *content key*: a hash of everything that determines the chunk's spec (model, sampler,
+resolved parameter ranges, seed, its row range, horizons, paths, quantiles, dt, substeps, and for order-dependent
+samplers the whole design). It is computed without sampling, and the simulate rule carries it in ``params`` so that a
+config change re-runs exactly the chunks whose content changes (e.g. raising ``n_samples`` under Sobol re-runs only the
+last, partial chunk and adds new ones).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SPEC_VERSION = 1
+CHUNK_NAME = "chunk_{chunk:05d}"
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """How one model's parameter sets are split into chunks."""
+
+    model: str
+    num_sets: int
+    chunk_size: int
+    chunk_keys: tuple[str, ...]
+
+    @property
+    def num_chunks(self) -> int:
+        return len(self.chunk_keys)
+
+    @property
+    def chunk_names(self) -> list[str]:
+        return [CHUNK_NAME.format(chunk=k) for k in range(self.num_chunks)]
+
+
+def num_chunks(num_sets: int, chunk_size: int) -> int:
+    """Chunks needed for ``num_sets`` parameter sets."""
+    return -(-num_sets // chunk_size)
+
+
+def _model_definition(model_name: str, model_cfg: Mapping[str, Any], base_dir: str | Path) -> dict[str, Any]:
+    """Everything except the row range that decides what a chunk contains."""
+    from density_engine.workflow.config import model_settings
+    from density_engine.workflow.samplers import parameter_space
+
+    names, ranged, fixed = parameter_space(model_name, model_cfg)
+    dt, substeps = model_settings(model_name, model_cfg)
+    sampler = model_cfg.get("sampler", "sobol")
+    definition: dict[str, Any] = {
+        "spec_version": SPEC_VERSION,
+        "model": model_name,
+        "sampler": sampler,
+        "parameters": {name: list(ranged[name]) if name in ranged else fixed[name] for name in names},
+        "seed": int(model_cfg["seed"]),
+        "horizons": [int(h) for h in model_cfg["horizons"]],
+        "num_paths": int(model_cfg["num_paths"]),
+        "num_quantiles": int(model_cfg.get("num_quantiles", 512)),
+        "dt": dt,
+        "substeps": substeps,
+        "chunk_size": int(model_cfg["chunk_size"]),
+    }
+    if sampler in ("lhs", "grid"):  # the whole design depends on n_samples (and the grid shape)
+        definition["n_samples"] = int(model_cfg["n_samples"])
+        definition["grid_points"] = dict(model_cfg.get("grid_points") or {})
+    return definition
+
+
+def _hash(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:20]
+
+
+def plan_model(model_name: str, model_cfg: Mapping[str, Any], base_dir: str | Path = ".") -> ModelPlan:
+    """Chunk plan (count and content keys) of one model, computed without drawing parameter sets."""
+    from density_engine.workflow.samplers import count_parameter_sets, read_parameter_file
+
+    definition = _model_definition(model_name, model_cfg, base_dir)
+    chunk_size = definition["chunk_size"]
+    num_sets = count_parameter_sets(model_name, model_cfg, base_dir)
+    file_rows = None
+    if isinstance(definition["sampler"], Mapping):
+        file_rows = read_parameter_file(model_name, model_cfg, base_dir)
+    base = _hash(definition)
+    keys = []
+    for chunk in range(num_chunks(num_sets, chunk_size)):
+        rows = [chunk * chunk_size, min((chunk + 1) * chunk_size, num_sets)]
+        payload: dict[str, Any] = {"definition": base, "rows": rows}
+        if file_rows is not None:
+            payload["content"] = file_rows.iloc[rows[0] : rows[1]].to_json(orient="split", double_precision=15)
+        keys.append(_hash(payload))
+    return ModelPlan(model_name, num_sets, chunk_size, tuple(keys))
+
+
+def build_specs(model_name: str, model_cfg: Mapping[str, Any], base_dir: str | Path = ".") -> list[dict[str, Any]]:
+    """The chunk spec dicts (architecture.md "Chunk spec") of one model, in chunk order."""
+    from density_engine.workflow.config import model_settings
+    from density_engine.workflow.samplers import sample_parameter_sets
+
+    frame = sample_parameter_sets(model_name, model_cfg, base_dir)
+    names = [c for c in frame.columns if c != "param_id"]
+    dt, substeps = model_settings(model_name, model_cfg)
+    chunk_size = int(model_cfg["chunk_size"])
+    ids = frame["param_id"].to_numpy()
+    values = frame[names].to_numpy()
+    specs = []
+    for chunk in range(num_chunks(len(frame), chunk_size)):
+        rows = range(chunk * chunk_size, min((chunk + 1) * chunk_size, len(frame)))
+        specs.append(
+            {
+                "spec_version": SPEC_VERSION,
+                "model": model_name,
+                "chunk_id": chunk,
+                "seed": int(model_cfg["seed"]),
+                "num_paths": int(model_cfg["num_paths"]),
+                "num_quantiles": int(model_cfg.get("num_quantiles", 512)),
+                "horizons": [int(h) for h in model_cfg["horizons"]],
+                "dt": dt,
+                "substeps": substeps,
+                "parameter_sets": [
+                    {"param_id": int(ids[i]), "params": dict(zip(names, map(float, values[i]), strict=True))}
+                    for i in rows
+                ],
+            }
+        )
+    return specs
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_specs(
+    model_name: str, model_cfg: Mapping[str, Any], out_dir: str | Path, base_dir: str | Path = "."
+) -> list[Path]:
+    """Write ``chunk_NNNNN.json`` for every chunk of a model into ``out_dir``; return the paths in chunk order."""
+    paths = []
+    for spec in build_specs(model_name, model_cfg, base_dir):
+        path = Path(out_dir) / f"{CHUNK_NAME.format(chunk=spec['chunk_id'])}.json"
+        write_text_atomic(path, json.dumps(spec, indent=1) + "\n")
+        paths.append(path)
+    return paths

@@ -1,0 +1,261 @@
+"""Report figures of one model: parameter coverage, quantile fan charts, validation against references, runtimes.
+
+All figures are PNG (matplotlib, Agg backend) written atomically; the validation table is a CSV. The Snakemake report
+rule marks them with ``report(...)`` and captions from ``workflow/report/*.rst``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from density_engine.workflow.chunks import CHUNK_NAME
+
+MAX_COVERAGE_POINTS = 5_000
+FAN_SETS = 4
+#: Central intervals drawn in the fan charts (lower, upper quantile levels) and their opacity.
+FAN_BANDS = ((0.01, 0.99, 0.15), (0.05, 0.95, 0.25), (0.25, 0.75, 0.4))
+MOMENT_AND_META_COLUMNS = {
+    "model",
+    "param_id",
+    "horizon",
+    "quantiles",
+    "mean",
+    "std",
+    "skew",
+    "kurt",
+    "num_paths",
+    "seed",
+    "dt",
+    "substeps",
+}
+
+
+def load_densities(path: str | Path) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+    """Read a merged densities parquet: (rows without quantiles, (rows, Q) quantile array, parameter names)."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    quantile_column = table.column("quantiles").combine_chunks()
+    width = quantile_column.type.list_size
+    quantiles = quantile_column.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
+    frame = table.drop_columns(["quantiles"]).to_pandas()
+    parameters = [name for name in table.column_names if name not in MOMENT_AND_META_COLUMNS]
+    return frame, quantiles, parameters
+
+
+def _save(figure: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        figure.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".csv", dir=path.parent)
+    os.close(fd)
+    try:
+        frame.to_csv(tmp, index=False, float_format="%.8g")
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def plot_coverage(frame: pd.DataFrame, parameters: list[str], model: str, out: Path) -> None:
+    """Pairwise scatter of the ranged parameters (histograms on the diagonal); fixed ones go in the title."""
+    import matplotlib.pyplot as plt
+
+    sets = frame.drop_duplicates("param_id")[parameters]
+    ranged = [p for p in parameters if sets[p].nunique() > 1]
+    fixed = {p: sets[p].iloc[0] for p in parameters if p not in ranged}
+    if len(sets) > MAX_COVERAGE_POINTS:
+        sets = sets.sample(MAX_COVERAGE_POINTS, random_state=0)
+    dims = max(len(ranged), 1)
+    figure, axes = plt.subplots(dims, dims, figsize=(2.2 * dims + 1, 2.2 * dims + 1), squeeze=False)
+    if not ranged:
+        axes[0][0].text(0.5, 0.5, "all parameters fixed", ha="center", va="center")
+    for i, row_name in enumerate(ranged):
+        for j, col_name in enumerate(ranged):
+            ax = axes[i][j]
+            if i == j:
+                ax.hist(sets[col_name], bins=min(30, max(5, len(sets) // 4)), color="tab:blue", alpha=0.7)
+            else:
+                ax.scatter(sets[col_name], sets[row_name], s=6, alpha=0.6)
+            if i == dims - 1:
+                ax.set_xlabel(col_name)
+            if j == 0:
+                ax.set_ylabel(row_name)
+    fixed_text = ", ".join(f"{k}={v:g}" for k, v in fixed.items())
+    figure.suptitle(
+        f"{model}: {len(frame.param_id.unique())} parameter sets" + (f" (fixed: {fixed_text})" * bool(fixed))
+    )
+    _save(figure, out)
+    plt.close(figure)
+
+
+def plot_fan(frame: pd.DataFrame, quantiles: np.ndarray, parameters: list[str], model: str, out: Path) -> None:
+    """Fan charts (central 98/90/50% bands and the median) across horizons for the first few parameter sets."""
+    import matplotlib.pyplot as plt
+
+    num_levels = quantiles.shape[1]
+    levels = (np.arange(num_levels) + 0.5) / num_levels
+
+    def column(p: float) -> int:
+        return int(np.argmin(np.abs(levels - p)))
+
+    param_ids = list(pd.unique(frame["param_id"]))[:FAN_SETS]
+    figure, axes = plt.subplots(1, len(param_ids), figsize=(4.2 * len(param_ids), 3.6), squeeze=False)
+    for ax, param_id in zip(axes[0], param_ids, strict=True):
+        rows = np.flatnonzero(frame["param_id"].to_numpy() == param_id)
+        rows = rows[np.argsort(frame["horizon"].to_numpy()[rows])]
+        horizons = frame["horizon"].to_numpy()[rows]
+        for low, high, alpha in FAN_BANDS:
+            ax.fill_between(
+                horizons,
+                quantiles[rows, column(low)],
+                quantiles[rows, column(high)],
+                alpha=alpha,
+                color="tab:blue",
+                label=f"{low:.0%}-{high:.0%}",
+                linewidth=0,
+            )
+        ax.plot(horizons, quantiles[rows, column(0.5)], color="tab:blue", marker="o", label="median")
+        values = frame.iloc[rows[0]]
+        labels = [f"{p}={values[p]:.3g}" for p in parameters]
+        lines = [", ".join(labels[i : i + 3]) for i in range(0, len(labels), 3)]
+        ax.set_title("\n".join([f"param_id {param_id}", *lines]), fontsize=8)
+        ax.set_xlabel("horizon (model steps)")
+        ax.set_ylabel("cumulative log-return")
+    axes[0][0].legend(fontsize=7, loc="lower left")
+    figure.suptitle(f"{model}: quantile fan charts", y=1.08)
+    _save(figure, out)
+    plt.close(figure)
+
+
+def validation_table(frame: pd.DataFrame, parameters: list[str], model: str) -> pd.DataFrame:
+    """One row per (param_id, horizon) with a reference: simulated vs exact statistic, MC standard error, z-score."""
+    from density_engine.workflow.references import reference
+
+    rows = []
+    for record in frame.to_dict("records"):
+        dt = record.get("dt")
+        dt = None if dt is None or (isinstance(dt, float) and math.isnan(dt)) else float(dt)
+        result = reference(
+            model,
+            {p: float(record[p]) for p in parameters},
+            int(record["horizon"]),
+            dt,
+            record,
+            int(record["num_paths"]),
+        )
+        if result is not None:
+            rows.append({"param_id": int(record["param_id"]), "horizon": int(record["horizon"]), **result})
+    columns = ["param_id", "horizon", "statistic", "simulated", "exact", "std_error", "z"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def plot_validation(table: pd.DataFrame, model: str, out: Path) -> None:
+    """z-scores (simulated - exact) / standard error per horizon, with +-4 guide lines."""
+    import matplotlib.pyplot as plt
+
+    figure, (ax_z, ax_xy) = plt.subplots(1, 2, figsize=(10, 3.8))
+    if table.empty:
+        for ax in (ax_z, ax_xy):
+            ax.text(0.5, 0.5, "no reference available", ha="center", va="center")
+    else:
+        statistic = table["statistic"].iloc[0]
+        ax_z.scatter(table["horizon"], table["z"], s=14)
+        for level in (-4, 4):
+            ax_z.axhline(level, color="grey", linestyle="--", linewidth=1)
+        ax_z.axhline(0, color="black", linewidth=0.8)
+        ax_z.set_xlabel("horizon (model steps)")
+        ax_z.set_ylabel(f"z-score of the {statistic}")
+        ax_z.set_title(f"max |z| = {np.nanmax(np.abs(table['z'])):.2f} over {len(table)} rows")
+        ax_xy.errorbar(table["exact"], table["simulated"], yerr=2 * table["std_error"], fmt="o", markersize=3)
+        low, high = float(table[["exact", "simulated"]].min().min()), float(table[["exact", "simulated"]].max().max())
+        ax_xy.plot([low, high], [low, high], color="grey", linestyle="--", linewidth=1)
+        ax_xy.set_xlabel(f"exact {statistic}")
+        ax_xy.set_ylabel(f"simulated {statistic} (+-2 s.e.)")
+    figure.suptitle(f"{model}: simulation vs reference")
+    _save(figure, out)
+    plt.close(figure)
+
+
+def read_benchmarks(benchmarks_dir: str | Path, num_chunks: int) -> pd.DataFrame:
+    """Per-chunk runtime (seconds) and peak memory from Snakemake's benchmark TSVs (missing files are skipped)."""
+    rows = []
+    for chunk in range(num_chunks):
+        path = Path(benchmarks_dir) / f"{CHUNK_NAME.format(chunk=chunk)}.tsv"
+        if not path.is_file():
+            continue
+        bench = pd.read_csv(path, sep="\t")
+        if bench.empty:
+            continue
+        max_rss = pd.to_numeric(bench.get("max_rss", pd.Series([np.nan])), errors="coerce").iloc[-1]
+        rows.append({"chunk": chunk, "seconds": float(bench["s"].iloc[-1]), "max_rss_mb": max_rss})
+    return pd.DataFrame(rows, columns=["chunk", "seconds", "max_rss_mb"])
+
+
+def plot_runtime(bench: pd.DataFrame, model: str, out: Path) -> None:
+    """Bar chart of seconds per chunk and a histogram of the same."""
+    import matplotlib.pyplot as plt
+
+    figure, (ax_bar, ax_hist) = plt.subplots(1, 2, figsize=(10, 3.6))
+    if bench.empty:
+        for ax in (ax_bar, ax_hist):
+            ax.text(0.5, 0.5, "no benchmark files", ha="center", va="center")
+        title = f"{model}: no chunk runtimes recorded"
+    else:
+        ax_bar.bar(bench["chunk"], bench["seconds"], width=0.8)
+        ax_bar.set_xlabel("chunk")
+        ax_bar.set_ylabel("wall-clock seconds")
+        ax_hist.hist(bench["seconds"], bins=min(40, max(3, len(bench) // 3)))
+        ax_hist.set_xlabel("wall-clock seconds per chunk")
+        ax_hist.set_ylabel("chunks")
+        title = (
+            f"{model}: {len(bench)} chunks, total {bench['seconds'].sum():.1f} s, "
+            f"mean {bench['seconds'].mean():.2f} s per chunk"
+        )
+    figure.suptitle(title)
+    _save(figure, out)
+    plt.close(figure)
+
+
+def write_report_figures(
+    model: str, densities: str | Path, benchmarks_dir: str | Path, num_chunks: int, out_dir: str | Path
+) -> dict[str, Any]:
+    """Write coverage.png, fan.png, validation.png, validation.csv and runtime.png; return a small summary."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    out_dir = Path(out_dir)
+    frame, quantiles, parameters = load_densities(densities)
+    plot_coverage(frame, parameters, model, out_dir / "coverage.png")
+    plot_fan(frame, quantiles, parameters, model, out_dir / "fan.png")
+    table = validation_table(frame, parameters, model)
+    _write_csv(table, out_dir / "validation.csv")
+    plot_validation(table, model, out_dir / "validation.png")
+    bench = read_benchmarks(benchmarks_dir, num_chunks)
+    plot_runtime(bench, model, out_dir / "runtime.png")
+    summary = {
+        "model": model,
+        "parameter_sets": int(frame["param_id"].nunique()),
+        "rows": len(frame),
+        "validation_rows": len(table),
+        "max_abs_z": float(np.nanmax(np.abs(table["z"]))) if len(table) else None,
+        "chunks_benchmarked": len(bench),
+        "total_chunk_seconds": float(bench["seconds"].sum()) if len(bench) else 0.0,
+    }
+    return json.loads(json.dumps(summary))

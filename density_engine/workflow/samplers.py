@@ -1,0 +1,271 @@
+"""Deterministic parameter grids: Sobol, Latin hypercube, random, cartesian grid, or an explicit CSV file.
+
+Every sampler returns exactly ``n_samples`` valid parameter sets with ``param_id`` 0..n-1 (or the CSV's own ids).
+Draws that the model rejects (:meth:`check_parameters` raises ``ValueError``, e.g. GARCH persistence >= 1) are
+dropped and the sequence simply continues, so the result only depends on the configuration:
+
+* ``sobol``: scrambled Sobol' sequence seeded with the model seed; a prefix of the sequence, so raising ``n_samples``
+  keeps the existing sets (and their chunks) unchanged.
+* ``random``: uniform draws from ``numpy.random.default_rng(seed)``; also prefix-stable.
+* ``lhs``: Latin hypercube designs of ``n_samples`` points (a new design per batch when draws are rejected); the design
+  depends on ``n_samples``.
+* ``grid``: cartesian product of ``numpy.linspace(low, high, k)`` per ranged parameter, first parameter varying
+  slowest. ``grid_points: {name: k}`` sets k per parameter (product must equal ``n_samples``); without it every
+  ranged parameter gets ``k = n_samples ** (1 / d)`` points, which must be an integer. Every grid point must be valid.
+* ``{file: path.csv}``: columns named like the model parameters (parameters missing from the file must be fixed in
+  ``parameters``), optional ``param_id`` column (unique non-negative integers, else the row number). Every row must
+  be valid.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+#: Stop after this many draws per requested set if too few are valid.
+MAX_DRAWS_PER_SET = 100
+#: Draws probed at config-validation time to detect ranges without any valid parameter set.
+PROBE_DRAWS = 256
+
+
+class SamplingError(ValueError):
+    """The sampler cannot produce the requested parameter sets (message names the cause)."""
+
+
+def parameter_space(model_name: str, model_cfg: Mapping[str, Any]) -> tuple[list[str], dict[str, tuple], dict]:
+    """Split the model's parameters into ranged ``{name: (low, high)}`` and fixed ``{name: value}``.
+
+    Returns (all parameter names in model order, ranged, fixed). Parameters absent from the config use the model's
+    ``default_range``.
+    """
+    from density_engine.models import get_model_class
+
+    configured = model_cfg.get("parameters", {}) or {}
+    names: list[str] = []
+    ranged: dict[str, tuple[float, float]] = {}
+    fixed: dict[str, float] = {}
+    for parameter in get_model_class(model_name).parameters:
+        names.append(parameter.name)
+        value = configured.get(parameter.name, parameter.default_range)
+        if isinstance(value, list | tuple):
+            low, high = float(value[0]), float(value[1])
+            if low == high:
+                fixed[parameter.name] = low
+            else:
+                ranged[parameter.name] = (low, high)
+        else:
+            fixed[parameter.name] = float(value)
+    return names, ranged, fixed
+
+
+def _is_valid(model_cls: Any, params: dict[str, float]) -> bool:
+    try:
+        model_cls.check_parameters(params)
+    except ValueError:
+        return False
+    return True
+
+
+def _unit_batches(sampler: str, dims: int, seed: int, batch: int) -> Iterator[np.ndarray]:
+    """Endless batches of points in [0, 1)^dims for the sequence samplers."""
+    from scipy.stats import qmc
+
+    if sampler == "sobol":
+        engine = qmc.Sobol(dims, scramble=True, rng=np.random.default_rng(seed))
+        while True:
+            with warnings.catch_warnings():  # balance warning for non powers of two: the sequence is what we want
+                warnings.simplefilter("ignore", UserWarning)
+                yield engine.random(batch)
+    elif sampler == "lhs":
+        engine = qmc.LatinHypercube(dims, rng=np.random.default_rng(seed))
+        while True:
+            yield engine.random(batch)
+    elif sampler == "random":
+        rng = np.random.default_rng(seed)
+        while True:
+            yield rng.random((batch, dims))
+    else:
+        raise SamplingError(f"unknown sampler {sampler!r}")
+
+
+def _sequence_sets(
+    model_name: str, model_cfg: Mapping[str, Any], n_samples: int, max_draws: int | None = None
+) -> tuple[list[dict[str, float]], int]:
+    """Draw until ``n_samples`` valid sets (or ``max_draws`` draws); return (sets, draws made)."""
+    from density_engine.models import get_model_class
+
+    model_cls = get_model_class(model_name)
+    names, ranged, fixed = parameter_space(model_name, model_cfg)
+    sampler = model_cfg.get("sampler", "sobol")
+    limit = max_draws if max_draws is not None else max(MAX_DRAWS_PER_SET * n_samples, 10_000)
+    if not ranged:
+        params = {name: fixed[name] for name in names}
+        return ([dict(params) for _ in range(n_samples)] if _is_valid(model_cls, params) else []), 1
+    lows = np.array([ranged[n][0] for n in ranged])
+    widths = np.array([ranged[n][1] - ranged[n][0] for n in ranged])
+    batch_size = n_samples if sampler == "lhs" else min(max(n_samples, 64), 65_536)
+    accepted: list[dict[str, float]] = []
+    draws = 0
+    for unit in _unit_batches(sampler, len(ranged), int(model_cfg["seed"]), batch_size):
+        values = lows + unit * widths
+        for row in values:
+            draws += 1
+            point = dict(zip(ranged, row.tolist(), strict=True))
+            params = {name: point[name] if name in point else fixed[name] for name in names}
+            if _is_valid(model_cls, params):
+                accepted.append(params)
+                if len(accepted) >= n_samples:
+                    return accepted, draws
+            if draws >= limit:
+                return accepted, draws
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _grid_axes(model_cfg: Mapping[str, Any], ranged: Mapping[str, tuple]) -> dict[str, np.ndarray]:
+    n_samples = int(model_cfg["n_samples"])
+    points = model_cfg.get("grid_points")
+    if points:
+        unknown = sorted(set(points) - set(ranged))
+        if unknown:
+            raise SamplingError(
+                f"grid_points names {', '.join(unknown)}, which are not ranged parameters "
+                f"(ranged: {', '.join(ranged) or 'none'})"
+            )
+        counts = {name: int(points.get(name, 1)) for name in ranged}
+        if math.prod(counts.values()) != n_samples:
+            raise SamplingError(
+                f"grid_points {counts} give {math.prod(counts.values())} grid points but n_samples is {n_samples}"
+            )
+    else:
+        dims = len(ranged)
+        per_axis = round(n_samples ** (1.0 / dims)) if dims else 1
+        if per_axis**dims != n_samples:
+            raise SamplingError(
+                f"sampler 'grid' with {dims} ranged parameters needs n_samples = k**{dims} "
+                f"(e.g. {max(per_axis, 2) ** dims}) or explicit grid_points; got n_samples={n_samples}"
+            )
+        counts = dict.fromkeys(ranged, per_axis)
+    return {
+        name: (np.linspace(low, high, counts[name]) if counts[name] > 1 else np.array([(low + high) / 2]))
+        for name, (low, high) in ranged.items()
+    }
+
+
+def _grid_sets(model_name: str, model_cfg: Mapping[str, Any]) -> list[dict[str, float]]:
+    from density_engine.models import get_model_class
+
+    model_cls = get_model_class(model_name)
+    names, ranged, fixed = parameter_space(model_name, model_cfg)
+    axes = _grid_axes(model_cfg, ranged)
+    sets = []
+    for combo in itertools.product(*axes.values()):
+        point = dict(zip(axes, (float(v) for v in combo), strict=True))
+        params = {name: point[name] if name in point else fixed[name] for name in names}
+        try:
+            model_cls.check_parameters(params)
+        except ValueError as exc:
+            raise SamplingError(f"grid point {params} is invalid: {exc}") from exc
+        sets.append(params)
+    return sets
+
+
+def read_parameter_file(model_name: str, model_cfg: Mapping[str, Any], base_dir: str | Path = ".") -> pd.DataFrame:
+    """Read and check an explicit parameter CSV; return a frame with ``param_id`` plus all parameters (model order)."""
+    from density_engine.models import get_model_class
+
+    model_cls = get_model_class(model_name)
+    path = Path(base_dir) / model_cfg["sampler"]["file"]
+    if not path.is_file():
+        raise SamplingError(f"parameter file {path} does not exist")
+    try:
+        frame = pd.read_csv(path)
+    except (ValueError, OSError) as exc:
+        raise SamplingError(f"parameter file {path} cannot be read as CSV: {exc}") from exc
+    names, _ranged, fixed = parameter_space(model_name, {"parameters": model_cfg.get("parameters", {})})
+    configured = model_cfg.get("parameters", {}) or {}
+    unknown = sorted(set(frame.columns) - {*names, "param_id"})
+    if unknown:
+        raise SamplingError(
+            f"parameter file {path}: unknown column(s) {', '.join(unknown)}; allowed: param_id, {', '.join(names)}"
+        )
+    for name in names:
+        if name not in frame.columns:
+            value = configured.get(name)
+            if value is None or isinstance(value, list | tuple):
+                raise SamplingError(
+                    f"parameter file {path}: column {name!r} is missing and models.{model_name}.parameters.{name} "
+                    "is not fixed to a number"
+                )
+            frame[name] = fixed[name]
+    if len(frame) == 0:
+        raise SamplingError(f"parameter file {path} has no rows")
+    if "param_id" in frame.columns:
+        ids = frame["param_id"]
+        if not pd.api.types.is_integer_dtype(ids) or (ids < 0).any() or ids.duplicated().any():
+            raise SamplingError(f"parameter file {path}: param_id must be unique non-negative integers")
+    else:
+        frame.insert(0, "param_id", np.arange(len(frame), dtype=np.int64))
+    frame = frame[["param_id", *names]].astype({"param_id": "int64", **dict.fromkeys(names, "float64")})
+    n_samples = model_cfg.get("n_samples")
+    if n_samples is not None and int(n_samples) != len(frame):
+        raise SamplingError(f"parameter file {path} has {len(frame)} rows but n_samples is {n_samples}")
+    for row_number, row in enumerate(frame[names].itertuples(index=False), start=2):
+        try:
+            model_cls.check_parameters(dict(zip(names, row, strict=True)))
+        except ValueError as exc:
+            raise SamplingError(f"parameter file {path}, line {row_number}: {exc}") from exc
+    return frame.reset_index(drop=True)
+
+
+def count_parameter_sets(model_name: str, model_cfg: Mapping[str, Any], base_dir: str | Path = ".") -> int:
+    """Number of parameter sets a model config produces, without sampling (a file is only counted)."""
+    sampler = model_cfg.get("sampler", "sobol")
+    if isinstance(sampler, Mapping):
+        return len(read_parameter_file(model_name, model_cfg, base_dir))
+    return int(model_cfg["n_samples"])
+
+
+def sample_parameter_sets(model_name: str, model_cfg: Mapping[str, Any], base_dir: str | Path = ".") -> pd.DataFrame:
+    """All parameter sets of a model config: ``param_id`` (int64) then one float64 column per model parameter."""
+    sampler = model_cfg.get("sampler", "sobol")
+    if isinstance(sampler, Mapping):
+        return read_parameter_file(model_name, model_cfg, base_dir)
+    names, _ranged, _fixed = parameter_space(model_name, model_cfg)
+    n_samples = int(model_cfg["n_samples"])
+    if sampler == "grid":
+        sets = _grid_sets(model_name, model_cfg)
+    else:
+        sets, draws = _sequence_sets(model_name, model_cfg, n_samples)
+        if len(sets) < n_samples:
+            raise SamplingError(
+                f"only {len(sets)} of {draws} {sampler} draws are valid parameter sets of {model_name}, "
+                f"fewer than n_samples={n_samples}; narrow the parameter ranges"
+            )
+    frame = pd.DataFrame(sets, columns=names).astype("float64")
+    frame.insert(0, "param_id", np.arange(len(frame), dtype=np.int64))
+    return frame
+
+
+def check_sampler(model_name: str, model_cfg: Mapping[str, Any], base_dir: str | Path = ".") -> None:
+    """Cheap feasibility check at config time: file/grid fully checked; sequence samplers probe the first draws."""
+    sampler = model_cfg.get("sampler", "sobol")
+    if isinstance(sampler, Mapping):
+        read_parameter_file(model_name, model_cfg, base_dir)
+        return
+    _names, ranged, _fixed = parameter_space(model_name, model_cfg)
+    if sampler == "grid":
+        _grid_sets(model_name, model_cfg)
+        return
+    sets, draws = _sequence_sets(model_name, model_cfg, 1, max_draws=PROBE_DRAWS)
+    if not sets:
+        detail = "the fixed parameters are invalid" if not ranged else f"none of the first {draws} draws is valid"
+        raise SamplingError(
+            f"no valid parameter set: {detail} (checked with {model_name}.check_parameters); adjust the parameters"
+        )

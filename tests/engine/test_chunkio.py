@@ -1,0 +1,169 @@
+"""Chunk specs (validation errors name file and key) and chunk parquet I/O (schema, atomic write, validation)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from density_engine.engine.chunkio import (
+    ChunkError,
+    SpecError,
+    chunk_schema,
+    decode_metadata,
+    load_spec,
+    parse_spec,
+    read_chunk,
+    write_chunk,
+    write_spec,
+)
+from density_engine.engine.runner import run_chunk
+from tests.engine.conftest import G1, make_spec
+
+
+def test_load_valid_spec(spec_file) -> None:
+    spec = load_spec(spec_file())
+    assert spec.model == "gjrgarch_normalized" and spec.dt is None and spec.substeps == 1
+    assert [s.param_id for s in spec.parameter_sets] == [12, 3]
+    assert spec.parameter_sets[0].params == G1
+    assert parse_spec(spec.to_dict()) == spec
+    rough = parse_spec(make_spec("rough_bergomi"))
+    assert rough.model_settings() == {"dt": 1 / 252, "substeps": 1}
+
+
+def test_missing_and_malformed_spec_files(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match=r"nope\.json: chunk spec not found"):
+        load_spec(tmp_path / "nope.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(SpecError, match=r"bad\.json: not valid JSON"):
+        load_spec(bad)
+    bad.write_text("[1, 2]")
+    with pytest.raises(SpecError, match="must be a JSON object"):
+        load_spec(bad)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"model": "black_scholes"}, "key 'model' must be one of"),
+        ({"spec_version": 2}, "key 'spec_version' must be 1"),
+        ({"num_paths": 0}, "key 'num_paths' must be an integer >= 1"),
+        ({"seed": -1}, "key 'seed'"),
+        ({"seed": 1.5}, "key 'seed'"),
+        ({"horizons": []}, "key 'horizons'"),
+        ({"horizons": [1, 1]}, "duplicates"),
+        ({"horizons": [0, 5]}, "key 'horizons'"),
+        ({"dt": 0.004}, "key 'dt' must be null"),
+        ({"substeps": 2}, "key 'substeps' must be 1"),
+        ({"parameter_sets": []}, "parameter_sets"),
+        ({"extra": 1}, r"unknown key\(s\) \['extra'\]"),
+        ({"parameter_sets": [{"param_id": 1, "params": G1}, {"param_id": 1, "params": G1}]}, "appears twice"),
+        (
+            {"parameter_sets": [{"param_id": 4, "params": {**G1, "eta": 2.0}}]},
+            r"parameter_sets\[0\].*'eta' must be > 2",
+        ),
+        ({"parameter_sets": [{"param_id": 4, "params": {**G1, "beta": 0.95}}]}, "persistence"),
+    ],
+)
+def test_invalid_spec_names_file_and_key(spec_file, change: dict, message: str) -> None:
+    path = spec_file(make_spec(**change))
+    with pytest.raises(SpecError, match=message) as info:
+        load_spec(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_key_and_rough_dt() -> None:
+    spec = make_spec()
+    del spec["horizons"]
+    with pytest.raises(SpecError, match=r"missing key\(s\) \['horizons'\]"):
+        parse_spec(spec)
+    with pytest.raises(SpecError, match="key 'dt' must be a number > 0"):
+        parse_spec(make_spec("rough_bergomi", dt=None))
+
+
+def test_write_spec_roundtrip(tmp_path: Path) -> None:
+    write_spec(tmp_path / "s.json", make_spec())
+    assert load_spec(tmp_path / "s.json").to_dict() == parse_spec(make_spec()).to_dict()
+    assert [p.name for p in tmp_path.iterdir()] == ["s.json"]
+
+
+@pytest.fixture(scope="module")
+def small_chunk() -> pa.Table:
+    return run_chunk(parse_spec(make_spec(num_paths=2000)), device="cpu").table
+
+
+def test_chunk_schema_and_metadata(small_chunk: pa.Table, tmp_path: Path) -> None:
+    path = tmp_path / "chunk.parquet"
+    write_chunk(small_chunk, path)
+    assert [p.name for p in tmp_path.iterdir()] == ["chunk.parquet"]  # no temp file left behind
+    table = read_chunk(path)
+    expected = chunk_schema(["alpha", "gamma", "beta", "eta", "lam", "sigma0_sq"], 64)
+    assert table.schema.remove_metadata().equals(expected)
+    assert pq.ParquetFile(path).metadata.row_group(0).column(0).compression == "ZSTD"
+    assert table.column("param_id").to_pylist() == [3, 3, 3, 12, 12, 12]
+    assert table.column("horizon").to_pylist() == [1, 5, 20] * 2
+    assert table.column("dt").null_count == 6
+    meta = decode_metadata(table.schema)
+    assert meta["quantile_levels"] == list((np.arange(64) + 0.5) / 64)
+    assert meta["density_engine.version"] and meta["torch.version"] == torch.__version__
+    assert meta["spec_version"] == 1 and meta["path_steps_per_s"] > 0 and "sub-block" in meta["rng"]
+
+
+def _replace(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
+    return table.set_column(table.schema.get_field_index(name), table.schema.field(name), values)
+
+
+def test_read_chunk_rejects_bad_files(small_chunk: pa.Table, tmp_path: Path) -> None:
+    with pytest.raises(ChunkError, match=r"missing\.parquet: chunk file not found"):
+        read_chunk(tmp_path / "missing.parquet")
+    junk = tmp_path / "junk.parquet"
+    junk.write_bytes(b"PAR1 not really")
+    with pytest.raises(ChunkError, match=r"junk\.parquet: not a readable parquet"):
+        read_chunk(junk)
+    q = small_chunk.column("quantiles").combine_chunks()
+    flat = q.flatten().to_numpy().copy()
+    nan = flat.copy()
+    nan[5] = np.nan
+    decreasing = flat.copy()
+    decreasing[64 + 10] = decreasing[64 + 11] + 1.0
+    bad_tables = {
+        "NaN": _replace(small_chunk, "quantiles", pa.FixedSizeListArray.from_arrays(pa.array(nan), 64)),
+        "decrease": _replace(small_chunk, "quantiles", pa.FixedSizeListArray.from_arrays(pa.array(decreasing), 64)),
+        "duplicate": _replace(small_chunk, "horizon", pa.array([1, 1, 20, 1, 5, 20], pa.int32())),
+        "schema mismatch": small_chunk.drop(["kurt"]),
+        "metadata": small_chunk.replace_schema_metadata({}),
+        "not sorted": small_chunk.take([3, 4, 5, 0, 1, 2]),
+    }
+    for message, table in bad_tables.items():
+        path = tmp_path / f"bad_{message.replace(' ', '_')}.parquet"
+        pq.write_table(table, path)
+        with pytest.raises(ChunkError, match=message) as info:
+            read_chunk(path)
+        assert str(path) in str(info.value)
+        with pytest.raises(ChunkError):
+            write_chunk(table, tmp_path / "never.parquet")
+    assert not (tmp_path / "never.parquet").exists()
+
+
+def test_write_is_atomic_on_failure(small_chunk: pa.Table, tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "chunk.parquet"
+
+    def explode(*args, **kwargs):
+        Path(args[1]).write_bytes(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pq, "write_table", explode)
+    with pytest.raises(OSError, match="disk full"):
+        write_chunk(small_chunk, path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_spec_json_is_the_documented_layout(spec_file) -> None:
+    data = json.loads(spec_file().read_text())
+    assert list(parse_spec(data).to_dict()) == list(data)

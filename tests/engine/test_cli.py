@@ -1,0 +1,91 @@
+"""The `density-engine simulate | models | bench` commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from density_engine.cli import main
+from density_engine.engine.chunkio import decode_metadata, read_chunk
+from tests.engine.conftest import make_spec
+
+
+def test_simulate_roundtrip(spec_file, tmp_path: Path) -> None:
+    out = tmp_path / "chunks" / "chunk_00000.parquet"
+    result = CliRunner().invoke(main, ["simulate", "--spec", str(spec_file()), "--out", str(out), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    table = read_chunk(out)
+    assert table.num_rows == 6 and table.column("num_paths").to_pylist() == [3000] * 6
+    assert decode_metadata(table.schema)["device"].startswith("cpu")
+    assert sorted(p.name for p in out.parent.iterdir()) == ["chunk_00000.parquet"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [(None, "chunk spec not found"), (make_spec(num_paths=-3), "key 'num_paths'"), ("{", "not valid JSON")],
+)
+def test_simulate_bad_spec(tmp_path: Path, spec, message: str) -> None:
+    path = tmp_path / "spec.json"
+    if spec is not None:
+        path.write_text(spec if isinstance(spec, str) else json.dumps(spec))
+    out = tmp_path / "out.parquet"
+    result = CliRunner().invoke(main, ["simulate", "--spec", str(path), "--out", str(out), "--device", "cpu"])
+    assert result.exit_code != 0
+    assert message in result.output and str(path) in result.output
+    assert not out.exists()
+
+
+def test_models_json_and_text() -> None:
+    result = CliRunner().invoke(main, ["models", "--json"])
+    assert result.exit_code == 0, result.output
+    described = {m["name"]: m for m in json.loads(result.output)}
+    assert list(described) == ["gjrgarch_normalized", "rough_heston", "rough_bergomi"]
+    garch = described["gjrgarch_normalized"]
+    assert [p["name"] for p in garch["parameters"]] == ["alpha", "gamma", "beta", "eta", "lam", "sigma0_sq"]
+    assert garch["settings"] == {}
+    assert described["rough_bergomi"]["settings"] == {"dt": 1 / 252, "substeps": 1}
+    eta = next(p for p in garch["parameters"] if p["name"] == "eta")
+    assert eta["lower"] == 2.0 and eta["lower_open"] and eta["upper"] is None
+    text = CliRunner().invoke(main, ["models"])
+    assert text.exit_code == 0 and "hurst" in text.output and "(0, 0.5)" in text.output
+
+
+def test_bench_prints_throughput() -> None:
+    args = [
+        "bench",
+        "--device",
+        "cpu",
+        "--models",
+        "gjrgarch_normalized,rough_bergomi",
+        "--paths",
+        "2000",
+        "--steps",
+        "8",
+    ]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    rows = [line.split() for line in result.output.splitlines() if not line.startswith(("#", "model"))]
+    assert [r[0] for r in rows] == ["gjrgarch_normalized", "rough_bergomi"]
+    assert all(float(r[4]) > 0 for r in rows)
+
+
+def test_console_script_logs_per_parameter_set(tmp_path: Path) -> None:
+    """The installed entry point, in a real subprocess (non-interactive: log lines, no progress bar)."""
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(make_spec("rough_bergomi", num_paths=2000, horizons=[1, 4], substeps=2)))
+    out = tmp_path / "rb.parquet"
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "VAST_API_KEY")}
+    exe = shutil.which("density-engine") or str(Path(sys.executable).parent / "density-engine")
+    cmd = [exe, "simulate", "--spec", str(spec), "--out", str(out)]
+    proc = subprocess.run([*cmd, "--device", "auto"], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("path-steps/s") == 3  # one line per parameter set + the summary
+    table = read_chunk(out)
+    assert table.column("substeps").to_pylist() == [2] * 4 and table.column("dt").to_pylist() == [1 / 252] * 4

@@ -1,0 +1,181 @@
+"""Publishing with the real huggingface_hub client to the fake Hub: idempotency, increments, tags, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from conftest import PARAMS_PER_SHARD, READ_TOKEN, WRITE_TOKEN
+from fakehub import FakeHub
+
+from density_engine.cli import main
+from density_engine.dataset.build import build_dataset
+from density_engine.dataset.publish import PublishError, publish_dataset
+
+pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")  # inside huggingface_hub
+
+GARCH = "gjrgarch_normalized"
+HESTON = "rough_heston"
+REPO = "org/densities"
+WRITE_TOKEN_HEADER = f"Bearer {WRITE_TOKEN}"[:12]  # the fake logs 12 characters
+
+
+def config(tag: str, private: bool = False) -> dict:
+    return {"models": {}, "hf": {"repo_id": REPO, "tag": tag, "private": private, "revision": "main"}}
+
+
+def publish_cli(folder: Path, tag: str, *extra: str) -> tuple[int, str]:
+    result = CliRunner().invoke(
+        main,
+        ["dataset", "publish", "--folder", str(folder), "--repo-id", REPO, "--tag", tag, *extra],
+        catch_exceptions=False,
+    )
+    return result.exit_code, result.output
+
+
+def local_data(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_publish_is_idempotent_incremental_and_loadable(tmp_path: Path, make_chunks, fake_hub: FakeHub) -> None:
+    import datasets
+
+    folder = tmp_path / "hf"
+    chunks = make_chunks(GARCH, [[0, 1, 2, 3], [4, 5, 6, 7]]) + make_chunks(HESTON, [[0, 1, 2]])
+    build_dataset(chunks, folder, config("v0.1.0"), params_per_shard=PARAMS_PER_SHARD)
+
+    # 1. First publish: repo created, every file stored byte for byte, release tagged.
+    code, output = publish_cli(folder, "v0.1.0", "--result", str(tmp_path / "publish.json"))
+    assert code == 0, output
+    assert WRITE_TOKEN not in output
+    outcome = json.loads((tmp_path / "publish.json").read_text())
+    first_commit = fake_hub.head(REPO)
+    assert outcome["commit"] == first_commit and outcome["committed"] and outcome["created_repo"]
+    assert fake_hub.tags(REPO) == {"v0.1.0": first_commit}
+    for path, data in local_data(folder).items():
+        assert fake_hub.read(REPO, path) == data, path
+    assert fake_hub.files(REPO)[f"data/{GARCH}/params-000000-000003.parquet"]["lfs"]
+    api_writes = [r for r in fake_hub.requests if r["method"] == "POST" and r["path"].startswith("/api/")]
+    assert api_writes and all(r["auth"] == WRITE_TOKEN_HEADER for r in api_writes)  # token from HF_TOKEN, sent
+
+    # 2. Same data again: no commit request at all, same head, tag untouched.
+    commits_before = fake_hub.count("POST", "/commit/")
+    code, output = publish_cli(folder, "v0.1.0")
+    assert code == 0, output
+    assert "no changes: no commit" in output
+    assert fake_hub.count("POST", "/commit/") == commits_before
+    assert fake_hub.head(REPO) == first_commit
+
+    # 3. One more GARCH chunk (param_ids 8, 9) under a new tag: dry-run lists exactly the new shard + card files,
+    #    the commit carries only those, and only the new shard's bytes travel (one LFS PUT).
+    chunks += make_chunks(GARCH, [[8, 9]], first_chunk=2)
+    build_dataset(chunks, folder, config("v0.2.0"), params_per_shard=PARAMS_PER_SHARD)
+    new_shard = f"data/{GARCH}/params-000008-000011.parquet"
+    code, output = publish_cli(folder, "v0.2.0", "--dry-run")
+    assert code == 0, output
+    planned = sorted(line.split()[3] for line in output.splitlines() if line.startswith("dry run: upload "))
+    assert planned == sorted(["README.md", "provenance.json", new_shard])
+    assert fake_hub.head(REPO) == first_commit  # dry-run changed nothing
+
+    puts_before = fake_hub.count("PUT", "/_lfs/")
+    code, output = publish_cli(folder, "v0.2.0")
+    assert code == 0, output
+    second_commit = fake_hub.head(REPO)
+    assert second_commit != first_commit
+    operations = fake_hub.commits(REPO)[second_commit]["operations"]
+    assert sorted(path for op, path in operations if op == "add") == sorted(["README.md", "provenance.json", new_shard])
+    assert fake_hub.count("PUT", "/_lfs/") == puts_before + 1
+    assert fake_hub.tags(REPO) == {"v0.1.0": first_commit, "v0.2.0": second_commit}
+
+    # 4. load_dataset from the Hub at each release tag returns exactly the rows of that release.
+    cache = str(tmp_path / "datasets-cache")
+    old = datasets.load_dataset(REPO, GARCH, split="train", revision="v0.1.0", cache_dir=cache)
+    new = datasets.load_dataset(REPO, GARCH, split="train", revision="v0.2.0", cache_dir=cache)
+    assert old.num_rows == 24 and new.num_rows == 30
+    assert new.features["quantiles"] == datasets.List(datasets.Value("float32"), length=512)
+    local = pq.read_table(folder / "data" / GARCH)
+    np.testing.assert_array_equal(
+        new.with_format("numpy")[:]["quantiles"],
+        local.column("quantiles").combine_chunks().flatten().to_numpy().reshape(-1, 512),
+    )
+    assert new["param_id"][:] == local.column("param_id").to_pylist()
+    streamed = next(iter(datasets.load_dataset(REPO, HESTON, split="train", revision="v0.2.0", streaming=True)))
+    assert streamed["param_id"] == 0 and len(streamed["quantiles"]) == 512
+
+
+def test_reshard_deletes_stale_shards_in_the_same_commit(tmp_path: Path, make_chunks, fake_hub: FakeHub) -> None:
+    folder = tmp_path / "hf"
+    chunks = make_chunks(GARCH, [[0, 1, 2, 3, 4, 5]])
+    build_dataset(chunks, folder, config("v1"), params_per_shard=2)
+    publish_dataset(folder, REPO, tag="v1")
+    old_shards = {p for p in fake_hub.files(REPO) if p.startswith("data/")}
+    assert len(old_shards) == 3
+
+    build_dataset(chunks, folder, config("v2"), params_per_shard=PARAMS_PER_SHARD)
+    result = publish_dataset(folder, REPO, tag="v2")
+    new_shards = {p for p in fake_hub.files(REPO) if p.startswith("data/")}
+    assert new_shards == {f"data/{GARCH}/params-000000-000003.parquet", f"data/{GARCH}/params-000004-000007.parquet"}
+    operations = fake_hub.commits(REPO)[fake_hub.head(REPO)]["operations"]
+    assert {path for op, path in operations if op == "delete"} == old_shards - new_shards
+    assert {path for op, path in operations if op == "add"} >= new_shards
+    assert sorted(result.deleted) == sorted(old_shards - new_shards)
+
+
+def test_publish_errors_are_clear(tmp_path: Path, make_chunks, fake_hub: FakeHub, monkeypatch) -> None:
+    folder = tmp_path / "hf"
+    build_dataset(make_chunks(GARCH, [[0, 1]]), folder, config("v1"), params_per_shard=PARAMS_PER_SHARD)
+
+    # A dry-run against a missing repo creates nothing.
+    code, output = publish_cli(folder, "v1", "--dry-run")
+    assert code == 0 and "would be created" in output
+    assert not any(
+        r["method"] in ("PUT",) or r["path"].endswith(("/create", "/commit/main")) for r in fake_hub.requests
+    )
+
+    monkeypatch.delenv("HF_TOKEN")
+    code, output = publish_cli(folder, "v1")
+    assert code == 1 and "no Hugging Face token: set HF_TOKEN" in output
+    code, output = publish_cli(folder, "v1", "--dry-run")  # a dry-run needs no token (anonymous reads)
+    assert code == 0 and "dry run: upload README.md (new" in output
+
+    monkeypatch.setenv("HF_TOKEN", READ_TOKEN)
+    code, output = publish_cli(folder, "v1")
+    assert code == 1
+    assert "cannot write to dataset repo org/densities (HTTP 403)" in output
+    assert READ_TOKEN not in output
+
+    # Publish with the writer; then changed data under the same tag is refused before any commit.
+    monkeypatch.setenv("HF_TOKEN", WRITE_TOKEN)
+    code, output = publish_cli(folder, "v1")
+    assert code == 0, output
+    assert not fake_hub.is_private(REPO)
+    head = fake_hub.head(REPO)
+    build_dataset(make_chunks(GARCH, [[0, 1], [2]]), folder, config("v1"), params_per_shard=PARAMS_PER_SHARD)
+    with pytest.raises(PublishError, match=r"tag 'v1' already exists on commit .* set a new hf\.tag"):
+        publish_dataset(folder, REPO, tag="v1")
+    assert fake_hub.head(REPO) == head
+
+    # hf.private: true makes an existing public repo private; hf.private: false never makes a private repo public.
+    publish_dataset(folder, REPO, tag="v2", private=True)
+    assert fake_hub.is_private(REPO)
+    assert fake_hub.tags(REPO)["v2"] == fake_hub.head(REPO) != head
+    messages: list[str] = []
+    result = publish_dataset(folder, REPO, tag="v2", private=False, echo=messages.append)
+    assert fake_hub.is_private(REPO) and not result.committed
+    assert any("stays private" in m for m in messages)
+
+
+def test_publish_to_a_new_branch(tmp_path: Path, make_chunks, fake_hub: FakeHub) -> None:
+    folder = tmp_path / "hf"
+    build_dataset(make_chunks(GARCH, [[0, 1]]), folder, config("v1"), params_per_shard=PARAMS_PER_SHARD)
+    main_commit = publish_dataset(folder, REPO, tag="v1").commit
+    build_dataset(make_chunks(GARCH, [[0, 1], [4]]), folder, config("v1-dev"), params_per_shard=PARAMS_PER_SHARD)
+    result = publish_dataset(folder, REPO, revision="dev", tag="v1-dev")
+    assert fake_hub.head(REPO, "main") == main_commit
+    assert fake_hub.head(REPO, "dev") == result.commit != main_commit
+    assert result.uploaded == ["README.md", "provenance.json", f"data/{GARCH}/params-000004-000007.parquet"]
+    assert f"data/{GARCH}/params-000004-000007.parquet" not in fake_hub.files(REPO, "main")

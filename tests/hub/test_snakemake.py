@@ -1,0 +1,86 @@
+"""workflow/rules/dataset.smk in a real Snakemake run: `all` builds the card, `publish` (not in `all`) publishes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from conftest import WRITE_TOKEN
+from fakehub import FakeHub
+
+from density_engine.dataset.inputs import load_model_table
+from density_engine.workflow.merge import merge_chunks
+
+REPO = "org/densities"
+MODELS = ("gjrgarch_normalized", "rough_heston")
+
+# The stage interface common.smk provides (ENABLED_MODELS, densities_path, FINAL_TARGETS), then the real rule file.
+SNAKEFILE = """
+configfile: "config.yaml"
+
+ENABLED_MODELS = {models!r}
+FINAL_TARGETS = []
+
+
+def densities_path(model):
+    return f"results/{{model}}/densities.parquet"
+
+
+include: {rules!r}
+
+
+rule all:
+    default_target: True
+    input:
+        FINAL_TARGETS,
+"""
+
+
+def snakemake(workdir: Path, *targets: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "snakemake", "-c1", "--snakefile", str(workdir / "Snakefile"), *targets]
+    return subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=240)
+
+
+@pytest.mark.slow
+def test_all_builds_the_dataset_and_publish_is_separate(
+    tmp_path: Path, repo_root: Path, make_chunks, fake_hub: FakeHub
+) -> None:
+    work = tmp_path / "wf"
+    work.mkdir()
+    rules = repo_root / "workflow" / "rules" / "dataset.smk"
+    (work / "Snakefile").write_text(SNAKEFILE.format(models=list(MODELS), rules=str(rules)))
+    config = {"models": {m: {"sampler": "lhs", "n_samples": 4} for m in MODELS}, "hf": {"repo_id": REPO, "tag": "v1"}}
+    (work / "config.yaml").write_text(yaml.safe_dump(config))
+    for model in MODELS:  # the merge rule's output, made by the merge itself
+        merge_chunks(model, make_chunks(model, [[0, 1], [2, 3]]), work / "results" / model / "densities.parquet")
+    env = {k: v for k, v in os.environ.items() if k != "HF_TOKEN"}
+    env["DENSITY_ENGINE_GIT_COMMIT"] = "0123abc"  # what a checkout without git metadata passes
+    # (the no-token error, idempotent re-publishing and tag conflicts are covered in-process by test_publish.py)
+
+    built = snakemake(work, env=env)
+    assert built.returncode == 0, built.stderr[-3000:]
+    readme = work / "results" / "hf" / "README.md"
+    assert "config_name: rough_heston" in readme.read_text()
+    assert "`0123abc`" in readme.read_text()
+    assert not (work / "results" / "publish").exists()  # publishing is not part of `all`
+    shard = work / "results" / "hf" / "data" / "rough_heston" / "params-000000-019999.parquet"
+    expected = load_model_table([work / "results" / "rough_heston" / "densities.parquet"]).table
+    assert pq.read_table(shard).equals(expected)
+
+    env["HF_TOKEN"] = WRITE_TOKEN
+    published = snakemake(work, "publish", env=env)
+    assert published.returncode == 0, published.stderr[-3000:]
+    outcome = json.loads((work / "results" / "publish" / "hf.json").read_text())
+    assert outcome["commit"] == fake_hub.head(REPO) and fake_hub.tags(REPO) == {"v1": outcome["commit"]}
+    assert sorted(p for p in fake_hub.files(REPO) if p.startswith("data/")) == [
+        "data/gjrgarch_normalized/params-000000-019999.parquet",
+        "data/rough_heston/params-000000-019999.parquet",
+    ]
+    log = (work / "results" / "logs" / "publish" / "hf.log").read_text()
+    assert WRITE_TOKEN not in log + published.stdout + published.stderr

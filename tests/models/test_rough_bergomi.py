@@ -1,0 +1,91 @@
+"""Rough Bergomi (hybrid scheme) against exact discrete-time identities and published Monte Carlo values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from density_engine.engine.rng import RandomStream
+from density_engine.models import get_model_class
+from density_engine.models.rough_bergomi import hybrid_weights, scheme_variance
+from tests.models.conftest import RB, mean_and_se
+
+RBergomi = get_model_class("rough_bergomi")
+T = 0.25
+
+
+@pytest.mark.parametrize(("rho", "substeps"), [(-0.9, 1), (0.0, 1), (-0.5, 3)])
+def test_martingale_and_mean_log_return(rho: float, substeps: int) -> None:
+    """E[exp(X_t)] = 1 exactly (variance at the left point) and E[X_t] = -xi0 t / 2 exactly (compensator = the
+    scheme's own Var(Y)). Float64, 100k paths; tolerance 4.5 sample standard errors per horizon (3 horizons)."""
+    steps = 26
+    m = RBergomi(device="cpu", seed=21, dtype=torch.float64, dt=T / steps, substeps=substeps, **{**RB, "rho": rho})
+    m.reset(100_000)
+    horizons = [1, 13, 26]
+    x = m.simulate_horizons(horizons).numpy()
+    mean_exp, se_exp = mean_and_se(np.exp(x))
+    assert np.all(np.abs(mean_exp - 1) < 4.5 * se_exp), (mean_exp - 1, se_exp)
+    mean_x, se_x = mean_and_se(x)
+    exact = -RB["xi0"] * np.array(horizons) * (T / steps) / 2
+    assert np.all(np.abs(mean_x - exact) < 4.5 * se_x), (mean_x, exact, se_x)
+
+
+def test_expected_variance_is_xi0() -> None:
+    """E[V_{t_i}] = xi0 at every grid point; tolerance 4.5 sample standard errors (4 grid points)."""
+    n_steps = 50
+    m = RBergomi(device="cpu", seed=4, dtype=torch.float64, dt=1 / 50, **RB)
+    stream = RandomStream(seed=4, param_id=0, path_start=0, path_stop=100_000, total_paths=100_000, dtype=torch.float64)
+    v = m.simulate_variance(stream, n_steps).numpy()
+    assert np.all(v[:, 0] == RB["xi0"])
+    mean_v, se_v = mean_and_se(v[:, [1, 10, 25, 49]].T)
+    assert np.all(np.abs(mean_v - RB["xi0"]) < 4.5 * se_v), (mean_v / RB["xi0"], se_v / RB["xi0"])
+
+
+def test_scheme_variance_is_close_to_t_to_2h() -> None:
+    """Var(Y_1) = h^(2H) exactly; later points within 0.1% of t^(2H) (models.md: 0.99953 at 312 steps)."""
+    h, hurst = 0.25 / 312, 0.07
+    var = scheme_variance(313, hurst, h).numpy()
+    t = np.arange(313) * h
+    assert var[0] == 0 and var[1] == pytest.approx(h ** (2 * hurst), rel=1e-12)
+    assert np.allclose(var[1:] / t[1:] ** (2 * hurst), 1, atol=1e-3)
+    assert var[312] / T ** (2 * hurst) == pytest.approx(0.99953, abs=5e-5)
+    w = hybrid_weights(4, hurst, h).numpy()
+    a = hurst - 0.5
+    b2 = ((2 ** (a + 1) - 1) / (a + 1)) ** (1 / a)  # optimal evaluation point b*_2
+    assert w[0] == w[1] == 0 and w[2] == pytest.approx((b2 * h) ** a, rel=1e-12)
+
+
+def test_quantiles_match_published_step_table() -> None:
+    """26 steps to T = 0.25 (models.md step table, 400k antithetic paths): q0.001 = -0.8143, q0.5 = 0.0178,
+    q0.999 = 0.2928. Tolerance: 4.5 sqrt(p(1-p)(1/N + 1/N_ref)) / f(q), with f estimated from our own sample by a
+    difference quotient of order statistics."""
+    n = 200_000
+    m = RBergomi(device="cpu", seed=8, dt=T / 26, **RB)
+    m.reset(n)
+    x = np.sort(m.simulate_horizons([26])[0].double().numpy())
+    for p, ref in ((0.001, -0.8143), (0.5, 0.0178), (0.999, 0.2928)):
+        q = x[int(p * n)]
+        dp = 0.0005 if p != 0.5 else 0.01
+        density = 2 * dp / (x[int((p + dp) * n)] - x[int((p - dp) * n)])
+        tol = 4.5 * math.sqrt(p * (1 - p) * (1 / n + 1 / 400_000)) / density
+        assert abs(q - ref) < tol, (p, q, ref, tol)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"hurst": 0.5}, "'hurst' must be < 0.5"),
+        ({"hurst": 0.0}, "'hurst' must be > 0"),
+        ({"rho": -1.01}, "'rho' must be >= -1"),
+        ({"eta": 0.0}, "'eta' must be > 0"),
+        ({"xi0": -0.1}, "'xi0' must be > 0"),
+        ({"dt": 0.0}, "setting 'dt' must be a finite number > 0"),
+        ({"substeps": 0}, "setting 'substeps' must be an integer >= 1"),
+    ],
+)
+def test_invalid_parameters(change: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        RBergomi(device="cpu", seed=1, **{**RB, **change})

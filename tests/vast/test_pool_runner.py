@@ -1,0 +1,167 @@
+"""Job runner on pool hosts: staging, detached run, one status call per host, downloads, failures, host death, cancel."""
+
+from __future__ import annotations
+
+import getpass
+import time
+from pathlib import Path
+
+import pytest
+
+from density_engine.vast.pool import HostPool, JobNeeds, PoolSettings
+from density_engine.vast.runner import JobRunner, RemoteJob, RunnerSettings
+from density_engine.vast.ssh import load_private_key
+from tests.fake_vast.sshd import can_isolate
+
+pytestmark = pytest.mark.ssh
+
+DOUBLE = (
+    "mkdir -p out logs && python -c \"import json; d = json.load(open('in/{n}.json')); "
+    "open('out/{n}.txt', 'w').write(str(2 * d['x']))\" && echo log-{n} > logs/{n}.log"
+)
+
+
+@pytest.fixture
+def local_workdir(tmp_path: Path) -> Path:
+    work = tmp_path / "local"
+    (work / "workflow").mkdir(parents=True)
+    (work / "workflow" / "Snakefile").write_text("# sources shipped to every host\n")
+    (work / "in").mkdir()
+    for n in range(4):
+        (work / "in" / f"{n}.json").write_text(f'{{"x": {n + 10}}}')
+    return work
+
+
+@pytest.fixture
+def make_runner(stub_vast, ssh_keypair, local_workdir: Path, tmp_path: Path):
+    made: list[tuple[HostPool, JobRunner]] = []
+    if not can_isolate():
+        pytest.skip("runner tests need a private /workspace per host (root + unshare)")
+
+    def factory(max_instances: int = 1, unreachable_timeout: float = 30.0) -> JobRunner:
+        settings = PoolSettings(
+            run_id="run42", image="img", max_instances=max_instances, boot_timeout=20.0,
+            unreachable_timeout=unreachable_timeout, ssh_user=getpass.getuser(), destroy_retry_delay=0.05,
+        )  # fmt: skip
+        pool = HostPool(stub_vast, settings, load_private_key(ssh_keypair.private_path), ssh_keypair.public_key)
+        runner = JobRunner(
+            pool,
+            RunnerSettings(
+                run_id="run42", remote_python="python3", local_workdir=local_workdir,
+                snakemake_version=__import__("snakemake").__version__, unreachable_timeout=unreachable_timeout,
+                dispatch_threads=2,
+            ),  # fmt: skip
+            lambda: ["workflow/Snakefile"],
+        )
+        made.append((pool, runner))
+        return runner
+
+    yield factory
+    for pool, runner in made:
+        runner.cancel_all()
+        runner.close()
+        pool.close()
+    assert stub_vast.live() == []
+
+
+def job(n: int, command: str | None = None) -> RemoteJob:
+    return RemoteJob(
+        key=f"{n}-a1", name=f"double {n}", command=command or DOUBLE.format(n=n), inputs=[f"in/{n}.json"],
+        outputs=[f"out/{n}.txt"], optional_outputs=[f"logs/{n}.log"], needs=JobNeeds(gpus=1),
+    )  # fmt: skip
+
+
+def wait_all(runner: JobRunner, count: int, timeout: float = 60.0) -> list[RemoteJob]:
+    done: list[RemoteJob] = []
+    deadline = time.monotonic() + timeout
+    while len(done) < count:
+        assert time.monotonic() < deadline, f"only {len(done)} of {count} jobs finished: {runner.jobs}"
+        done += runner.poll()
+        time.sleep(0.3)
+    return done
+
+
+def test_jobs_share_one_booted_host_and_outputs_come_back(make_runner, stub_vast, local_workdir: Path) -> None:
+    runner = make_runner(max_instances=1)
+    calls: list[int] = []
+    original = runner._query_states
+    runner._query_states = lambda host, keys: (calls.append(len(keys)), original(host, keys))[1]
+    for n in range(3):
+        runner.submit(job(n))
+    done = wait_all(runner, 3)
+    assert sorted(j.state for j in done) == ["succeeded"] * 3, [j.error for j in done]
+    for n in range(3):
+        assert (local_workdir / "out" / f"{n}.txt").read_text() == str(2 * (n + 10))
+        assert (local_workdir / "logs" / f"{n}.log").read_text() == f"log-{n}\n"
+    assert len(stub_vast.instances) == 1  # one boot for three jobs
+    assert all(c == 1 for c in calls)  # one GPU: one running job per status call on that host
+    host = runner.pool.hosts[0]
+    assert host.bootstrapped and host.bootstrapped.startswith("0.")
+    # the remote files live in the host's private /workspace, never in the local one
+    remote = stub_vast.instances[1000].host.workspace_dir / "density-engine" / "runs" / "run42" / "work" / "out"
+    assert sorted(p.name for p in remote.iterdir()) == ["0.txt", "1.txt", "2.txt"]
+
+
+def test_one_status_call_per_host_for_many_jobs(make_runner, stub_vast) -> None:
+    stub_vast.offers = [o.__class__(**{**o.__dict__, "num_gpus": 3}) for o in stub_vast.offers]
+    runner = make_runner(max_instances=1)
+    calls: list[int] = []
+    original = runner._query_states
+    runner._query_states = lambda host, keys: (calls.append(len(keys)), original(host, keys))[1]
+    for n in range(3):
+        runner.submit(job(n, f"sleep 1.5 && {DOUBLE.format(n=n)}"))
+    done = wait_all(runner, 3)
+    assert [j.state for j in done] == ["succeeded"] * 3
+    assert max(calls) == 3  # three jobs on one host polled by a single SSH command
+
+
+def test_failed_job_logs_are_fetched_and_reported(make_runner, local_workdir: Path) -> None:
+    runner = make_runner()
+    runner.submit(job(0, "echo preparing; echo 'boom: bad parameter' >&2; exit 3"))
+    [failed] = wait_all(runner, 1)
+    assert failed.state == "failed" and failed.exit_code == 3
+    assert "exit code 3" in failed.error and "instance 1000" in failed.error
+    assert "boom: bad parameter" in failed.error
+    assert failed.aux_logs and "boom" in (local_workdir / failed.aux_logs[0]).read_text()
+
+
+def test_exit_zero_without_output_is_a_failure(make_runner, local_workdir: Path) -> None:
+    runner = make_runner()
+    runner.submit(job(1, "true"))
+    [failed] = wait_all(runner, 1)
+    assert failed.state == "failed" and "output is missing" in failed.error and "out/1.txt" in failed.error
+    assert not (local_workdir / "out" / "1.txt").exists()
+
+
+def test_host_dying_mid_job_fails_it_retryably_and_destroys_the_host(make_runner, stub_vast) -> None:
+    runner = make_runner(unreachable_timeout=1.5)
+    runner.submit(job(0, "sleep 60"))
+    deadline = time.monotonic() + 30
+    while not any(j.state == "running" for j in runner.jobs.values()):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    stub_vast.kill(1000, status="offline")  # offline may recover: the unreachable grace period applies
+    started = time.monotonic()
+    [failed] = wait_all(runner, 1)
+    assert time.monotonic() - started >= 1.5
+    assert failed.state == "failed" and "died" in failed.error
+    deadline = time.monotonic() + 10
+    while stub_vast.live():
+        assert time.monotonic() < deadline, "dead host not destroyed"
+        time.sleep(0.1)
+    assert 500 in runner.pool.blacklist
+
+
+def test_cancel_kills_the_remote_process_group(make_runner, stub_vast) -> None:
+    runner = make_runner()
+    runner.submit(job(0, "sleep 120 & sleep 120; wait"))
+    deadline = time.monotonic() + 30
+    while not any(j.state == "running" for j in runner.jobs.values()):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    time.sleep(0.5)
+    host = runner.pool.hosts[0]
+    count = "ps -eo args | grep -c '^sleep 120' || true"
+    assert host.conn.exec(count).stdout.strip() == "2"
+    runner.cancel_all()
+    assert host.conn.exec(count).stdout.strip() == "0"

@@ -1,0 +1,116 @@
+"""Fixtures of the workflow tests: a temporary copy of the workflow with a tiny config, and a helper that runs the
+real Snakemake CLI (``python -m snakemake``) in it, so the checkout's results/ and .snakemake/ stay untouched."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+WORKFLOW_FILES = ("Snakefile", "workflow", "config", "resources")
+
+# Small enough to run on a loaded 2-core CPU in seconds: 2 GARCH chunks, 1 rough Heston chunk, 2 short horizons.
+TINY_CONFIG: dict = {
+    "device": "cpu",
+    "models": {
+        "gjrgarch_normalized": {
+            "sampler": "sobol",
+            "n_samples": 4,
+            "parameters": {
+                "alpha": [0.02, 0.08],
+                "gamma": [0.0, 0.1],
+                "beta": [0.80, 0.88],
+                "eta": [6.0, 10.0],
+                "lam": [-0.2, 0.0],
+                "sigma0_sq": [0.5, 2.0],
+            },
+            "horizons": [1, 3],
+            "num_paths": 4000,
+            "num_quantiles": 64,
+            "chunk_size": 2,
+            "seed": 11,
+        },
+        "rough_heston": {
+            "sampler": "lhs",
+            "n_samples": 2,
+            "parameters": {
+                "kappa": [0.5, 2.0],
+                "theta": [0.02, 0.05],
+                "sigma": [0.2, 0.4],
+                "rho": [-0.7, -0.3],
+                "alpha": [0.6, 0.8],
+                "v0": [0.02, 0.05],
+            },
+            "horizons": [2, 5],
+            "num_paths": 4000,
+            "num_quantiles": 64,
+            "chunk_size": 2,
+            "seed": 12,
+        },
+    },
+    "hf": {"repo_id": "tests/density-engine-tiny", "private": False, "tag": "v0.0.1", "revision": "main"},
+}
+
+
+def copy_workflow(destination: Path, config: dict) -> Path:
+    """Copy the workflow files into ``destination`` and write ``config`` as its config/config.yaml."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW_FILES:
+        source = REPO_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, destination / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif source.is_file():
+            shutil.copy2(source, destination / name)
+    (destination / "config").mkdir(exist_ok=True)
+    (destination / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return destination
+
+
+def snakemake_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("SNAKEMAKE_PROFILE", None)
+    env["HF_HUB_OFFLINE"] = "1"
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return env
+
+
+def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 240) -> subprocess.CompletedProcess:
+    """Run ``python -m snakemake ARGS`` in ``workdir``; fail the test with the output if ``check`` and rc != 0."""
+    command = [sys.executable, "-m", "snakemake", "--workflow-profile", "none", *args]
+    result = subprocess.run(
+        command, cwd=workdir, env=snakemake_env(), capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and result.returncode != 0:
+        pytest.fail(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture
+def tiny_config() -> dict:
+    """A deep copy of the tiny test config (tests may modify it)."""
+    return yaml.safe_load(yaml.safe_dump(TINY_CONFIG))
+
+
+@pytest.fixture
+def make_workflow(tmp_path: Path) -> Callable[[dict], Path]:
+    """Factory: a fresh workflow copy with the given config."""
+
+    def make(config: dict, name: str = "wf") -> Path:
+        return copy_workflow(tmp_path / name, config)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def finished_workflow(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny workflow run once end to end (`snakemake -c2`), shared by the read-only tests of the session."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("finished") / "wf", TINY_CONFIG)
+    run_snakemake(workdir, "-c", "2", timeout=600)
+    return workdir

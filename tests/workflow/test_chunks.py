@@ -1,0 +1,64 @@
+"""Chunk plans, content keys (rerun triggers) and the spec files (checked against the engine's own spec parser)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+from density_engine.engine.chunkio import load_spec
+from density_engine.workflow.chunks import build_specs, plan_model, write_specs
+
+from .conftest import TINY_CONFIG
+
+GARCH = "gjrgarch_normalized"
+
+
+def _garch(**changes) -> dict:
+    return {**copy.deepcopy(TINY_CONFIG["models"][GARCH]), **changes}
+
+
+def test_plan_counts_chunks_without_sampling() -> None:
+    plan = plan_model(GARCH, _garch(n_samples=1_000_000, chunk_size=100))
+    assert plan.num_sets == 1_000_000 and plan.num_chunks == 10_000
+    assert plan.chunk_names[-1] == "chunk_09999"
+    assert len(set(plan.chunk_keys)) == 10_000
+
+
+def test_content_keys_change_exactly_for_affected_chunks() -> None:
+    base = plan_model(GARCH, _garch(n_samples=5, chunk_size=2)).chunk_keys
+    grown = plan_model(GARCH, _garch(n_samples=8, chunk_size=2)).chunk_keys
+    assert grown[:2] == base[:2]  # Sobol is prefix-stable: full chunks keep their content
+    assert grown[2] != base[2]  # the partial last chunk gains a set
+    assert len(grown) == 4
+    new_horizons = plan_model(GARCH, _garch(n_samples=5, chunk_size=2, horizons=[1, 3, 10])).chunk_keys
+    assert all(a != b for a, b in zip(base, new_horizons, strict=True))
+    lhs = plan_model(GARCH, _garch(n_samples=5, chunk_size=2, sampler="lhs")).chunk_keys
+    lhs_grown = plan_model(GARCH, _garch(n_samples=6, chunk_size=2, sampler="lhs")).chunk_keys
+    assert all(a != b for a, b in zip(lhs, lhs_grown, strict=False))  # an LHS design depends on n_samples
+
+
+def test_specs_follow_the_engine_contract(tmp_path: Path) -> None:
+    model_cfg = _garch(n_samples=5, chunk_size=2)
+    paths = write_specs(GARCH, model_cfg, tmp_path)
+    assert [p.name for p in paths] == ["chunk_00000.json", "chunk_00001.json", "chunk_00002.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [p.name for p in paths]  # no temporary files left
+    specs = [load_spec(p) for p in paths]  # the engine's own validating parser
+    assert [len(s.parameter_sets) for s in specs] == [2, 2, 1]
+    assert [ps.param_id for s in specs for ps in s.parameter_sets] == [0, 1, 2, 3, 4]
+    assert specs[0].dt is None and specs[0].substeps == 1 and specs[0].num_quantiles == 64
+    raw = json.loads(paths[0].read_text())
+    assert set(raw) == {
+        "spec_version",
+        "model",
+        "chunk_id",
+        "seed",
+        "num_paths",
+        "num_quantiles",
+        "horizons",
+        "dt",
+        "substeps",
+        "parameter_sets",
+    }
+    heston = build_specs("rough_heston", TINY_CONFIG["models"]["rough_heston"])
+    assert heston[0]["dt"] == 1.0 / 252.0 and heston[0]["substeps"] == 1

@@ -1,0 +1,61 @@
+# Shared set-up: config validation, chunk plans, paths and input functions used by every stage.
+#
+# Other stage files use: ENABLED_MODELS (list of model names), PLANS[model] (a density_engine.workflow.chunks.ModelPlan:
+# num_sets, num_chunks, chunk_names, chunk_keys), densities_path(model) and FINAL_TARGETS (append final outputs).
+
+import hashlib
+import json
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from density_engine.workflow.chunks import plan_model
+from density_engine.workflow.config import ConfigError, validate_config
+
+# One clear message naming the key and the allowed values, before any job starts; then snakemake's own validation
+# against the same schema (it also fills in the schema defaults).
+try:
+    config = validate_config(config, schema_path=Path(workflow.current_basedir) / "../schemas/config.schema.yaml", base_dir=".")
+except ConfigError as _config_error:
+    raise WorkflowError(f"invalid configuration: {_config_error}") from None
+validate(config, "../schemas/config.schema.yaml", set_default=True)
+
+ENABLED_MODELS = [name for name, model_cfg in config["models"].items() if model_cfg["enabled"]]
+PLANS = {name: plan_model(name, config["models"][name], base_dir=".") for name in ENABLED_MODELS}
+
+#: Final outputs of every stage; each rule file appends its own, the Snakefile's `all` rule requests them.
+FINAL_TARGETS = []
+
+
+wildcard_constraints:
+    model="|".join(ENABLED_MODELS) or "no-model-enabled",
+    chunk=r"\d{5}",
+
+
+def spec_path(model, chunk_name):
+    return f"results/specs/{model}/{chunk_name}.json"
+
+
+def chunk_path(model, chunk_name):
+    return f"results/chunks/{model}/{chunk_name}.parquet"
+
+
+def densities_path(model):
+    return f"results/{model}/densities.parquet"
+
+
+def model_chunk_files(wildcards):
+    """Input function: every chunk parquet of one model."""
+    plan = PLANS[wildcards.model]
+    return [chunk_path(wildcards.model, name) for name in plan.chunk_names]
+
+
+def chunk_content_key(wildcards):
+    """Params function: the hash of this chunk's own content (re-runs exactly the chunks whose content changes)."""
+    return PLANS[wildcards.model].chunk_keys[int(wildcards.chunk)]
+
+
+def attempt_scaled(base):
+    """Resource callable: the configured base value times the attempt number."""
+    return lambda wildcards, attempt: int(base) * attempt

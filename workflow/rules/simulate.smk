@@ -1,0 +1,32 @@
+# One Monte Carlo chunk: spec JSON -> chunk parquet, by the `density-engine simulate` CLI.
+#
+# - The spec is ancient(): rewriting the specs of a model (after any config change) does not by itself re-run chunks;
+#   params.content (the chunk's own content hash) does, so a config change re-runs exactly the affected chunks.
+# - resources scale with the attempt number (retries get more memory and time); gpu=1 and group "simulate" let the
+#   vast profile batch chunks onto rented GPU hosts. The device comes from config (not a rerun trigger); torch uses
+#   `threads` CPU threads (1: `-c all` runs one chunk per core; raise with --set-threads simulate=N).
+# - The CLI writes the parquet atomically (temp file + rename), so an interrupted job never leaves a complete-looking
+#   output; Snakemake's incomplete markers make `--rerun-incomplete` redo exactly the interrupted chunks.
+
+
+rule simulate:
+    input:
+        spec=ancient("results/specs/{model}/chunk_{chunk}.json"),
+    output:
+        chunk="results/chunks/{model}/chunk_{chunk}.parquet",
+    params:
+        content=chunk_content_key,
+    log:
+        "results/logs/simulate/{model}/chunk_{chunk}.log",
+    benchmark:
+        "results/benchmarks/simulate/{model}/chunk_{chunk}.tsv"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=attempt_scaled(config["resources"]["mem_mb"]),
+        runtime=attempt_scaled(config["resources"]["runtime"]),
+    group:
+        "simulate"
+    shell:
+        "density-engine simulate --spec {input.spec} --out {output.chunk} --device {config[device]}"
+        " --threads {threads} > {log} 2>&1"

@@ -6,6 +6,9 @@ imports only dataclasses and the Snakemake interfaces at module level; paramiko,
 imported in ``__post_init__``. (No ``from __future__ import annotations`` here: Snakemake reads the settings' types.)
 """
 
+# Snakemake turns the settings' annotations into argparse types: keep typing.Optional (not "X | None").
+# ruff: noqa: UP035, UP045
+
 import asyncio
 import atexit
 import os
@@ -13,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncGenerator, Dict, List, Optional  # noqa: UP035 - Snakemake inspects these annotations
+from typing import Any, AsyncGenerator, Optional
 
 from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
@@ -45,16 +48,17 @@ class ExecutorSettings(ExecutorSettingsBase):
     api_key: Optional[str] = field(
         default=None,
         metadata={
-            "help": "Vast.ai API key. Prefer leaving this empty: the key is then read from the VAST_API_KEY environment "
-            "variable, else from the vastai CLI's key file (~/.config/vastai/vast_api_key or ~/.vast_api_key). "
-            "A key given here is visible in the process list.",
+            "help": "Vast.ai API key. Prefer leaving this empty: the key is then read from the VAST_API_KEY "
+            "environment variable, else from the vastai CLI's key file (~/.config/vastai/vast_api_key or "
+            "~/.vast_api_key). A key given here is visible in the process list.",
         },
     )
     offer_query: str = field(
         default=DEFAULT_OFFER_QUERY,
         metadata={
-            "help": "Offer filter in the `vastai search offers` query grammar, e.g. 'gpu_name=RTX_4090 reliability>0.99'. "
-            "GPU count, memory and disk clauses are added from each job's resources (gpu, mem_mb, disk_mb).",
+            "help": "Offer filter in the `vastai search offers` query grammar, e.g. "
+            "'gpu_name=RTX_4090 reliability>0.99'. GPU count, memory and disk clauses are added from each job's "
+            "resources (gpu, mem_mb, disk_mb).",
         },
     )
     max_price: Optional[float] = field(
@@ -160,8 +164,8 @@ class Executor(RemoteExecutor):
 
         self._runner = None
         self._pool = None
-        self._finished_pending: Dict[str, Any] = {}
-        self._infos: Dict[str, SubmittedJobInfo] = {}
+        self._finished_pending: dict[str, Any] = {}
+        self._infos: dict[str, SubmittedJobInfo] = {}
         self._torn_down = False
         self._teardown_lock = threading.Lock()
         s = self.workflow.executor_settings
@@ -219,8 +223,8 @@ class Executor(RemoteExecutor):
         self._interval = self._base_interval
         atexit.register(self._teardown)
         self.logger.info(
-            f"vast executor: run {self.run_id}, up to {s.max_instances} instance(s), labels {s.label_prefix}-{self.run_id}-*"
-            + (f", budget ${s.budget:.2f}" if s.budget is not None else "")
+            f"vast executor: run {self.run_id}, up to {s.max_instances} instance(s), "
+            f"labels {s.label_prefix}-{self.run_id}-*" + (f", budget ${s.budget:g}" if s.budget is not None else "")
         )
 
     # ---- command line of the remote job ----------------------------------------------------------------------------
@@ -233,8 +237,8 @@ class Executor(RemoteExecutor):
         """Standard job args plus ``--resources gpu=<n>`` so group members share the host's GPUs one at a time."""
         return f"{super().get_job_args(job, **kwargs)} --resources gpu={_gpus(job.resources)}"
 
-    def _source_files(self) -> List[str]:
-        """Workflow sources to ship: Snakemake's source list (filtered) plus the workflow/, config/, resources/ folders."""
+    def _source_files(self) -> list[str]:
+        """Workflow sources to ship: Snakemake's source list (filtered) plus workflow/, config/ and resources/."""
         files: set = set()
         candidates = set(self.workflow.dag.get_sources())
         candidates.add(os.path.relpath(self.workflow.main_snakefile))
@@ -280,9 +284,11 @@ class Executor(RemoteExecutor):
             mem_mb=int(mem_mb) if mem_mb else None,
             disk_gb=disk_mb / 1000.0 if disk_mb else None,
         )
+        first = str(members[0].output[0]) if members and members[0].output else job.name
+        more = f" +{len(members) - 1} more" if len(members) > 1 else ""
         return RemoteJob(
             key=key,
-            name=f"{job.name} (jobid {job.jobid}, attempt {job.attempt})",
+            name=f"{job.name} [{first}{more}] (attempt {job.attempt})",
             command=self.format_job_exec(job),
             inputs=inputs,
             outputs=outputs,
@@ -307,9 +313,7 @@ class Executor(RemoteExecutor):
         self._infos[key] = info
         self._runner.submit(remote)
 
-    async def check_active_jobs(
-        self, active_jobs: List[SubmittedJobInfo]
-    ) -> AsyncGenerator[SubmittedJobInfo, None]:
+    async def check_active_jobs(self, active_jobs: list[SubmittedJobInfo]) -> AsyncGenerator[SubmittedJobInfo, None]:
         """One status cycle: the runner makes one SSH call per host; finished jobs are reported, the rest yielded."""
         if not active_jobs:
             return
@@ -338,11 +342,12 @@ class Executor(RemoteExecutor):
                 if remote.state == "succeeded":
                     self.report_job_success(info)
                 else:
-                    self.report_job_error(
-                        info,
-                        msg=f"vast: job {remote.name} failed: {remote.error}\n",
-                        aux_logs=list(remote.aux_logs),
-                    )
+                    message = f"vast: job {remote.name} failed: {remote.error}\n"
+                    if remote.aux_logs:
+                        message += f"remote logs fetched to: {', '.join(remote.aux_logs)}\n"
+                    # Snakemake drops msg for group jobs ("Error in group ..."), so log it ourselves too
+                    self.logger.error(message.rstrip())
+                    self.report_job_error(info, msg=message, aux_logs=list(remote.aux_logs))
             except Exception as exc:
                 self.logger.error(f"vast executor: reporting job {key} failed: {exc}")
             finally:
@@ -350,7 +355,7 @@ class Executor(RemoteExecutor):
         self._interval = self._base_interval if changed else min(self._max_interval, self._interval * 1.5)
         self.next_seconds_between_status_checks = self._interval
 
-    def cancel_jobs(self, active_jobs: List[SubmittedJobInfo]) -> None:
+    def cancel_jobs(self, active_jobs: list[SubmittedJobInfo]) -> None:
         """Kill every remote job this run started (not only ``active_jobs``); instances are destroyed in shutdown."""
         runner = getattr(self, "_runner", None)
         if runner is not None:

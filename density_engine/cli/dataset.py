@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -123,6 +124,9 @@ def publish_command(
         hf = (read_config(config_path) or {}).get("hf") or {}
     except ValueError as exc:
         raise _fail(exc) from exc
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        for name in ("httpx", "httpx2"):  # one INFO line per HTTP request otherwise (-vv shows them)
+            logging.getLogger(name).setLevel(logging.WARNING)
     repo_id = repo_id or hf.get("repo_id")
     if not repo_id:
         raise click.UsageError("no dataset repo: set hf.repo_id in the config or pass --repo-id")

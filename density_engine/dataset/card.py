@@ -187,6 +187,16 @@ def build_provenance(manifests: Sequence[ModelManifest], config: Mapping[str, An
     }
 
 
+def _feature_yaml(feature: Mapping[str, Any]) -> dict[str, Any]:
+    """A feature entry with its keys in the order datasets expects: name, then the type key (dtype/list), then length.
+
+    (datasets reads the first key after ``name`` as the type, so ``{length, list, name}`` — e.g. from a JSON manifest
+    written with sorted keys — fails to load.)
+    """
+    order = ("name", "dtype", "list", "length")
+    return {key: feature[key] for key in order if key in feature}
+
+
 def card_metadata(manifests: Sequence[ModelManifest]) -> dict[str, Any]:
     """The YAML front matter: licence, tags, sizes, one ``configs`` entry and one ``dataset_info`` entry per model."""
     names = [m.model for m in manifests]
@@ -205,7 +215,7 @@ def card_metadata(manifests: Sequence[ModelManifest]) -> dict[str, Any]:
         infos.append(
             {
                 "config_name": manifest.model,
-                "features": manifest.features,
+                "features": [_feature_yaml(feature) for feature in manifest.features],
                 "splits": [{"name": "train", "num_bytes": manifest.in_memory_bytes, "num_examples": manifest.rows}],
                 "download_size": shard_bytes,
                 "dataset_size": manifest.in_memory_bytes,

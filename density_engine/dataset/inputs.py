@@ -1,14 +1,16 @@
 """Read and validate the per-model density tables (merged chunks or single chunks) that feed the dataset build.
 
-The column contract is the chunk parquet schema of ``docs/architecture.md``: ``model``, ``param_id``, one float64 column
-per model parameter (declared order), ``horizon``, ``quantiles`` (fixed_size_list<float32>[Q]), ``mean``, ``std``,
-``skew``, ``kurt``, ``num_paths``, ``seed``, ``dt`` (null for GARCH), ``substeps``.
+The column contract is the chunk parquet schema of ``docs/architecture.md`` (``chunkio.chunk_schema``): ``model``,
+``param_id``, one float64 column per model parameter (declared order), ``horizon``, ``quantiles``
+(fixed_size_list<float32>[Q]), ``mean``, ``std``, ``skew``, ``kurt``, ``num_paths``, ``seed``, ``dt`` (null for GARCH),
+``substeps``. Unlike ``chunkio.read_chunk`` this also accepts merged files (their metadata differs from a chunk's), and
+it adds the checks across the files of one model.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,21 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-LEADING_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (("model", pa.string()), ("param_id", pa.int64()))
-TRAILING_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
-    ("horizon", pa.int32()),
-    ("quantiles", pa.null()),  # placeholder: fixed_size_list<float32>[num_quantiles], checked separately
-    ("mean", pa.float64()),
-    ("std", pa.float64()),
-    ("skew", pa.float64()),
-    ("kurt", pa.float64()),
-    ("num_paths", pa.int64()),
-    ("seed", pa.int64()),
-    ("dt", pa.float64()),
-    ("substeps", pa.int32()),
-)
-FIXED_COLUMN_NAMES = frozenset(name for name, _ in LEADING_COLUMNS + TRAILING_COLUMNS)
-MOMENT_COLUMNS = ("mean", "std", "skew", "kurt")
+from density_engine.engine.chunkio import MOMENT_COLUMNS, chunk_schema, parameter_columns, quantile_matrix
+
 # File metadata keys of a chunk that describe how it was made (kept for provenance). Timings are left out on purpose:
 # they differ between two runs of the same chunk and would make the card change without the data changing.
 PROVENANCE_METADATA_KEYS = (
@@ -57,20 +46,6 @@ class ModelTable:
     num_quantiles: int
     sources: list[str] = field(default_factory=list)
     file_metadata: dict[str, list[str]] = field(default_factory=dict)
-
-
-def quantiles_type(num_quantiles: int) -> pa.DataType:
-    """The Arrow type of the quantile vector column."""
-    return pa.list_(pa.float32(), num_quantiles)
-
-
-def output_schema(parameter_names: Sequence[str], num_quantiles: int) -> pa.Schema:
-    """The exact schema (no metadata) of the dataset shards of a model with these parameters."""
-    fields = [pa.field(name, dtype) for name, dtype in LEADING_COLUMNS]
-    fields += [pa.field(name, pa.float64()) for name in parameter_names]
-    for name, dtype in TRAILING_COLUMNS:
-        fields.append(pa.field(name, quantiles_type(num_quantiles) if name == "quantiles" else dtype))
-    return pa.schema(fields)
 
 
 def read_density_file(path: str | Path) -> tuple[pa.Table, dict[str, str]]:
@@ -101,18 +76,21 @@ def _fail(path: Path, message: str) -> DatasetInputError:
 
 def _check_columns(path: Path, table: pa.Table) -> None:
     names = table.column_names
-    for name, dtype in LEADING_COLUMNS + TRAILING_COLUMNS:
-        if name not in names:
-            raise _fail(path, f"missing column {name!r}")
-        actual = table.schema.field(name).type
-        if name == "quantiles":
-            if not (pa.types.is_fixed_size_list(actual) and actual.value_type == pa.float32()):
-                raise _fail(path, f"column 'quantiles' must be fixed_size_list<float32>[n], got {actual}")
-        elif actual != dtype and not (name == "dt" and pa.types.is_null(actual)):
-            raise _fail(path, f"column {name!r} must be {dtype}, got {actual}")
-    for name in parameter_columns(table.schema):
-        if table.schema.field(name).type != pa.float64():
-            raise _fail(path, f"parameter column {name!r} must be float64, got {table.schema.field(name).type}")
+    if "quantiles" not in names:
+        raise _fail(path, "missing column 'quantiles'")
+    qtype = table.schema.field("quantiles").type
+    if not (pa.types.is_fixed_size_list(qtype) and qtype.value_type == pa.float32()):
+        raise _fail(path, f"column 'quantiles' must be fixed_size_list<float32>[n], got {qtype}")
+    parameters = parameter_columns(table.schema)
+    expected = chunk_schema(parameters, qtype.list_size)
+    for column in expected:
+        if column.name not in names:
+            raise _fail(path, f"missing column {column.name!r}")
+        actual = table.schema.field(column.name).type
+        if actual != column.type and not (column.name == "dt" and pa.types.is_null(actual)):
+            raise _fail(path, f"column {column.name!r} must be {column.type}, got {actual}")
+    if names != expected.names:
+        raise _fail(path, f"columns {names} are not in the contract order {expected.names}")
     if table.num_rows == 0:
         raise _fail(path, "no rows")
     for name in names:
@@ -121,7 +99,7 @@ def _check_columns(path: Path, table: pa.Table) -> None:
     models = table.column("model").unique().to_pylist()
     if len(models) != 1:
         raise _fail(path, f"expected rows of one model, found {sorted(models)}")
-    for name in [*parameter_columns(table.schema), *MOMENT_COLUMNS]:
+    for name in [*parameters, *MOMENT_COLUMNS]:
         values = table.column(name).to_numpy()
         if not np.isfinite(values).all():
             raise _fail(path, f"column {name!r} has non-finite values (row {int(np.argmin(np.isfinite(values)))})")
@@ -136,18 +114,6 @@ def _check_columns(path: Path, table: pa.Table) -> None:
     if len(np.unique(keys)) != len(keys):
         duplicate = _first_duplicate(keys)
         raise _fail(path, f"duplicate (param_id, horizon) = {duplicate}")
-
-
-def parameter_columns(schema: pa.Schema) -> list[str]:
-    """The model parameter columns of a density table: every column outside the fixed contract, in file order."""
-    return [name for name in schema.names if name not in FIXED_COLUMN_NAMES]
-
-
-def quantile_matrix(table: pa.Table) -> np.ndarray:
-    """The ``quantiles`` column as a (rows, Q) float32 array (zero-copy where possible)."""
-    column = table.column("quantiles").combine_chunks()
-    width = column.type.list_size
-    return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
 
 
 def _row_keys(table: pa.Table) -> np.ndarray:
@@ -200,7 +166,7 @@ def load_model_table(paths: Iterable[str | Path], model: str | None = None) -> M
         tables.append(table)
     assert reference is not None
     model_name, params, width = reference
-    schema = output_schema(params, width)
+    schema = chunk_schema(params, width)
     combined = pa.concat_tables([_conform(t, schema) for t in tables])
     combined = combined.sort_by([("param_id", "ascending"), ("horizon", "ascending")]).combine_chunks()
     return ModelTable(

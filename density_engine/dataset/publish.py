@@ -78,9 +78,9 @@ class PublishPlan:
             return None
         if self.changed:
             return (
-                f"tag {self.tag!r} already exists on commit {self.tag_commit[:12]} of {self.repo_id}, but the data "
-                f"changed ({len(self.uploads)} upload(s), {len(self.deletions)} deletion(s)) and would become a new "
-                "commit; set a new hf.tag for this release"
+                f"tag {self.tag!r} already exists on commit {self.tag_commit[:12]} of {self.repo_id}, but the dataset "
+                f"files changed ({len(self.uploads)} to upload, {len(self.deletions)} to delete) and would become a "
+                "new commit; set a new hf.tag for this release"
             )
         if self.tag_commit != self.head:
             return (
@@ -252,7 +252,8 @@ def publish_dataset(
     Raises :class:`PublishError` for a missing token (unless dry-run), a token that cannot write the repo, a tag that
     already names another commit, or a missing/empty dataset folder.
     """
-    from huggingface_hub.errors import HfHubHTTPError
+    # huggingface_hub.errors.HTTPError is httpx's base class: HTTP error answers and transport errors alike.
+    from huggingface_hub.errors import HTTPError
 
     token = _token_from_env()
     if token is None and not dry_run:
@@ -260,7 +261,7 @@ def publish_dataset(
     api = make_api(token, endpoint)
     try:
         plan = plan_publish(api, folder, repo_id, revision=revision, tag=tag, private=private)
-    except HfHubHTTPError as exc:
+    except HTTPError as exc:
         raise PublishError(f"cannot read dataset repo {repo_id} at {api.endpoint}: {_short(exc)}") from exc
     for line in plan.describe():
         echo(("dry run: " if dry_run else "") + line)
@@ -271,7 +272,7 @@ def publish_dataset(
         return plan
     try:
         return _apply(api, folder, plan, commit_message, echo)
-    except HfHubHTTPError as exc:
+    except HTTPError as exc:
         if _status(exc) in (401, 403):
             raise PublishError(
                 f"the token in {TOKEN_ENV} cannot write to dataset repo {repo_id} (HTTP {_status(exc)}): {_short(exc)}"

@@ -23,7 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from density_engine.dataset.inputs import MOMENT_COLUMNS, ModelTable, describe_metadata, quantile_matrix
+from density_engine.dataset.inputs import DatasetInputError, ModelTable, describe_metadata
+from density_engine.engine.chunkio import MOMENT_COLUMNS, quantile_matrix
 
 MANIFEST_VERSION = 1
 # About 2 KiB per row (512 float32 + scalars): 100k rows ≈ 200 MB in memory, ≈ 150 MB on disk — inside the
@@ -227,8 +228,27 @@ def write_model_shards(data: ModelTable, folder: str | Path, params_per_shard: i
         in_memory_bytes=int(table.nbytes),
         shards=shards,
         sources=list(data.sources),
-        file_metadata=describe_metadata(data.file_metadata),
+        file_metadata=_checked_metadata(data),
     )
+
+
+def _checked_metadata(data: ModelTable) -> dict[str, Any]:
+    """The chunks' provenance metadata; ``quantile_levels`` must be p_j = (j + 0.5) / Q (what the card states) and is
+    recorded as that formula instead of Q numbers."""
+    metadata = describe_metadata(data.file_metadata)
+    levels = metadata.get("quantile_levels")
+    if isinstance(levels, list):
+        q = data.num_quantiles
+        candidates = levels if levels and isinstance(levels[0], list) else [levels]
+        expected = (np.arange(q) + 0.5) / q
+        for candidate in candidates:
+            values = np.asarray(candidate, dtype=np.float64)
+            if values.shape != expected.shape or not np.allclose(values, expected, rtol=0, atol=1e-12):
+                raise DatasetInputError(
+                    f"{', '.join(data.sources[:3])}: file metadata 'quantile_levels' is not (j + 0.5) / {q}"
+                )
+        metadata["quantile_levels"] = f"(j + 0.5) / {q}, j = 0..{q - 1}"
+    return metadata
 
 
 def write_manifest(manifest: ModelManifest, path: str | Path) -> None:

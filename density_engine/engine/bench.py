@@ -5,6 +5,7 @@ Not a test: figures depend on the machine and its load. Recorded figures live in
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 from collections.abc import Iterator, Sequence
@@ -37,29 +38,38 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
 def time_simulation(
     name: str, num_paths: int, steps: int, device: torch.device, dtype: torch.dtype, **settings: Any
-) -> tuple[float, torch.Tensor]:
-    """Seconds to simulate ``num_paths`` x ``steps`` (one horizon) and the samples."""
+) -> tuple[float, float, torch.Tensor]:
+    """Wall seconds and process CPU seconds to simulate ``num_paths`` x ``steps`` (one horizon), and the samples."""
     model = get_model_class(name)(device=device, seed=1, dtype=dtype, **bench_params(name), **settings)
     model.reset(num_paths)
     _sync(device)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), _cpu_seconds()
     samples = simulate_horizons(model, [steps])
     _sync(device)
-    return time.perf_counter() - start, samples
+    return time.perf_counter() - start, _cpu_seconds() - cpu_start, samples
 
 
 def run_bench(names: Sequence[str], sizes: Sequence[int], steps: int, device: str, dtype: torch.dtype) -> Iterator[str]:
-    """Yield report lines: one per (model, size) with path-steps/s and the quantile/moment time."""
+    """Yield report lines: one per (model, size) with path-steps/s (wall and per process CPU second: on a shared
+    machine, the second times the core count estimates the unloaded figure) and the quantile/moment times."""
     dev = resolve_device(device)
     where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()
     yield f"# device {dev} ({where}), torch {torch.__version__}, {torch.get_num_threads()} threads, {dtype}"
-    yield f"{'model':<22}{'paths':>10}{'steps':>7}{'sim s':>9}{'path-steps/s':>14}{'quantiles s':>13}{'moments s':>11}"
+    yield (
+        f"{'model':<22}{'paths':>10}{'steps':>7}{'sim s':>9}{'path-steps/s':>14}{'per cpu-s':>12}"
+        f"{'quantiles s':>13}{'moments s':>11}"
+    )
     for name in names:
         time_simulation(name, min(sizes), min(steps, 8), dev, dtype)  # warm-up (allocations, kernels)
         for n in sizes:
-            seconds, samples = time_simulation(name, n, steps, dev, dtype)
+            seconds, cpu_seconds, samples = time_simulation(name, n, steps, dev, dtype)
             t0 = time.perf_counter()
             sample_quantiles(samples, 512)
             _sync(dev)
@@ -67,4 +77,8 @@ def run_bench(names: Sequence[str], sizes: Sequence[int], steps: int, device: st
             sample_moments(samples)
             t2 = time.perf_counter()
             rate = n * steps / seconds
-            yield f"{name:<22}{n:>10}{steps:>7}{seconds:>9.3f}{rate:>14.3g}{t1 - t0:>13.3f}{t2 - t1:>11.3f}"
+            per_cpu = n * steps / max(cpu_seconds, 1e-9)
+            yield (
+                f"{name:<22}{n:>10}{steps:>7}{seconds:>9.3f}{rate:>14.3g}{per_cpu:>12.3g}"
+                f"{t1 - t0:>13.3f}{t2 - t1:>11.3f}"
+            )

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import torch
@@ -23,6 +25,8 @@ Override per model (``memory_budget_bytes=``), with ``--memory-budget`` on the C
 ``DENSITY_ENGINE_MEMORY_BUDGET``."""
 
 MEMORY_BUDGET_ENV = "DENSITY_ENGINE_MEMORY_BUDGET"
+CPU_BLOCK_SUBBLOCKS = 16
+"""RNG sub-blocks per progress update on CPU."""
 
 
 def disable_tf32() -> None:
@@ -68,6 +72,51 @@ def plan_blocks(num_paths: int, bytes_per_path: int, budget_bytes: int) -> list[
     return [(a, min(a + size, num_paths)) for a in range(0, num_paths, size)]
 
 
+def cpu_workers(bytes_per_path: int, budget_bytes: int) -> int:
+    """Sub-blocks simulated concurrently on CPU: torch's thread count, limited by the memory budget (at least 1)."""
+    fit = budget_bytes // max(1, bytes_per_path * RNG_SUBBLOCK_PATHS)
+    return max(1, min(torch.get_num_threads(), fit))
+
+
+@contextmanager
+def _single_threaded_ops() -> Iterator[None]:
+    """Run torch ops single-threaded (parallelism comes from simulating sub-blocks in a thread pool instead)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _simulate_block_cpu(model: Model, stream: RandomStream, fine_steps: list[int], workers: int) -> torch.Tensor:
+    """CPU: one RNG sub-block per ``simulate_block`` call (cache-friendly), ``workers`` sub-blocks at a time, every
+    torch op single-threaded. Each sub-block's result depends only on its own draws, so the bits do not depend on
+    the number of workers or threads."""
+    parts = stream.split()
+    out = torch.empty((len(fine_steps), stream.num_paths), dtype=stream.dtype, device=stream.device)
+    offsets = [part.path_start - stream.path_start for part in parts]
+
+    def run(index: int) -> None:
+        values = model.simulate_block(parts[index], fine_steps)
+        _check_shape(model, values, (len(fine_steps), parts[index].num_paths))
+        out[:, offsets[index] : offsets[index] + parts[index].num_paths] = values
+
+    with _single_threaded_ops():
+        if workers <= 1 or len(parts) == 1:
+            for index in range(len(parts)):
+                run(index)
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="density-engine") as pool:
+                list(pool.map(run, range(len(parts))))
+    return out
+
+
+def _check_shape(model: Model, values: torch.Tensor, expected: tuple[int, int]) -> None:
+    if tuple(values.shape) != expected:
+        raise RuntimeError(f"{model.model_name}.simulate_block returned {tuple(values.shape)}, expected {expected}")
+
+
 def simulate_horizons(
     model: Model,
     horizons: Sequence[int],
@@ -76,7 +125,9 @@ def simulate_horizons(
     """Cumulative log-returns of all ``model.num_paths`` paths at ``horizons`` (model steps).
 
     Returns ``(len(horizons), num_paths)`` with the model's dtype on its device, rows in the order of ``horizons``.
-    ``progress(n)`` is called with the number of paths finished after each block.
+    ``progress(n)`` is called with the number of paths finished after each block. On CUDA a block (a whole number of
+    RNG sub-blocks, sized by the memory budget) goes to the model in one call; on CPU each sub-block is its own call
+    and sub-blocks run in a thread pool.
     """
     if model.num_paths is None:
         raise ValueError("call reset(num_paths) before simulating")
@@ -86,18 +137,24 @@ def simulate_horizons(
     fine_steps = sorted({h * model.substeps for h in hs})
     per_path = model.block_bytes_per_path(fine_steps[-1]) + model.dtype.itemsize * len(fine_steps)
     budget = memory_budget_bytes(model.device, model.memory_budget_bytes)
-    blocks = plan_blocks(num_paths, per_path, budget)
+    on_cpu = model.device.type == "cpu"
+    workers = cpu_workers(per_path, budget) if on_cpu else 1
+    # CPU: memory is bounded by `workers` sub-blocks in flight; blocks only set the progress granularity
+    blocks = (
+        plan_blocks(num_paths, 1, CPU_BLOCK_SUBBLOCKS * RNG_SUBBLOCK_PATHS)
+        if on_cpu
+        else plan_blocks(num_paths, per_path, budget)
+    )
     log.debug("%s: %d paths in %d block(s) of <= %d paths", model.model_name, num_paths, len(blocks), blocks[0][1])
     out = torch.empty((len(fine_steps), num_paths), dtype=model.dtype, device=model.device)
     with torch.no_grad():
         for start, stop in blocks:
             stream = RandomStream(model.seed, model.param_id, start, stop, num_paths, model.device, model.dtype)
-            values = model.simulate_block(stream, fine_steps)
-            expected = (len(fine_steps), stop - start)
-            if tuple(values.shape) != expected:
-                raise RuntimeError(
-                    f"{model.model_name}.simulate_block returned {tuple(values.shape)}, expected {expected}"
-                )
+            if on_cpu:
+                values = _simulate_block_cpu(model, stream, fine_steps, workers)
+            else:
+                values = model.simulate_block(stream, fine_steps)
+                _check_shape(model, values, (len(fine_steps), stop - start))
             out[:, start:stop] = values
             if progress is not None:
                 progress(stop - start)

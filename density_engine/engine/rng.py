@@ -105,19 +105,29 @@ class RandomStream:
             parts.append(part)
         return parts
 
+    def _check_out(self, out: torch.Tensor, tail: Sequence[int]) -> torch.Tensor:
+        shape = (self.num_paths, *tail)
+        if tuple(out.shape) != shape or out.dtype != self.dtype or out.device != self.device:
+            raise ValueError(f"out must be a {self.dtype} tensor of shape {shape} on {self.device}")
+        if not out.is_contiguous():
+            raise ValueError("out must be contiguous")
+        return out
+
     def _empty(self, tail: Sequence[int], dtype: torch.dtype | None = None) -> torch.Tensor:
         return torch.empty((self.num_paths, *tail), device=self.device, dtype=dtype or self.dtype)
 
-    def normal(self, *tail: int) -> torch.Tensor:
-        """Standard normal draws of shape ``(num_paths, *tail)``."""
-        out = self._empty(tail)
+    def normal(self, *tail: int, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Standard normal draws of shape ``(num_paths, *tail)`` (into ``out``, a contiguous tensor of that shape,
+        if given: the same values as without it)."""
+        out = self._empty(tail) if out is None else self._check_out(out, tail)
         for (a, b), gen in zip(self._ranges, self._generators, strict=True):
             out[a:b].normal_(generator=gen)
         return out
 
-    def uniform(self, *tail: int) -> torch.Tensor:
-        """Uniform draws on ``[0, 1)`` of shape ``(num_paths, *tail)`` (use ``1 - u`` for ``(0, 1]``)."""
-        out = self._empty(tail)
+    def uniform(self, *tail: int, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Uniform draws on ``[0, 1)`` of shape ``(num_paths, *tail)`` (use ``1 - u`` for ``(0, 1]``); ``out`` as in
+        :meth:`normal`."""
+        out = self._empty(tail) if out is None else self._check_out(out, tail)
         for (a, b), gen in zip(self._ranges, self._generators, strict=True):
             out[a:b].uniform_(generator=gen)
         return out

@@ -90,10 +90,20 @@ class RoughBergomi(Model):
     default_settings: ClassVar[Mapping[str, Any]] = {"dt": 1.0 / 252.0, "substeps": 1}
 
     def block_bytes_per_path(self, num_fine_steps: int) -> int:
-        """Three normals per fine step + dW, Wt, convolution, variance and increments (one array each)."""
-        return 9 * self.dtype.itemsize * num_fine_steps + 64
+        """Three (paths, n) work arrays (draws are made into them) + the recorded values."""
+        return 4 * self.dtype.itemsize * num_fine_steps + 64
 
     def _constants(self, num_steps: int, device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
+        key = (num_steps, str(device), dtype)
+        cache = self.__dict__.setdefault("_constants_cache", {})
+        constants = cache.get(key)
+        if constants is None:  # (sub-blocks may run in threads: compute locally, then publish)
+            constants = self._compute_constants(num_steps, device, dtype)
+            cache.clear()
+            cache[key] = constants
+        return constants
+
+    def _compute_constants(self, num_steps: int, device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
         p = self.params
         hurst = p["hurst"]
         a = hurst - 0.5
@@ -116,8 +126,8 @@ class RoughBergomi(Model):
 
     def _log_variance(
         self, stream: RandomStream, num_steps: int, c: Mapping[str, Any]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Draw z1 (dW_i = sqrt(h) z1) and z2, return (log V_i for i = 0..n-1, z1)."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Draw z1 (dW_i = sqrt(h) z1) and z2; return (log V_i for i = 0..n-1, z1, z2 (free work space))."""
         z1 = stream.normal(num_steps)
         z2 = stream.normal(num_steps)  # Wt_i = sqrt(2a+1)-scaled (cov/sqrt(h) z1 + sd z2)
         log_v = torch.empty_like(z1)
@@ -128,26 +138,27 @@ class RoughBergomi(Model):
         log_v[:, 1:].add_(z1[:, :-1], alpha=c["wt_on_z1"]).add_(z2[:, :-1], alpha=c["wt_on_z2"])
         log_v[:, 0] = 0.0
         log_v.mul_(self.params["eta"]).sub_(c["compensator"]).add_(math.log(self.params["xi0"]))
-        return log_v, z1
+        return log_v, z1, z2
 
     def simulate_variance(self, stream: RandomStream, num_steps: int) -> torch.Tensor:
         """Variance paths ``V_i`` at the left points t_i, i = 0..n-1: tensor (paths, n). Uses the same draws as the
         first part of :meth:`simulate_block` (for tests of E[V_t] = xi0)."""
         c = self._constants(num_steps, stream.device, stream.dtype)
-        log_v, _ = self._log_variance(stream, num_steps, c)
-        return log_v.exp_()
+        return self._log_variance(stream, num_steps, c)[0].exp_()
 
     def simulate_block(self, stream: RandomStream, record_steps: Sequence[int]) -> torch.Tensor:
         n = int(record_steps[-1])
         c = self._constants(n, stream.device, stream.dtype)
         rho = self.params["rho"]
         rho_perp = math.sqrt(max(0.0, 1.0 - rho * rho))
-        log_v, z1 = self._log_variance(stream, n, c)
-        z3 = stream.normal(n)  # dW_perp_i = sqrt(h) z3
-        variance = log_v.exp_()  # V_i, left point of step i
-        # increment: sqrt(V_i) sqrt(h) (rho z1 + rho_perp z3) - V_i h / 2
-        shock = z1.mul_(rho).add_(z3, alpha=rho_perp)
-        increments = variance.sqrt().mul_(shock).mul_(c["sqrt_h"]).sub_(variance.mul_(0.5 * c["sqrt_h"] ** 2))
-        cumulative = torch.cumsum(increments, dim=1)
+        h = c["sqrt_h"] ** 2
+        # three (paths, n) work arrays: log V / sqrt V / X, z1 / increments, z2 / z3
+        log_v, z1, z2 = self._log_variance(stream, n, c)
+        z3 = stream.normal(n, out=z2)  # dW_perp_i = sqrt(h) z3
+        increments = z1.mul_(rho).add_(z3, alpha=rho_perp)  # rho z1 + rho_perp z3
+        vol = log_v.mul_(0.5).exp_()  # sqrt(V_i), left point of step i
+        increments.mul_(vol).mul_(c["sqrt_h"])  # sqrt(V_i) dB_i
+        increments.sub_(vol.mul_(vol), alpha=0.5 * h)  # - V_i h / 2
+        cumulative = torch.cumsum(increments, dim=1, out=vol)
         index = torch.as_tensor([s - 1 for s in record_steps], device=stream.device)
         return cumulative.index_select(1, index).T.contiguous()

@@ -15,8 +15,11 @@ Z = int sqrt(V) dB, Kbar(t) = t^alpha / Gamma(alpha + 1), g0(t) = v0 t + kappa t
 
 dU > 0 by construction (no truncation of negative variance). The inverse Gaussian is drawn by Michael-Schucany-Haas
 with one normal and one uniform per step, written as dU = mu / r or mu * r with r = 1 + a + sqrt(a (a + 2)),
-a = mu y / (2 lambda), y = N^2 (the same formula, free of cancellation). Only +, *, / and sqrt act on path data, and the
-matmuls run per RNG sub-block on fixed tiles, so results do not depend on how the paths are split into blocks.
+a = mu y / (2 lambda), y = N^2 (the same formula, free of cancellation).
+
+Reproducibility: each RNG sub-block's draws are read time-major (step, path) in place, and every op (only +, *, /, sqrt
+and matmuls) runs per tile of fixed shape at a fixed offset inside a sub-block, so results are bit-identical for any
+split of the paths into blocks and any number of CPU worker threads.
 
 Cost: the Volterra history sum is O(n^2) per path. Steps are processed in groups of ``HISTORY_BLOCK``: the contribution
 of all earlier groups is one GEMM (time-major history (s, paths) against a Toeplitz slice of the weights), the part
@@ -33,6 +36,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
+from density_engine.engine.rng import RNG_SUBBLOCK_PATHS
 from density_engine.models.base import Model, Parameter
 
 if TYPE_CHECKING:
@@ -41,8 +45,9 @@ if TYPE_CHECKING:
 HISTORY_BLOCK = 32
 """Fine steps per history group: earlier groups enter through one GEMM per group."""
 
-PATH_TILE = 16384
-"""Paths simulated together inside one RNG sub-block (tiles start at fixed offsets within the sub-block)."""
+PATH_TILE = {"cpu": 16384, "cuda": RNG_SUBBLOCK_PATHS}
+"""Paths simulated together (a tile) per device type; tiles start at fixed offsets within an RNG sub-block, so every
+matmul has the same shape whatever the block size. CPU: small tiles stay in cache; CUDA: a whole sub-block per tile."""
 
 CPU_TILE_WORKERS = 8
 """At most this many tiles run concurrently on CPU (and never more than ``torch.get_num_threads()``)."""
@@ -100,11 +105,10 @@ class RoughHeston(Model):
             raise
 
     def block_bytes_per_path(self, num_fine_steps: int) -> int:
-        """Random numbers (3 per fine step, drawn for the whole block) + the time-major copies and the history of one
-        tile (4 per fine step and tile path; at most one per block path once a block holds 4 tiles, counted as 2 to
-        cover smaller blocks) + the history group and per-step temporaries."""
-        item = self.dtype.itemsize
-        return item * (3 * num_fine_steps + 2 * num_fine_steps + 2 * HISTORY_BLOCK + 32) + 64
+        """Peak bytes per block path: the block's random numbers (3 per fine step, transformed in place) plus the MSH
+        odds and history of the tiles in flight (2 per fine step and tile path; with up to CPU_TILE_WORKERS = 8 tiles of
+        16384 paths on a one-sub-block block that is <= 4 per block path), the history group and temporaries."""
+        return self.dtype.itemsize * (7 * num_fine_steps + 2 * HISTORY_BLOCK + 32) + 64
 
     # ---- simulation --------------------------------------------------------------------------------------------
 
@@ -156,18 +160,27 @@ class RoughHeston(Model):
         num_steps = steps[-1]
         device, dtype = stream.device, stream.dtype
         # The draw sequence depends only on num_steps (never on the number of paths): reproducible for any blocking.
-        normals = stream.normal(2, num_steps)  # [:, 0] drives the inverse Gaussian, [:, 1] the orthogonal return noise
-        uniforms = stream.uniform(num_steps)  # MSH acceptance
+        normals = stream.normal(2, num_steps)
+        uniforms = stream.uniform(num_steps)
         const = self._constants(num_steps, device, dtype)
+        # Each RNG sub-block's draws (fixed shape, iid) are read time-major: its P_sub * 2n normals as (2, n, P_sub) and
+        # its P_sub * n uniforms as (n, P_sub), so every step reads contiguous rows without a transpose. The assignment
+        # of numbers to paths depends only on the sub-block's size, never on the block size.
+        tile_paths = PATH_TILE.get(device.type, RNG_SUBBLOCK_PATHS)
+        tiles: list[tuple[slice, torch.Tensor, torch.Tensor]] = []
+        for sub in stream.subblock_slices():
+            sub_paths = sub.stop - sub.start
+            sub_normals = normals[sub].view(2, num_steps, sub_paths)  # [0] drives the IG, [1] the orthogonal noise
+            sub_uniforms = uniforms[sub].view(num_steps, sub_paths)  # MSH acceptance
+            for start in range(0, sub_paths, tile_paths):
+                cols = slice(start, min(start + tile_paths, sub_paths))
+                rows = slice(sub.start + cols.start, sub.start + cols.stop)
+                tiles.append((rows, sub_normals[:, :, cols], sub_uniforms[:, cols]))
         out = torch.empty((len(steps), stream.num_paths), device=device, dtype=dtype)
-        tiles = [
-            slice(start, min(start + PATH_TILE, sub.stop))
-            for sub in stream.subblock_slices()
-            for start in range(sub.start, sub.stop, PATH_TILE)
-        ]
 
-        def run_tile(tile: slice) -> None:
-            out[:, tile] = self._simulate_tile(normals[tile], uniforms[tile], steps, const)
+        def run_tile(tile: tuple[slice, torch.Tensor, torch.Tensor]) -> None:
+            rows, tile_normals, tile_uniforms = tile
+            out[:, rows] = self._simulate_tile(tile_normals, tile_uniforms, steps, const)
 
         if device.type != "cpu":
             for tile in tiles:
@@ -189,16 +202,13 @@ class RoughHeston(Model):
     def _simulate_tile(
         normals: torch.Tensor, uniforms: torch.Tensor, steps: list[int], c: dict[str, Any]
     ) -> torch.Tensor:
-        """iVi on one tile of paths; per-step arrays are time-major (step, path), so each step reads contiguous rows."""
+        """iVi on one tile: ``normals`` (2, n, P) and ``uniforms`` (n, P), time-major (transformed in place)."""
         num_steps = steps[-1]
-        num_paths = normals.shape[0]
+        num_paths = normals.shape[2]
         device, dtype = normals.device, normals.dtype
-        # time-major copies (explicitly contiguous: elementwise ops would keep the transposed strides)
-        ig_y = normals[:, 0, :].t().contiguous().square_().mul_(c["ig_scale"])  # (n, P): y * ig_scale (MSH)
-        ret_noise = normals[:, 1, :].t().contiguous().mul_(c["rho_perp"])  # (n, P)
-        unif = uniforms.t().contiguous()
-        odds = unif.neg().add_(1.0).reciprocal_().mul_(unif)  # U / (1 - U): accept mu / r iff U (1 + r) <= r
-        del unif
+        ig_y = normals[0].square_().mul_(c["ig_scale"])  # (n, P): y * ig_scale of the MSH sampler
+        ret_noise = normals[1].mul_(c["rho_perp"])  # (n, P): rho_perp * N
+        odds = torch.div(uniforms, uniforms.neg().add_(1.0))  # U / (1 - U): accept mu / r iff U (1 + r) <= r
         history = torch.empty((num_steps, num_paths), device=device, dtype=dtype)  # D_j = dU_j - a_j
         x = torch.zeros(num_paths, device=device, dtype=dtype)
         out = torch.empty((len(steps), num_paths), device=device, dtype=dtype)
@@ -220,7 +230,9 @@ class RoughHeston(Model):
                 ig_a = ig_y[i] / a_i
                 r = (ig_a + 2.0).mul_(ig_a).sqrt_().add_(ig_a).add_(1.0)
                 mu = a_i * c["inv_one_plus"]
-                d_u = torch.where(odds[i] <= r, mu / r, mu.mul_(r))
+                accept_small = odds[i] <= r
+                small_root = mu / r
+                d_u = torch.where(accept_small, small_root, mu.mul_(r))
                 torch.sub(d_u, a_i, out=history[i])
                 x.add_(d_u, alpha=c["du_coef"]).add_(a_i, alpha=c["a_coef"]).addcmul_(d_u.sqrt_(), ret_noise[i])
                 row = record_row.get(i)
@@ -231,7 +243,7 @@ class RoughHeston(Model):
 
 @contextmanager
 def _single_cpu_thread() -> Iterator[None]:
-    """Single-threaded torch ops on CPU: the step loop's ops act on <= PATH_TILE elements, where intra-op threading does
+    """Single-threaded torch ops on CPU: the step loop's ops act on <= 16384 elements, where intra-op threading does
     not pay, and MKL-VML ops (sqrt) with two threads on a loaded machine were measured 100x slower (9 ms vs 13 us)."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -186,8 +186,8 @@ def onstart_script(public_key: str) -> str:
     """Onstart: no tmux on SSH logins, the run's key in authorized_keys, container env visible to SSH sessions."""
     quoted = public_key.replace("'", "")
     return (
-        "touch /root/.no_auto_tmux; mkdir -p /root/.ssh; chmod 700 /root/.ssh; "
-        f"echo '{quoted}' >> /root/.ssh/authorized_keys; chmod 600 /root/.ssh/authorized_keys; "
+        'touch "$HOME/.no_auto_tmux"; mkdir -p "$HOME/.ssh"; chmod 700 "$HOME/.ssh"; '
+        f'echo \'{quoted}\' >> "$HOME/.ssh/authorized_keys"; chmod 600 "$HOME/.ssh/authorized_keys"; '
         "env | grep -v -E '^(CONTAINER_API_KEY|VAST_API_KEY)=' | grep _ >> /etc/environment; true"
     )
 
@@ -325,7 +325,7 @@ class HostPool:
                 f"  instance {e['instance_id']:>10}  {e['gpu_name']} x{e['num_gpus']}  ${e['dph_total']:.4f}/h  "
                 f"{(end - e['rented_at']) / 60:7.2f} min  ${e['cost_usd']:.4f}  ({e['end_reason'] or 'live'})"
             )
-        budget = f" of budget ${summary['budget_usd']:.2f}" if summary["budget_usd"] is not None else ""
+        budget = f" of budget ${summary['budget_usd']:g}" if summary["budget_usd"] is not None else ""
         lines.append(f"  total: ${summary['total_cost_usd']:.4f}{budget} over {len(summary['instances'])} instance(s)")
         return "\n".join(lines)
 
@@ -370,7 +370,7 @@ class HostPool:
     def budget_message(self) -> str:
         """The message shown when the budget is reached."""
         return (
-            f"Vast budget reached: this run spent ${self.spent():.4f} of its --vast-budget ${self.settings.budget:.4f}; "
+            f"Vast budget reached: this run spent ${self.spent():.4f} of its --vast-budget ${self.settings.budget:g}; "
             "no more instances are rented and the remaining jobs are stopped. Raise --vast-budget to continue."
         )
 
@@ -462,7 +462,7 @@ class HostPool:
                             host.dph_total,
                             label,
                             rented_at=self.clock(),
-                        )  # fmt: skip
+                        )
                     )
                     closed = self._closed
                 self.log.info(
@@ -531,7 +531,7 @@ class HostPool:
     # ---- health and teardown ---------------------------------------------------------------------------------------
 
     def instance_status(self, host: Host) -> str:
-        """``actual_status`` of a host's instance from the API: a status string, ``"gone"``, or ``"?"`` on API errors."""
+        """``actual_status`` of a host's instance: a status string, ``"gone"``, or ``"?"`` when the API fails."""
         from density_engine.vast.client import InstanceGone
 
         try:

@@ -18,6 +18,7 @@ jobs with a retryable error and is destroyed and blacklisted.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -126,14 +127,16 @@ class SourceBundle:
         self.sha256 = hashlib.sha256(self.data).hexdigest()
 
 
-# Remote poll script: for every job folder print "<key> exit <code>" | "<key> running" | "<key> starting" | "<key> lost".
+# Remote poll script, per job key: "<key> exit <code>" | "<key> running" | "<key> starting" | "<key> lost".
 _POLL_SCRIPT = r"""
 for k in "$@"; do
   d="$JOBS/$k"
   if [ -f "$d/exit_code" ]; then echo "$k exit $(cat "$d/exit_code")"; continue; fi
   if [ -f "$d/pid" ]; then
     p=$(cat "$d/pid")
-    if [ -d "/proc/$p" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$p/status" 2>/dev/null; then echo "$k running"; continue; fi
+    if [ -d "/proc/$p" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$p/status" 2>/dev/null; then
+      echo "$k running"; continue
+    fi
     if [ -f "$d/exit_code" ]; then echo "$k exit $(cat "$d/exit_code")"; else echo "$k lost"; fi
   else
     echo "$k starting"
@@ -265,7 +268,7 @@ class JobRunner:
             return self._bundle, self._wheel
 
     def bootstrap(self, host: Host) -> None:
-        """Prepare a host once: install this checkout's wheel unless that version is there, check snakemake, ship sources.
+        """Prepare a host once: install this checkout's wheel unless already there, check snakemake, ship sources.
 
         Costs two SSH commands when the host is already set up (probe + sources), four when it needs the install.
         """
@@ -281,7 +284,9 @@ class JobRunner:
                     remote_wheel = f"{s.remote_root}/wheels/{wheel.name}"
                     self.log.info(f"vast: installing {wheel.name} on {host.name}")
                     conn.put(wheel, remote_wheel)
-                    venv = quote_command([s.remote_python, "-m", "venv", "--system-site-packages", "--without-pip", s.venv])
+                    venv = quote_command(
+                        [s.remote_python, "-m", "venv", "--system-site-packages", "--without-pip", s.venv]
+                    )
                     result = conn.exec(
                         f"{{ [ -x {quote_command([s.venv_python])} ] || {venv}; }} && "
                         f"{quote_command([s.venv_python, '-c', _INSTALL_WHEEL, remote_wheel])}",
@@ -417,7 +422,7 @@ class JobRunner:
                 f"echo $$ > {quote_command([jobdir + '/pid.tmp'])} && "
                 f"mv {quote_command([jobdir + '/pid.tmp', jobdir + '/pid'])}",
                 f"cd {quote_command([s.workdir])} || exit 97",
-                f"export PATH={quote_command([s.venv + '/bin'])}:\"$PATH\"",
+                f'export PATH={quote_command([s.venv + "/bin"])}:"$PATH"',
                 "export PYTHONNOUSERSITE=1",
                 "(",  # a subshell: an `exit` in the command still records its exit code
                 job.command,
@@ -493,7 +498,9 @@ class JobRunner:
     def _query_states(self, host: Host, keys: list[str]) -> dict[str, tuple[str, ...]]:
         assert host.conn is not None
         jobs_root = f"{self.settings.remote_root}/runs/{self.settings.run_id}/jobs"
-        command = f"JOBS={quote_command([jobs_root])} bash -c {quote_command([_POLL_SCRIPT])} bash {quote_command(keys)}"
+        command = (
+            f"JOBS={quote_command([jobs_root])} bash -c {quote_command([_POLL_SCRIPT])} bash {quote_command(keys)}"
+        )
         result = host.conn.exec(command, timeout=60)
         if not result.ok:
             raise RemoteCommandError(f"status command failed on {host.name}: {result.stderr.strip()[-300:]}", result)
@@ -541,10 +548,8 @@ class JobRunner:
         required = [(f"{s.workdir}/{Path(p).as_posix()}", s.local_workdir / p) for p in job.outputs]
         host.conn.get_many(required)
         for rel in job.optional_outputs:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 host.conn.get(f"{s.workdir}/{Path(rel).as_posix()}", s.local_workdir / rel)
-            except FileNotFoundError:
-                pass
 
     def _fetch_logs(self, host: Host, job: RemoteJob) -> tuple[list[str], str]:
         """Fetch the job's remote logs into the aux folder (before anything is destroyed); return (paths, tail)."""
@@ -608,7 +613,9 @@ class JobRunner:
         if host.conn is None or not keys:
             return
         jobs_root = f"{self.settings.remote_root}/runs/{self.settings.run_id}/jobs"
-        command = f"JOBS={quote_command([jobs_root])} bash -c {quote_command([_KILL_SCRIPT])} bash {quote_command(keys)}"
+        command = (
+            f"JOBS={quote_command([jobs_root])} bash -c {quote_command([_KILL_SCRIPT])} bash {quote_command(keys)}"
+        )
         try:
             host.conn.exec(command, timeout=20)
         except SshError as exc:

@@ -1,11 +1,12 @@
 """SSH layer on paramiko: connect (timeouts, keepalive), exec with exit code, SFTP put/get, per-run keys.
 
 Host-key policy ("trust on first use, per instance, in memory"): Vast.ai hosts are rented minutes before use and their
-host keys are unknown in advance and ephemeral (IPs and proxy ports are reused by other renters later), so a persistent
-``known_hosts`` cannot help. Each rented instance gets its own :class:`TofuHostKeys`: the first key seen for an
-``(host, port)`` of that instance is remembered for the instance's lifetime, and a *different* key on a later connection is
-rejected with :class:`HostKeyChanged` (a man-in-the-middle or a port now served by another machine). Nothing is written to
-``~/.ssh/known_hosts``; ``look_for_keys`` and the SSH agent are disabled, so only the run's own key is offered.
+host keys are unknown in advance and ephemeral (IPs and proxy ports are reused by other renters later), so a
+persistent ``known_hosts`` cannot help. Each rented instance gets its own :class:`TofuHostKeys`: the first key seen for
+an ``(host, port)`` of that instance is remembered for the instance's lifetime, and a *different* key on a later
+connection is rejected with :class:`HostKeyChanged` (a man-in-the-middle or a port now served by another machine).
+Nothing is written to ``~/.ssh/known_hosts``; ``look_for_keys`` and the SSH agent are disabled, so only the run's own
+key is offered.
 
 Every remote command is built from a list of arguments with :func:`shlex.quote` (see :func:`quote_command`), never by
 pasting unquoted strings.
@@ -13,6 +14,7 @@ pasting unquoted strings.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shlex
@@ -86,7 +88,7 @@ class TofuHostKeys:
             known = self._keys.setdefault((host, port), (key_type, key_b64))
         if known != (key_type, key_b64):
             raise HostKeyChanged(
-                f"host key of {host}:{port} changed during the run (was {known[0]}, now {key_type}); refusing to connect"
+                f"host key of {host}:{port} changed during the run (was {known[0]}, now {key_type}); not connecting"
             )
 
     def forget(self) -> None:
@@ -219,10 +221,8 @@ class SshConnection:
 
     def _close_locked(self) -> None:
         if self._client is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing a broken transport must never raise
                 self._client.close()
-            except Exception:  # closing a broken transport must never raise
-                pass
             self._client = None
 
     def close(self) -> None:

@@ -1,8 +1,8 @@
 """Build a wheel of this checkout (``density_engine`` + ``snakemake_executor_plugin_vast``) to install on rented hosts.
 
-A tiny, dependency-free, deterministic wheel builder (no hatchling or network needed on the controller). The wheel's
-version is ``<density_engine.__version__>+g<content hash>``: any change to the packaged sources gives a new version, so a
-host re-installs exactly when its installed code differs from this checkout.
+A tiny, dependency-free, deterministic wheel builder (no hatchling or network needed on the controller). The
+wheel's version is ``<density_engine.__version__>+g<content hash>``: any change to the packaged sources gives a new
+version, so a host re-installs exactly when its installed code differs from this checkout.
 """
 
 from __future__ import annotations

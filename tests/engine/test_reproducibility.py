@@ -56,3 +56,17 @@ def test_seed_and_param_id_change_the_stream() -> None:
     assert torch.equal(base, quantiles(1, 0))
     assert not torch.equal(base, quantiles(2, 0))
     assert not torch.equal(base, quantiles(1, 1))
+
+
+@pytest.mark.parametrize(("model", "params"), [("gjrgarch_normalized", G1), ("rough_bergomi", RB)])
+def test_model_block_call_equals_per_subblock_calls(model: str, params: dict) -> None:
+    """The CUDA path hands a multi-sub-block stream to simulate_block in one call; the CPU path calls it per
+    sub-block. Both must give the same bits (checked here on CPU)."""
+    from density_engine.engine.rng import RandomStream
+
+    total = 2 * RNG_SUBBLOCK_PATHS + 300
+    m = get_model_class(model)(device="cpu", seed=2, param_id=5, **params)
+    whole = m.simulate_block(RandomStream(2, 5, 0, total, total), [2, 9])
+    parts = RandomStream(2, 5, 0, total, total).split()
+    assert [p.num_paths for p in parts] == [RNG_SUBBLOCK_PATHS, RNG_SUBBLOCK_PATHS, 300]
+    assert torch.equal(whole, torch.cat([m.simulate_block(p, [2, 9]) for p in parts], dim=1))

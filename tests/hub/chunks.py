@@ -106,7 +106,7 @@ def chunk_table(
         "density_engine.version": "0.1.0",
         "torch.version": "2.13.0+cpu",
         "device": "cpu",
-        "quantile_levels": f"(j + 0.5) / {num_quantiles}",
+        "quantile_levels": levels.tolist(),
         "wall_time_s": float(np.random.default_rng().random()),  # differs per run, must not reach the dataset
         "path_steps_per_s": 1.0e6,
         "spec_version": 1,

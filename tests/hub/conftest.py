@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from chunks import chunk_table, write_chunk
-from fakehub import FakeHub
+from .chunks import chunk_table, write_chunk
+from .fakehub import FakeHub
 
 WRITE_TOKEN = "hf_writer_s3cr3t"
 READ_TOKEN = "hf_reader_s3cr3t"

@@ -58,8 +58,12 @@ class FakeHub:
         root: str | Path,
         write_tokens: Iterable[str] = ("hf_writer",),
         read_tokens: Iterable[str] = ("hf_reader",),
+        xet_local_cas: str | Path | None = None,
     ) -> None:
         self.root = Path(root)
+        # With a folder here, the Xet write-token endpoint hands out ``local://<folder>`` (hf_xet's disk-backed CAS),
+        # so the default Xet pipeline of upload_folder runs offline; such files are recorded by sha256 and size only.
+        self.xet_local_cas = Path(xet_local_cas) if xet_local_cas else None
         self.objects = self.root / "objects"
         self.objects.mkdir(parents=True, exist_ok=True)
         self.state_path = self.root / "state.json"
@@ -290,14 +294,16 @@ class FakeHub:
                 ops.append(["add", value["path"]])
             elif key == "lfsFile":
                 stored = self.objects / value["oid"]
-                if not stored.is_file():
+                xet = not stored.is_file() and self.xet_local_cas is not None and "size" in value
+                if not stored.is_file() and not xet:
                     raise HubError(422, f"LFS object {value['oid']} missing for {value['path']}")
-                size = stored.stat().st_size
+                size = value["size"] if xet else stored.stat().st_size
                 files[value["path"]] = {
                     "size": size,
                     "lfs": True,
                     "sha256": value["oid"],
                     "oid": git_blob_oid(lfs_pointer(value["oid"], size)),
+                    "xet": xet,
                 }
                 ops.append(["add", value["path"]])
             elif key == "deletedFile":
@@ -526,6 +532,11 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             rev = "/".join(rest[1:]) or "main"
             if action == "revision" and method == "GET":
                 return 200, hub.repo_info(repo_type, repo_id, rev, token), {}
+            if action == "xet-write-token" and method == "GET" and hub.xet_local_cas is not None:
+                hub._check_write(token)
+                hub._visible_repo(repo_type, repo_id, token)
+                cas = {"casUrl": f"local://{hub.xet_local_cas}", "accessToken": "fake", "exp": int(time.time()) + 3600}
+                return 200, cas, {}
             if action == "preupload" and method == "POST":
                 return 200, hub.preupload(repo_type, repo_id, rev, json_body(), token), {}
             if action == "commit" and method == "POST":

@@ -12,13 +12,14 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import PARAMS_PER_SHARD
 
 from density_engine.cli import main
 from density_engine.dataset.build import build_dataset
 from density_engine.dataset.inputs import DatasetInputError, load_model_table
 from density_engine.dataset.shards import default_params_per_shard, quantile_standard_errors
 from density_engine.workflow.merge import merge_chunks
+
+from .conftest import PARAMS_PER_SHARD
 
 GARCH = "gjrgarch_normalized"
 HESTON = "rough_heston"
@@ -137,6 +138,7 @@ def test_card_yaml_provenance_and_local_load(tmp_path: Path, make_chunks) -> Non
     beta = next(p for p in garch["parameters"] if p["name"] == "beta")
     assert beta.get("config_is_model_default") is True
     assert "wall_time_s" not in garch["simulation"] and garch["simulation"]["torch.version"] == "2.13.0+cpu"
+    assert garch["simulation"]["quantile_levels"] == "(j + 0.5) / 512, j = 0..511"  # checked, then condensed
     for shard in garch["shards"]:
         assert hashlib.sha256((out / shard["path"]).read_bytes()).hexdigest() == shard["sha256"]
 
@@ -219,3 +221,13 @@ def test_bad_input_stops_the_build_naming_the_file(tmp_path: Path, make_chunks, 
     assert not (out / "README.md").exists()
     with pytest.raises(DatasetInputError, match=expected.split(" in ")[0]):
         load_model_table(chunks)
+
+
+def test_quantile_levels_in_the_chunk_metadata_must_match_the_card(tmp_path: Path, make_chunks) -> None:
+    (chunk,) = make_chunks(GARCH, [[0, 1]])
+    table = pq.read_table(chunk)
+    metadata = dict(table.schema.metadata)
+    metadata[b"quantile_levels"] = json.dumps([j / 512 for j in range(512)]).encode()  # not (j + 0.5) / 512
+    pq.write_table(table.replace_schema_metadata(metadata), chunk)
+    with pytest.raises(DatasetInputError, match=f"{chunk}: file metadata 'quantile_levels' is not"):
+        build_dataset([chunk], tmp_path / "hf")

@@ -9,12 +9,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from conftest import PARAMS_PER_SHARD, READ_TOKEN, WRITE_TOKEN
-from fakehub import FakeHub
 
 from density_engine.cli import main
 from density_engine.dataset.build import build_dataset
 from density_engine.dataset.publish import PublishError, publish_dataset
+
+from .conftest import PARAMS_PER_SHARD, READ_TOKEN, WRITE_TOKEN
+from .fakehub import FakeHub, git_blob_oid
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")  # inside huggingface_hub
 
@@ -179,3 +180,29 @@ def test_publish_to_a_new_branch(tmp_path: Path, make_chunks, fake_hub: FakeHub)
     assert fake_hub.head(REPO, "dev") == result.commit != main_commit
     assert result.uploaded == ["README.md", "provenance.json", f"data/{GARCH}/params-000004-000007.parquet"]
     assert f"data/{GARCH}/params-000004-000007.parquet" not in fake_hub.files(REPO, "main")
+
+
+def test_publish_through_the_default_xet_pipeline(tmp_path: Path, make_chunks, monkeypatch) -> None:
+    """With hf_xet enabled (the production default) upload_folder takes the streamed Xet pipeline; the fake hands out
+    hf_xet's disk-backed ``local://`` CAS, so the commit records each shard's sha256 (bytes stay in the CAS)."""
+    import hashlib
+
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", False)
+    monkeypatch.setenv("HF_TOKEN", WRITE_TOKEN)
+    folder = tmp_path / "hf"
+    build_dataset(make_chunks(GARCH, [[0, 1], [4]]), folder, config("v1"), params_per_shard=PARAMS_PER_SHARD)
+    with FakeHub(tmp_path / "hub", write_tokens=[WRITE_TOKEN], xet_local_cas=tmp_path / "cas") as hub:
+        first = publish_dataset(folder, REPO, tag="v1", endpoint=hub.endpoint)
+        assert hub.count("GET", "/xet-write-token/") >= 1 and hub.count("PUT", "/_lfs/") == 0
+        stored = hub.files(REPO)
+        for path, data in local_data(folder).items():
+            digest = hashlib.sha256(data).hexdigest()
+            assert stored[path]["sha256" if stored[path]["lfs"] else "oid"] == (
+                digest if stored[path]["lfs"] else git_blob_oid(data)
+            ), path
+        assert all(stored[p]["xet"] for p in stored if p.endswith(".parquet"))
+        again = publish_dataset(folder, REPO, tag="v1", endpoint=hub.endpoint)
+        assert again.commit == first.commit and not again.committed
+        assert hub.count("POST", "/commit/") == 1

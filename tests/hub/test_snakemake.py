@@ -8,14 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import datasets
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from conftest import WRITE_TOKEN
-from fakehub import FakeHub
 
 from density_engine.dataset.inputs import load_model_table
 from density_engine.workflow.merge import merge_chunks
+
+from .conftest import WRITE_TOKEN
+from .fakehub import FakeHub
 
 REPO = "org/densities"
 MODELS = ("gjrgarch_normalized", "rough_heston")
@@ -69,6 +71,9 @@ def test_all_builds_the_dataset_and_publish_is_separate(
     assert "config_name: rough_heston" in readme.read_text()
     assert "`0123abc`" in readme.read_text()
     assert not (work / "results" / "publish").exists()  # publishing is not part of `all`
+    # The card written from the JSON manifests loads (feature key order survives the round trip).
+    local = datasets.load_dataset(str(work / "results" / "hf"), "rough_heston", split="train", cache_dir=str(tmp_path))
+    assert local.features["quantiles"] == datasets.List(datasets.Value("float32"), length=512) and local.num_rows == 12
     shard = work / "results" / "hf" / "data" / "rough_heston" / "params-000000-019999.parquet"
     expected = load_model_table([work / "results" / "rough_heston" / "densities.parquet"]).table
     assert pq.read_table(shard).equals(expected)

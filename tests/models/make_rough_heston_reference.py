@@ -42,8 +42,9 @@ PARAMETER_SETS: dict[str, dict[str, float]] = {
     "A": {"kappa": 0.3, "theta": 0.02, "sigma": 0.3, "rho": -0.7, "alpha": 0.6, "v0": 0.02},
     "C": {"kappa": 0.3, "theta": 0.05, "sigma": 0.4, "rho": -0.6, "alpha": 0.55, "v0": 0.03},
 }
-# (set, maturity in years) pairs tabulated; the tests simulate exactly these maturities.
-TABLES: list[tuple[str, float]] = [("A", 0.25), ("A", 1.0), ("C", 0.5)]
+# (set, maturity in years) pairs tabulated; the tests simulate exactly these maturities (1 and 5 days: the short
+# horizons, where one daily step is a coarse discretisation).
+TABLES: list[tuple[str, float]] = [("A", 1.0 / 252.0), ("A", 5.0 / 252.0), ("A", 0.25), ("A", 1.0), ("C", 0.5)]
 
 ADAMS_STEPS = 1000  # fractional Adams time steps on [0, T] for the benchmark checks
 QUAD_NODES = 2000  # Gauss-Legendre nodes on [0, u_max] for the benchmark checks

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from tests.fake_vast.fixtures import ssh_keypair, sshd_factory, sshd_host  # noqa: F401
-
+import getpass
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,7 @@ from typing import Any
 import pytest
 
 from density_engine.vast.client import Instance, InstanceGone, Offer, OfferUnavailable, SshEndpoint
-from tests.fake_vast.fixtures import require_sshd
+from tests.fake_vast.fixtures import fake_vast, require_sshd, ssh_keypair, sshd_factory, sshd_host  # noqa: F401
 from tests.fake_vast.sshd import SshdHost
 
 
@@ -62,7 +65,9 @@ class StubVast:
         found = [o for o in self.offers if o.id not in rented]
         return sorted(found, key=lambda o: o.dph_total)[:limit]
 
-    def create_instance(self, offer_id: int, *, image: str, disk_gb: float, label: str, onstart: str = "", **_: Any) -> int:
+    def create_instance(
+        self, offer_id: int, *, image: str, disk_gb: float, label: str, onstart: str = "", **_: Any
+    ) -> int:
         self.calls.append(("create", offer_id))
         if offer_id in self.vanish:
             raise OfferUnavailable(f"error 404/3603: no_such_ask Instance type by id {offer_id} is not available.")
@@ -135,7 +140,7 @@ def make_offer(offer_id: int, machine_id: int, dph: float = 0.2, gpus: int = 1) 
 
 
 @pytest.fixture
-def stub_vast(tmp_path: Path, ssh_keypair) -> Iterator[StubVast]:
+def stub_vast(tmp_path: Path, ssh_keypair: Any) -> Iterator[StubVast]:  # noqa: F811
     """A :class:`StubVast` with 6 one-GPU offers on distinct machines; every sshd is killed at teardown."""
     require_sshd()
     stub = StubVast(tmp_path / "stub", [ssh_keypair.public_key])
@@ -145,22 +150,12 @@ def stub_vast(tmp_path: Path, ssh_keypair) -> Iterator[StubVast]:
         inst.host.kill()
 
 
-PoolFactory = Callable[..., Any]
-
-
-# ---- Snakemake runs against the HTTP fake (plugin, end-to-end and fault tests) -----------------------------------------
-
-import os
-import signal
-import subprocess
-import sys
-
-from tests.fake_vast.fixtures import fake_vast  # noqa: E402,F401
+# ---- Snakemake runs against the HTTP fake (plugin, end-to-end and fault tests) ------------------------------------
 
 REPO = Path(__file__).resolve().parents[2]
 VAST_PROFILE = REPO / "profiles" / "vast"
 
-TINY_SNAKEFILE = '''
+TINY_SNAKEFILE = """
 N = int(config.get("count", 3))
 SLEEP = float(config.get("sleep", 0))
 
@@ -184,7 +179,7 @@ rule work:
         "python -c \\"import json, time; time.sleep({params.sleep}); "
         "x = json.load(open('{input}'))['x']; open('{output}', 'w').write(str(x * x))\\" "
         "&& echo squared {wildcards.i} > {log}"
-'''
+"""
 
 
 def tiny_workflow(root: Path) -> Path:
@@ -198,7 +193,7 @@ def vast_command(base_url: str, *extra: str, max_instances: int = 2) -> list[str
     """``snakemake --profile profiles/vast`` pointed at the fake (key via VAST_API_KEY in the environment)."""
     return [
         sys.executable, "-m", "snakemake", "--profile", str(VAST_PROFILE), "--jobs", "8",
-        "--vast-api-url", base_url, "--vast-ssh-user", __import__("getpass").getuser(),
+        "--vast-api-url", base_url, "--vast-ssh-user", getpass.getuser(),
         "--vast-remote-python", sys.executable, "--vast-max-instances", str(max_instances),
         "--vast-boot-timeout", "30", "--vast-unreachable-timeout", "3", "--vast-budget", "5",
         "--seconds-between-status-checks", "1", "--max-status-checks-per-second", "10", "--latency-wait", "2",

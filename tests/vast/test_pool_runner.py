@@ -1,4 +1,4 @@
-"""Job runner on pool hosts: staging, detached run, one status call per host, downloads, failures, host death, cancel."""
+"""Job runner on pool hosts: staging, detached runs, one status call per host, downloads, failures, death, cancel."""
 
 from __future__ import annotations
 
@@ -47,10 +47,13 @@ def make_runner(stub_vast, ssh_keypair, local_workdir: Path, tmp_path: Path):
         runner = JobRunner(
             pool,
             RunnerSettings(
-                run_id="run42", remote_python="python3", local_workdir=local_workdir,
-                snakemake_version=__import__("snakemake").__version__, unreachable_timeout=unreachable_timeout,
+                run_id="run42",
+                remote_python="python3",
+                local_workdir=local_workdir,
+                snakemake_version=__import__("snakemake").__version__,
+                unreachable_timeout=unreachable_timeout,
                 dispatch_threads=2,
-            ),  # fmt: skip
+            ),
             lambda: ["workflow/Snakefile"],
         )
         made.append((pool, runner))

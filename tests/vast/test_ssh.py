@@ -58,7 +58,9 @@ def test_arguments_are_quoted_never_interpreted(sshd_host: SshdHost, tmp_path: P
 
 def test_sftp_round_trip_is_atomic_and_creates_folders(sshd_host: SshdHost, tmp_path: Path) -> None:
     conn = open_conn(sshd_host, sshd_host.key_path)
-    remote_dir = f"{sshd_host.inst_dir}/remote/a b/c"  # a path the host sees directly (isolation only remaps /workspace)
+    remote_dir = (
+        f"{sshd_host.inst_dir}/remote/a b/c"  # a path the host sees directly (isolation only remaps /workspace)
+    )
     source = tmp_path / "src.bin"
     payload = os.urandom(300_000)
     source.write_bytes(payload)
@@ -67,7 +69,7 @@ def test_sftp_round_trip_is_atomic_and_creates_folders(sshd_host: SshdHost, tmp_
         conn.put_bytes(b"secret", f"{remote_dir}/key", mode=0o600)
         local = tmp_path / "back" / "data.bin"
         old = time.time() - 3600
-        conn.exec(["touch", "-d", "@%d" % old, f"{remote_dir}/data.bin"], check=True)
+        conn.exec(["touch", "-d", f"@{old:.0f}", f"{remote_dir}/data.bin"], check=True)
         conn.get(f"{remote_dir}/data.bin", local)
         assert local.read_bytes() == payload
         assert local.stat().st_mtime > time.time() - 60  # local "now", not the remote mtime
@@ -76,7 +78,7 @@ def test_sftp_round_trip_is_atomic_and_creates_folders(sshd_host: SshdHost, tmp_
         assert not [p for p in local.parent.iterdir() if p.name != "data.bin"]
         conn.get(remote_dir, tmp_path / "tree")
         assert (tmp_path / "tree" / "data.bin").read_bytes() == payload
-        with pytest.raises(FileNotFoundError, match="missing.parquet"):
+        with pytest.raises(FileNotFoundError, match=r"missing\.parquet"):
             conn.get(f"{remote_dir}/missing.parquet", tmp_path / "missing.parquet")
         assert not (tmp_path / "missing.parquet").exists()
     finally:
@@ -114,7 +116,9 @@ def test_changed_host_key_is_rejected(sshd_factory, tmp_path: Path) -> None:
     assert conn.exec("true").ok
     conn.close()
     host.kill()
-    impostor = SshdHost(tmp_path / "impostor", ports=host.ports, authorized_keys=[Path(str(host.key_path) + ".pub").read_text()])
+    impostor = SshdHost(
+        tmp_path / "impostor", ports=host.ports, authorized_keys=[Path(str(host.key_path) + ".pub").read_text()]
+    )
     impostor.start()
     try:
         with pytest.raises(HostKeyChanged):

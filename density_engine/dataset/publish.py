@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from density_engine.dataset.shards import sha256_file
+
 logger = logging.getLogger(__name__)
 
 TOKEN_ENV = "HF_TOKEN"
@@ -209,15 +211,14 @@ def plan_publish(
         tag_commit = next((t.target_commit for t in refs.tags if t.name == tag), None)
     changes: list[FileChange] = []
     for path_in_repo, path in files.items():
-        data = path.read_bytes()
         entry = remote.get(path_in_repo)
         if entry is None:
             action = "new"
         else:
-            lfs = getattr(entry, "lfs", None)
-            same = hashlib.sha256(data).hexdigest() == lfs.sha256 if lfs else git_blob_oid(data) == entry.blob_id
+            lfs = getattr(entry, "lfs", None)  # LFS/Xet files are compared by sha256, regular ones by git blob id
+            same = sha256_file(path) == lfs.sha256 if lfs else git_blob_oid(path.read_bytes()) == entry.blob_id
             action = "unchanged" if same else "changed"
-        changes.append(FileChange(path_in_repo, action, len(data)))
+        changes.append(FileChange(path_in_repo, action, path.stat().st_size))
     for path_in_repo in sorted(remote):
         if path_in_repo.startswith("data/") and path_in_repo not in files:
             changes.append(FileChange(path_in_repo, "delete"))

@@ -14,7 +14,7 @@ import json
 import math
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +93,6 @@ class ModelManifest:
     sources: list[str]
     file_metadata: dict[str, Any]
     manifest_version: int = MANIFEST_VERSION
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         """Deterministic JSON text (sorted keys)."""
@@ -148,7 +147,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def write_if_changed(path: Path, data: bytes) -> str:
     """Write ``data`` atomically unless the file already holds exactly these bytes (then keep its mtime); sha256."""
     digest = hashlib.sha256(data).hexdigest()
-    if not (path.is_file() and path.stat().st_size == len(data) and _sha256_file(path) == digest):
+    if not (path.is_file() and path.stat().st_size == len(data) and sha256_file(path) == digest):
         atomic_write_bytes(path, data)
     return digest
 
@@ -161,7 +160,8 @@ def _write_shard(table: pa.Table, path: Path, options: dict[str, Any]) -> tuple[
     return len(data), write_if_changed(path, data)
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """sha256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

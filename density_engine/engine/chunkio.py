@@ -352,4 +352,4 @@ def quantile_matrix(table: pa.Table) -> np.ndarray:
     """The ``quantiles`` column as a float32 array (rows, num_quantiles)."""
     column = table.column("quantiles").combine_chunks()
     size = column.type.list_size
-    return column.values.to_numpy(zero_copy_only=False).reshape(-1, size)
+    return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, size)

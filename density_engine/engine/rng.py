@@ -132,20 +132,27 @@ class RandomStream:
             out[a:b].uniform_(generator=gen)
         return out
 
-    def normal_steps(self, num_steps: int) -> torch.Tensor:
-        """Standard normal draws in step-major layout ``(num_steps, num_paths)`` (contiguous rows per step).
+    def normal_steps(self, num_steps: int, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Standard normal draws in step-major layout ``(num_steps, num_paths)`` (contiguous rows per step; into
+        ``out`` if given).
 
         Each sub-block's generator fills a contiguous ``(num_steps, paths_in_subblock)`` tile, so the values differ
         from :meth:`normal` but are just as independent of the block split.
         """
-        return self._steps(num_steps, "normal_")
+        return self._steps(num_steps, "normal_", out)
 
-    def uniform_steps(self, num_steps: int) -> torch.Tensor:
+    def uniform_steps(self, num_steps: int, out: torch.Tensor | None = None) -> torch.Tensor:
         """Uniform ``[0, 1)`` draws in step-major layout ``(num_steps, num_paths)`` (see :meth:`normal_steps`)."""
-        return self._steps(num_steps, "uniform_")
+        return self._steps(num_steps, "uniform_", out)
 
-    def _steps(self, num_steps: int, method: str) -> torch.Tensor:
-        out = torch.empty((num_steps, self.num_paths), device=self.device, dtype=self.dtype)
+    def _steps(self, num_steps: int, method: str, out: torch.Tensor | None) -> torch.Tensor:
+        shape = (num_steps, self.num_paths)
+        if out is None:
+            out = torch.empty(shape, device=self.device, dtype=self.dtype)
+        elif tuple(out.shape) != shape or out.dtype != self.dtype or out.device != self.device:
+            raise ValueError(f"out must be a {self.dtype} tensor of shape {shape} on {self.device}")
+        elif not out.is_contiguous():
+            raise ValueError("out must be contiguous")
         if len(self._ranges) == 1:
             getattr(out, method)(generator=self._generators[0])
             return out

@@ -27,6 +27,7 @@ with the given dt and substeps.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -124,13 +125,23 @@ class RoughBergomi(Model):
             "compensator": compensator.to(device, dtype),
         }
 
+    def _workspace(self, stream: RandomStream, num_steps: int) -> torch.Tensor:
+        """Three (paths, n) work arrays, kept per thread and reused across sub-blocks (no allocation churn)."""
+        local = self.__dict__.setdefault("_thread_local", threading.local())
+        shape = (3, stream.num_paths, num_steps)
+        work = getattr(local, "work", None)
+        if work is None or tuple(work.shape) != shape or work.dtype != stream.dtype or work.device != stream.device:
+            work = local.work = None  # release the old arrays before allocating
+            work = local.work = torch.empty(shape, dtype=stream.dtype, device=stream.device)
+        return work
+
     def _log_variance(
         self, stream: RandomStream, num_steps: int, c: Mapping[str, Any]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Draw z1 (dW_i = sqrt(h) z1) and z2; return (log V_i for i = 0..n-1, z1, z2 (free work space))."""
-        z1 = stream.normal(num_steps)
-        z2 = stream.normal(num_steps)  # Wt_i = sqrt(2a+1)-scaled (cov/sqrt(h) z1 + sd z2)
-        log_v = torch.empty_like(z1)
+        log_v, z1, z2 = self._workspace(stream, num_steps)
+        stream.normal(num_steps, out=z1)
+        stream.normal(num_steps, out=z2)  # Wt_i = sqrt(2a+1)-scaled (cov/sqrt(h) z1 + sd z2)
         # Y_i: the convolution part (Toeplitz GEMM per RNG sub-block, fixed shapes) plus the last interval Wt_{i-1}
         for rows in stream.subblock_slices():
             torch.matmul(z1[rows], c["toeplitz"], out=log_v[rows])
@@ -144,7 +155,7 @@ class RoughBergomi(Model):
         """Variance paths ``V_i`` at the left points t_i, i = 0..n-1: tensor (paths, n). Uses the same draws as the
         first part of :meth:`simulate_block` (for tests of E[V_t] = xi0)."""
         c = self._constants(num_steps, stream.device, stream.dtype)
-        return self._log_variance(stream, num_steps, c)[0].exp_()
+        return self._log_variance(stream, num_steps, c)[0].exp()
 
     def simulate_block(self, stream: RandomStream, record_steps: Sequence[int]) -> torch.Tensor:
         n = int(record_steps[-1])

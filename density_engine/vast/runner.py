@@ -395,6 +395,9 @@ class JobRunner:
             self._fail(job, f"{host.name}: {exc}")
         except SshError as exc:
             self.pool.release(host, job.needs.gpus)
+            status = self.pool.instance_status(host)
+            if status != "running":  # the host is gone or broken: do not hand it to the next job
+                self.pool.retire(host, f"SSH failed during staging and the instance is {status!r}")
             self._fail(job, f"staging on {host.name} failed: {exc}")
         except OSError as exc:  # a local input is unreadable
             self.pool.release(host, job.needs.gpus)

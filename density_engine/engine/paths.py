@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MEMORY_BUDGET_BYTES: dict[str, int] = {"cpu": 512 * 2**20, "cuda": 6 * 2**30}
+DEFAULT_MEMORY_BUDGET_BYTES: dict[str, int] = {"cpu": 1536 * 2**20, "cuda": 6 * 2**30}
 """Working memory per compute block (excluding the kept horizon values): sized for this 2-core CPU and a 24 GB GPU.
 Override per model (``memory_budget_bytes=``), with ``--memory-budget`` on the CLI, or
 ``DENSITY_ENGINE_MEMORY_BUDGET``."""
@@ -89,12 +89,13 @@ def _single_threaded_ops() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def _simulate_block_cpu(model: Model, stream: RandomStream, fine_steps: list[int], workers: int) -> torch.Tensor:
+def _simulate_block_cpu(
+    model: Model, stream: RandomStream, fine_steps: list[int], out: torch.Tensor, workers: int, warm_up: bool = False
+) -> None:
     """CPU: one RNG sub-block per ``simulate_block`` call (cache-friendly), ``workers`` sub-blocks at a time, every
     torch op single-threaded. Each sub-block's result depends only on its own draws, so the bits do not depend on
-    the number of workers or threads."""
+    the number of workers or threads. Results go to ``out`` (len(fine_steps), stream.num_paths)."""
     parts = stream.split()
-    out = torch.empty((len(fine_steps), stream.num_paths), dtype=stream.dtype, device=stream.device)
     offsets = [part.path_start - stream.path_start for part in parts]
 
     def run(index: int) -> None:
@@ -107,9 +108,12 @@ def _simulate_block_cpu(model: Model, stream: RandomStream, fine_steps: list[int
             for index in range(len(parts)):
                 run(index)
         else:
+            first = 0
+            if warm_up:  # one sub-block alone first, so per-model caches are filled before threads share them
+                run(0)
+                first = 1
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="density-engine") as pool:
-                list(pool.map(run, range(len(parts))))
-    return out
+                list(pool.map(run, range(first, len(parts))))
 
 
 def _check_shape(model: Model, values: torch.Tensor, expected: tuple[int, int]) -> None:
@@ -121,13 +125,14 @@ def simulate_horizons(
     model: Model,
     horizons: Sequence[int],
     progress: Callable[[int], None] | None = None,
+    per_subblock: bool | None = None,
 ) -> torch.Tensor:
     """Cumulative log-returns of all ``model.num_paths`` paths at ``horizons`` (model steps).
 
     Returns ``(len(horizons), num_paths)`` with the model's dtype on its device, rows in the order of ``horizons``.
     ``progress(n)`` is called with the number of paths finished after each block. On CUDA a block (a whole number of
     RNG sub-blocks, sized by the memory budget) goes to the model in one call; on CPU each sub-block is its own call
-    and sub-blocks run in a thread pool.
+    and sub-blocks run in a thread pool (``per_subblock`` overrides the choice; both give the same bits).
     """
     if model.num_paths is None:
         raise ValueError("call reset(num_paths) before simulating")
@@ -137,7 +142,7 @@ def simulate_horizons(
     fine_steps = sorted({h * model.substeps for h in hs})
     per_path = model.block_bytes_per_path(fine_steps[-1]) + model.dtype.itemsize * len(fine_steps)
     budget = memory_budget_bytes(model.device, model.memory_budget_bytes)
-    on_cpu = model.device.type == "cpu"
+    on_cpu = model.device.type == "cpu" if per_subblock is None else per_subblock
     workers = cpu_workers(per_path, budget) if on_cpu else 1
     # CPU: memory is bounded by `workers` sub-blocks in flight; blocks only set the progress granularity
     blocks = (
@@ -151,11 +156,11 @@ def simulate_horizons(
         for start, stop in blocks:
             stream = RandomStream(model.seed, model.param_id, start, stop, num_paths, model.device, model.dtype)
             if on_cpu:
-                values = _simulate_block_cpu(model, stream, fine_steps, workers)
+                _simulate_block_cpu(model, stream, fine_steps, out[:, start:stop], workers, warm_up=start == 0)
             else:
                 values = model.simulate_block(stream, fine_steps)
                 _check_shape(model, values, (len(fine_steps), stop - start))
-            out[:, start:stop] = values
+                out[:, start:stop] = values
             if progress is not None:
                 progress(stop - start)
     rows = [fine_steps.index(h * model.substeps) for h in hs]

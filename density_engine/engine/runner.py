@@ -16,8 +16,8 @@ import torch
 
 from density_engine import __version__
 from density_engine.engine.chunkio import ChunkSpec, chunk_schema, encode_metadata
-from density_engine.engine.paths import disable_tf32
-from density_engine.engine.quantiles import quantile_levels
+from density_engine.engine.paths import disable_tf32, simulate_horizons
+from density_engine.engine.quantiles import quantile_levels, summarize
 from density_engine.engine.rng import RNG_SCHEME
 from density_engine.models import get_model_class
 from density_engine.models.base import resolve_device
@@ -77,9 +77,6 @@ def run_chunk(
             **settings,
         )
         model.reset(spec.num_paths)
-        from density_engine.engine.paths import simulate_horizons
-        from density_engine.engine.quantiles import summarize
-
         samples = simulate_horizons(model, horizons, progress=progress)
         if torch_device.type == "cuda":
             torch.cuda.synchronize(torch_device)

@@ -46,8 +46,8 @@ def skewt_from_uniforms(
     """Hansen skew-t variates from two independent ``U[0, 1)`` tensors (exact composition, see module docstring).
 
     Both inputs are overwritten (used as work space, as is ``work``, a tensor of the same shape, if given); the
-    result is returned in ``u_radius``'s storage. Only
-    arithmetic passes (no ``torch.where``, which is several times slower on CPU): with ``d = u - (1 - lam)/2`` and
+    result is returned in ``u_radius``'s storage. Only arithmetic passes (no ``torch.where``, which is several times
+    slower on CPU): with ``d = u - (1 - lam)/2`` and
     ``s = sign(d)`` (the branch), ``q = (1 + s lam)/2`` is the branch probability, ``V = |d|/q = d/(s q)`` is uniform
     on [0, 1) and independent of ``s``, and ``s (1 + s lam) = 2 s q``. With ``w = (2/pi) s q = (s + lam)/pi``:
     ``cos(pi/2 V) = cos(d / w)`` and ``z = (pi |T| sqrt((eta-2)/eta) / b) cos(d / w) w - a/b``.
@@ -79,7 +79,7 @@ class GJRGarchNormalized(Model):
             description="leverage coefficient on negative shocks (alpha + gamma >= 0)",
             default_range=(0.0, 0.10),
         ),
-        Parameter("beta", 0.0, 1.0, upper_open=True, description="GARCH coefficient", default_range=(0.78, 0.86)),
+        Parameter("beta", 0.0, 1.0, upper_open=True, description="GARCH coefficient", default_range=(0.78, 0.85)),
         Parameter(
             "eta",
             2.0,

@@ -387,6 +387,7 @@ class HostPool:
                     self._pending_rents += 1
                     slot.pending = True
             host = self._rent(needs, slot)
+            booting_since = time.monotonic()
             try:
                 self._wait_ready(host)
             except PoolClosed:
@@ -398,6 +399,8 @@ class HostPool:
                     self.blacklist.add(host.machine_id)
                 self.destroy(host, f"boot failed: {exc}")
                 continue
+            ready_after = time.monotonic() - booting_since
+            self.log.info(f"vast: {host.name} reachable over SSH {ready_after:.1f} s after the rent")
             with self._cond:
                 host.state = "ready"
                 host.used_gpus += needs.gpus
@@ -526,6 +529,7 @@ class HostPool:
             deadline=max(deadline, time.monotonic() + 5.0),
             connect_timeout=min(10.0, max(2.0, self.settings.boot_timeout / 10)),
             retry_interval=min(2.0, self.settings.boot_poll_interval()),
+            stop=self._stop,
         )
 
     # ---- health and teardown ---------------------------------------------------------------------------------------

@@ -374,6 +374,7 @@ class JobRunner:
             self._fail(job, "cancelled")
             return
         job.state = "staging"
+        queued_since = time.monotonic()
         try:
             host = self.pool.acquire(job.needs)
         except PoolClosed as exc:
@@ -386,9 +387,15 @@ class JobRunner:
             self._fail(job, f"no host: {exc}")
             return
         job.host = host
+        staging_since = time.monotonic()
         try:
             self.bootstrap(host)
             self._launch(host, job)
+            self.log.info(
+                f"vast: job {job.name} ({job.key}) started on {host.name} "
+                f"(waited {staging_since - queued_since:.1f} s for a host, staged in "
+                f"{time.monotonic() - staging_since:.1f} s)"
+            )
         except HostSetupError as exc:
             self.pool.release(host, job.needs.gpus)
             self.pool.retire(host, str(exc))
@@ -447,7 +454,6 @@ class JobRunner:
         )
         job.launched_at = time.monotonic()
         job.state = "running"
-        self.log.info(f"vast: job {job.name} ({job.key}) started on {host.name}")
         if job.cancelled:
             self._kill_on_host(host, [job.key])
 
@@ -543,7 +549,10 @@ class JobRunner:
             return
         job.state = "succeeded"
         self.pool.release(host, job.needs.gpus)
-        self.log.info(f"vast: job {job.name} ({job.key}) finished on {host.name}")
+        ran = time.monotonic() - job.launched_at if job.launched_at is not None else float("nan")
+        self.log.info(
+            f"vast: job {job.name} ({job.key}) finished on {host.name} after {ran:.1f} s (outputs downloaded)"
+        )
 
     def _download(self, host: Host, job: RemoteJob) -> None:
         assert host.conn is not None

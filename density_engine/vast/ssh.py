@@ -453,12 +453,12 @@ def connect_first(
     deadline: float,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     retry_interval: float = 2.0,
-    clock: type[time.monotonic] | None = None,
+    stop: threading.Event | None = None,
 ) -> SshConnection:
     """Try the endpoints in order (direct first, then proxy) until one accepts us or ``deadline`` (monotonic) passes.
 
     Authentication failures right after boot are retried too (the key may not be installed yet). Host-key changes are
-    never retried.
+    never retried. Setting ``stop`` ends the wait early.
     """
     if not endpoints:
         raise SshUnreachable("instance has no SSH endpoint")
@@ -485,4 +485,7 @@ def connect_first(
                 errors.append(str(exc))
         if time.monotonic() + retry_interval > deadline:
             raise SshUnreachable(f"no SSH endpoint answered in time; last error: {errors[-1] if errors else '?'}")
-        time.sleep(retry_interval)
+        if stop is not None and stop.wait(retry_interval):
+            raise SshUnreachable("stopped while waiting for SSH")
+        if stop is None:
+            time.sleep(retry_interval)

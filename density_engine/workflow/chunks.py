@@ -6,9 +6,9 @@ Snakemake DAG lists every chunk job without a checkpoint.
 
 Each chunk also gets a *content key*: a hash of everything that determines the chunk's spec (model, sampler,
 resolved parameter ranges, seed, its row range, horizons, paths, quantiles, dt, substeps, and for order-dependent
-samplers the whole design). It is computed without sampling, and the simulate rule carries it in ``params`` so that a
-config change re-runs exactly the chunks whose content changes (e.g. raising ``n_samples`` under Sobol re-runs only the
-last, partial chunk and adds new ones).
+samplers the whole design). It is computed without sampling and is part of the spec file name
+(``chunk_00003.<key>.json``): a chunk whose content changes gets a new spec file, which is what re-runs exactly that
+chunk (raising ``n_samples`` under Sobol re-runs only the last, partial chunk and adds new ones).
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def _model_definition(model_name: str, model_cfg: Mapping[str, Any], base_dir: s
 
 
 def _hash(payload: Any) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:20]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
 def plan_model(model_name: str, model_cfg: Mapping[str, Any], base_dir: str | Path = ".") -> ModelPlan:
@@ -149,13 +149,25 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         raise
 
 
+def spec_file_name(chunk: int, key: str) -> str:
+    """``chunk_00003.<content key>.json``: the key in the name makes a changed chunk a new input file."""
+    return f"{CHUNK_NAME.format(chunk=chunk)}.{key}.json"
+
+
 def write_specs(
     model_name: str, model_cfg: Mapping[str, Any], out_dir: str | Path, base_dir: str | Path = "."
 ) -> list[Path]:
-    """Write ``chunk_NNNNN.json`` for every chunk of a model into ``out_dir``; return the paths in chunk order."""
+    """Write ``chunk_NNNNN.<key>.json`` for every chunk of a model into ``out_dir`` and remove stale spec files of
+    earlier configs; return the paths in chunk order."""
+    out_dir = Path(out_dir)
+    plan = plan_model(model_name, model_cfg, base_dir)
     paths = []
-    for spec in build_specs(model_name, model_cfg, base_dir):
-        path = Path(out_dir) / f"{CHUNK_NAME.format(chunk=spec['chunk_id'])}.json"
+    for spec, key in zip(build_specs(model_name, model_cfg, base_dir), plan.chunk_keys, strict=True):
+        path = out_dir / spec_file_name(spec["chunk_id"], key)
         write_text_atomic(path, json.dumps(spec, indent=1) + "\n")
         paths.append(path)
+    current = {p.name for p in paths}
+    for stale in out_dir.glob("chunk_*.json"):
+        if stale.name not in current:
+            stale.unlink(missing_ok=True)
     return paths

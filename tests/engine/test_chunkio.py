@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +103,9 @@ def test_chunk_schema_and_metadata(small_chunk: pa.Table, tmp_path: Path) -> Non
     path = tmp_path / "chunk.parquet"
     write_chunk(small_chunk, path)
     assert [p.name for p in tmp_path.iterdir()] == ["chunk.parquet"]  # no temp file left behind
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
     table = read_chunk(path)
     expected = chunk_schema(["alpha", "gamma", "beta", "eta", "lam", "sigma0_sq"], 64)
     assert table.schema.remove_metadata().equals(expected)

@@ -89,3 +89,15 @@ def test_console_script_logs_per_parameter_set(tmp_path: Path) -> None:
     assert proc.stderr.count("path-steps/s") == 3  # one line per parameter set + the summary
     table = read_chunk(out)
     assert table.column("substeps").to_pylist() == [2] * 4 and table.column("dt").to_pylist() == [1 / 252] * 4
+
+
+def test_memory_budget_option_parsing() -> None:
+    import click
+
+    from density_engine.cli.simulate import _parse_bytes
+
+    assert _parse_bytes("512M") == 512 * 2**20 and _parse_bytes("2G") == 2 * 2**30 and _parse_bytes("1000") == 1000
+    assert _parse_bytes("1.5GiB") == int(1.5 * 2**30) and _parse_bytes(None) is None
+    for bad in ("lots", "-1G", "0"):
+        with pytest.raises(click.BadParameter):
+            _parse_bytes(bad)

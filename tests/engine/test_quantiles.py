@@ -53,3 +53,11 @@ def test_summarize_rejects_nan() -> None:
     x[1, 3] = float("nan")
     with pytest.raises(FloatingPointError, match="1 simulated value"):
         summarize(x, 4)
+
+
+def test_moments_leave_float64_samples_unchanged() -> None:
+    x = torch.randn(2, 1000, dtype=torch.float64)
+    before = x.clone()
+    m = sample_moments(x)
+    assert torch.equal(x, before)
+    assert np.allclose(m["std"], x.numpy().std(1), rtol=1e-12)

@@ -59,6 +59,21 @@ def test_seed_and_param_id_change_the_stream() -> None:
 
 
 @pytest.mark.parametrize(("model", "params"), [("gjrgarch_normalized", G1), ("rough_bergomi", RB)])
+def test_whole_block_path_equals_cpu_subblock_pool(model: str, params: dict) -> None:
+    """The CUDA code path of simulate_horizons (budget-sized blocks, one simulate_block call each), run on CPU with
+    a budget of two sub-blocks per block, gives the same bits as the CPU sub-block thread pool."""
+    num_paths = 3 * RNG_SUBBLOCK_PATHS + 77
+    m = get_model_class(model)(device="cpu", seed=3, param_id=1, **params)
+    m.reset(num_paths)
+    pooled = m.simulate_horizons([1, 6])
+    per_path = m.block_bytes_per_path(6) + 4 * 2
+    m.memory_budget_bytes = 2 * RNG_SUBBLOCK_PATHS * per_path
+    from density_engine.engine.paths import simulate_horizons
+
+    assert torch.equal(simulate_horizons(m, [1, 6], per_subblock=False), pooled)
+
+
+@pytest.mark.parametrize(("model", "params"), [("gjrgarch_normalized", G1), ("rough_bergomi", RB)])
 def test_model_block_call_equals_per_subblock_calls(model: str, params: dict) -> None:
     """The CUDA path hands a multi-sub-block stream to simulate_block in one call; the CPU path calls it per
     sub-block. Both must give the same bits (checked here on CPU)."""
@@ -70,3 +85,19 @@ def test_model_block_call_equals_per_subblock_calls(model: str, params: dict) ->
     parts = RandomStream(2, 5, 0, total, total).split()
     assert [p.num_paths for p in parts] == [RNG_SUBBLOCK_PATHS, RNG_SUBBLOCK_PATHS, 300]
     assert torch.equal(whole, torch.cat([m.simulate_block(p, [2, 9]) for p in parts], dim=1))
+
+
+def test_memory_budget_planning(monkeypatch) -> None:
+    from density_engine.engine.paths import cpu_workers, memory_budget_bytes, plan_blocks
+
+    s = RNG_SUBBLOCK_PATHS
+    assert plan_blocks(3 * s + 5, 1000, 2 * 1000 * s) == [(0, 2 * s), (2 * s, 3 * s + 5)]
+    assert plan_blocks(10, 10**9, 1) == [(0, 10)]  # at least one sub-block per block
+    assert cpu_workers(10**9, 1) == 1
+    cpu = torch.device("cpu")
+    assert memory_budget_bytes(cpu, 123) == 123
+    monkeypatch.setenv("DENSITY_ENGINE_MEMORY_BUDGET", "2e6")
+    assert memory_budget_bytes(cpu) == 2_000_000
+    monkeypatch.setenv("DENSITY_ENGINE_MEMORY_BUDGET", "lots")
+    with pytest.raises(ValueError, match="DENSITY_ENGINE_MEMORY_BUDGET"):
+        memory_budget_bytes(cpu)

@@ -27,7 +27,14 @@ def test_subblock_ranges() -> None:
 
 def _draws(start: int, stop: int, total: int) -> list[torch.Tensor]:
     stream = RandomStream(seed=5, param_id=9, path_start=start, path_stop=stop, total_paths=total)
-    return [stream.normal(3), stream.uniform(2, 2), stream.gamma(2.5, 4), stream.normal()]
+    draws = [stream.normal(3), stream.uniform(2, 2), stream.gamma(2.5, 4), stream.normal()]
+    # step-major draws are (steps, paths): transpose so that paths are rows like the others
+    return [
+        *draws,
+        stream.uniform_steps(3).T,
+        stream.normal_steps(2).T,
+        stream.normal(2, out=torch.empty(stop - start, 2)),
+    ]
 
 
 def test_draws_do_not_depend_on_block_split() -> None:
@@ -68,3 +75,17 @@ def test_gamma_mean_matches_concentration() -> None:
 def test_bad_ranges_raise(start: int, stop: int, total: int, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         RandomStream(0, 0, start, stop, total)
+
+
+def test_split_shares_generators_and_out_is_checked() -> None:
+    total = RNG_SUBBLOCK_PATHS + 10
+    whole = RandomStream(1, 2, 0, total, total)
+    parts = RandomStream(1, 2, 0, total, total).split()
+    assert [(p.path_start, p.path_stop) for p in parts] == [(0, RNG_SUBBLOCK_PATHS), (RNG_SUBBLOCK_PATHS, total)]
+    first = whole.uniform_steps(4)
+    assert torch.equal(first, torch.cat([p.uniform_steps(4) for p in parts], dim=1))
+    assert torch.equal(whole.normal(2), torch.cat([p.normal(2) for p in parts]))  # the generators moved on together
+    with pytest.raises(ValueError, match="shape"):
+        whole.uniform(3, out=torch.empty(total, 2))
+    with pytest.raises(ValueError, match="contiguous"):
+        whole.uniform_steps(2, out=torch.empty(total, 2).T)

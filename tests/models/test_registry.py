@@ -73,3 +73,13 @@ def test_horizon_checks_and_order() -> None:
     forward = m.path_quantiles([2, 7], 16)
     backward = m.path_quantiles([7, 2], 16)
     assert forward.shape == (2, 16) and torch.equal(forward, backward.flip(0))
+
+
+@pytest.mark.parametrize("name", ["gjrgarch_normalized", "rough_bergomi"])
+def test_default_ranges_lie_in_the_domain(name: str) -> None:
+    """Every corner of the default sampling box is a valid parameter set (so default samplers never reject)."""
+    import itertools
+
+    cls = get_model_class(name)
+    for corner in itertools.product(*(p.default_range for p in cls.parameters)):
+        cls.check_parameters(dict(zip(cls.parameter_names(), corner, strict=True)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -47,7 +48,11 @@ def simulate_locally(remote: Path, local: Path) -> None:
     """The local reference: the same `density-engine simulate` command on the same specs, on this machine's CPU."""
     procs = []
     for rel in TARGETS:
-        spec = remote / rel.replace("results/chunks/", "results/specs/").replace(".parquet", ".json")
+        # the spec of results/chunks/<model>/<chunk>.parquet is results/specs/<model>/<chunk>[.<content key>].json
+        stem = Path(rel).stem
+        specs = sorted((remote / "results" / "specs" / Path(rel).parent.name).glob(f"{stem}*.json"))
+        assert len(specs) == 1, specs
+        spec = specs[0]
         out = local / rel
         out.parent.mkdir(parents=True, exist_ok=True)
         cmd = [
@@ -93,5 +98,12 @@ def test_demo_workflow_on_fake_vast_matches_a_local_run(fake_vast, tmp_path: Pat
     assert fake.live_instances() == []
     ledger = json.loads((remote / "results" / "vast" / "cost_ledger.json").read_text())
     assert len(ledger["instances"]) == len(fake.instances) <= 2 and ledger["total_cost_usd"] > 0
-    leaked = [p for p in remote.rglob("*") if p.is_file() and api_key in p.read_text(errors="ignore")]
-    assert not leaked and api_key not in log
+    # the API key is nowhere: not in local files or logs, not on the hosts (onstart, job scripts, logs, workspace)
+    host_dirs = [inst.sshd.inst_dir for inst in fake.instances.values()]
+    files = [p for root in (remote, *host_dirs) for p in root.rglob("*") if p.is_file() and not p.is_symlink()]
+    assert not [p for p in files if api_key.encode() in p.read_bytes()] and api_key not in log
+    assert any(p.name == "run.sh" for p in files)  # the scan did cover the hosts' job folders
+    # Snakemake's metadata was written for the downloaded chunks: a second run would not simulate them again
+    code, log = run_controller(vast_command(base_url, *TARGETS, "-n"), remote, env)
+    assert code == 0 and not re.search(r"^simulate\s+\d+", log, re.MULTILINE), log[-3000:]
+    assert len(fake.instances) <= 2

@@ -126,9 +126,9 @@ def test_delete_failing_with_5xx_is_retried_until_gone(fake_vast, http_pool) -> 
 def test_host_dying_mid_job_is_retried_elsewhere(fake_vast, tmp_path: Path) -> None:
     base_url, fake, api_key = fake_vast
     first = cheapest(fake)[0]
-    fake.set_offer_behaviour(first, die_after=4.0, die_status="offline")
+    fake.set_offer_behaviour(first, die_after=2.5, die_status="offline")
     work = tiny_workflow(tmp_path / "wf")
-    cmd = vast_command(base_url, "--config", "count=1", "sleep=8", "--retries", "1", max_instances=1)
+    cmd = vast_command(base_url, "--config", "count=1", "sleep=5", "--retries", "1", max_instances=1)
     code, log = run_controller(cmd, work, vast_env(api_key))
     assert code == 0, log[-6000:]
     assert (work / "results" / "out" / "0.txt").read_text() == "0"

@@ -151,3 +151,12 @@ def test_close_interrupts_a_waiting_acquire(stub_vast, ssh_keypair) -> None:
     assert time.monotonic() - started < 5
     assert errors and isinstance(errors[0], PoolClosed)
     assert stub_vast.live() == []
+
+
+def test_keep_instances_leaves_them_running_for_cleanup(stub_vast, ssh_keypair) -> None:
+    pool = make_pool(stub_vast, ssh_keypair, keep_instances=True)
+    host = pool.acquire(JobNeeds())
+    pool.close()
+    assert stub_vast.live() == [host.instance_id]  # kept (and still billing) until cleaned up
+    assert pool.ledger[0].destroyed_at is None
+    stub_vast.destroy_instance(host.instance_id)

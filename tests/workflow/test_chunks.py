@@ -40,9 +40,11 @@ def test_content_keys_change_exactly_for_affected_chunks() -> None:
 
 def test_specs_follow_the_engine_contract(tmp_path: Path) -> None:
     model_cfg = _garch(n_samples=5, chunk_size=2)
+    (tmp_path / "chunk_00007.0123456789abcdef.json").write_text("{}")  # a stale spec of an earlier config
     paths = write_specs(GARCH, model_cfg, tmp_path)
-    assert [p.name for p in paths] == ["chunk_00000.json", "chunk_00001.json", "chunk_00002.json"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [p.name for p in paths]  # no temporary files left
+    keys = plan_model(GARCH, model_cfg).chunk_keys
+    assert [p.name for p in paths] == [f"chunk_0000{k}.{keys[k]}.json" for k in range(3)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [p.name for p in paths]  # no temporary or stale files
     specs = [load_spec(p) for p in paths]  # the engine's own validating parser
     assert [len(s.parameter_sets) for s in specs] == [2, 2, 1]
     assert [ps.param_id for s in specs for ps in s.parameter_sets] == [0, 1, 2, 3, 4]

@@ -85,7 +85,7 @@ def test_bad_config_names_the_key_and_allowed_values(path: list, value, expected
 def test_missing_n_samples_and_file_checks(tmp_path: Path) -> None:
     config = copy.deepcopy(TINY_CONFIG)
     del config["models"]["rough_heston"]["n_samples"]
-    with pytest.raises(ConfigError, match="missing required config key 'models.rough_heston.n_samples'"):
+    with pytest.raises(ConfigError, match=r"missing required config key 'models\.rough_heston\.n_samples'"):
         validate_config(config)
     config = _with(["models", "gjrgarch_normalized", "sampler"], {"file": "missing.csv"})
     with pytest.raises(ConfigError, match=r"models.gjrgarch_normalized: parameter file .*missing.csv does not exist"):

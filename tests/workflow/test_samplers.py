@@ -59,7 +59,7 @@ def test_exactly_n_valid_sets_with_rejection_and_stable_ids(sampler: str) -> Non
 
 
 def test_sobol_rejects_invalid_draws_and_continues_the_sequence() -> None:
-    names, ranged, fixed = parameter_space(GARCH, _config("sobol", 40))
+    _names, ranged, fixed = parameter_space(GARCH, _config("sobol", 40))
     engine = qmc.Sobol(len(ranged), scramble=True, rng=np.random.default_rng(5))
     raw = qmc.scale(engine.random(128), [r[0] for r in ranged.values()], [r[1] for r in ranged.values()])
     model_cls = get_model_class(GARCH)

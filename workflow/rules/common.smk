@@ -3,14 +3,13 @@
 # Other stage files use: ENABLED_MODELS (list of model names), PLANS[model] (a density_engine.workflow.chunks.ModelPlan:
 # num_sets, num_chunks, chunk_names, chunk_keys), densities_path(model) and FINAL_TARGETS (append final outputs).
 
-import hashlib
 import json
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from density_engine.workflow.chunks import plan_model
+from density_engine.workflow.chunks import plan_model, spec_file_name
 from density_engine.workflow.config import ConfigError, validate_config
 
 # One clear message naming the key and the allowed values, before any job starts; then snakemake's own validation
@@ -33,8 +32,14 @@ wildcard_constraints:
     chunk=r"\d{5}",
 
 
-def spec_path(model, chunk_name):
-    return f"results/specs/{model}/{chunk_name}.json"
+def spec_path(model, chunk):
+    """The spec file of chunk number `chunk`; its name carries the chunk's content key (see specs.smk)."""
+    return f"results/specs/{model}/{spec_file_name(chunk, PLANS[model].chunk_keys[chunk])}"
+
+
+def chunk_spec_file(wildcards):
+    """Input function of simulate: this chunk's current spec file."""
+    return spec_path(wildcards.model, int(wildcards.chunk))
 
 
 def chunk_path(model, chunk_name):
@@ -49,11 +54,6 @@ def model_chunk_files(wildcards):
     """Input function: every chunk parquet of one model."""
     plan = PLANS[wildcards.model]
     return [chunk_path(wildcards.model, name) for name in plan.chunk_names]
-
-
-def chunk_content_key(wildcards):
-    """Params function: the hash of this chunk's own content (re-runs exactly the chunks whose content changes)."""
-    return PLANS[wildcards.model].chunk_keys[int(wildcards.chunk)]
 
 
 def attempt_scaled(base):

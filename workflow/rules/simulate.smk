@@ -1,7 +1,7 @@
 # One Monte Carlo chunk: spec JSON -> chunk parquet, by the `density-engine simulate` CLI.
 #
-# - The spec is ancient(): rewriting the specs of a model (after any config change) does not by itself re-run chunks;
-#   params.content (the chunk's own content hash) does, so a config change re-runs exactly the affected chunks.
+# - The spec file name carries the chunk's content key (specs.smk): a config change that alters this chunk's content
+#   gives it a new input file and re-runs it; the spec is ancient(), so rewriting unchanged specs re-runs nothing.
 # - resources scale with the attempt number (retries get more memory and time); gpu=1 and group "simulate" let the
 #   vast profile batch chunks onto rented GPU hosts. The device comes from config (not a rerun trigger); torch uses
 #   `threads` CPU threads (1: `-c all` runs one chunk per core; raise with --set-threads simulate=N).
@@ -11,11 +11,9 @@
 
 rule simulate:
     input:
-        spec=ancient("results/specs/{model}/chunk_{chunk}.json"),
+        spec=ancient(chunk_spec_file),
     output:
         chunk="results/chunks/{model}/chunk_{chunk}.parquet",
-    params:
-        content=chunk_content_key,
     log:
         "results/logs/simulate/{model}/chunk_{chunk}.log",
     benchmark:

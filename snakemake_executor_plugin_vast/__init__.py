@@ -231,7 +231,9 @@ class Executor(RemoteExecutor):
 
     def get_python_executable(self) -> str:
         """The remote venv's python (the remote job runs ``<venv>/bin/python -m snakemake ...``)."""
-        return f"{self.workflow.executor_settings.remote_root.rstrip('/')}/venv/bin/python"
+        import shlex
+
+        return shlex.quote(f"{self.workflow.executor_settings.remote_root.rstrip('/')}/venv/bin/python")
 
     def get_job_args(self, job: JobExecutorInterface, **kwargs: Any) -> str:
         """Standard job args plus ``--resources gpu=<n>`` so group members share the host's GPUs one at a time."""

@@ -55,10 +55,10 @@ def _deep_update(base: dict, update: dict) -> dict:
     return out
 
 
-@click.command("specs")
+@click.command("grid")
 @click.option("--model", required=True, help="Model name (registry name).")
 @click.option("--model-config", "model_config", required=True, help="The model's config section as JSON.")
-@click.option("--out-dir", required=True, type=click.Path(path_type=Path), help="Folder for chunk_NNNNN.json files.")
+@click.option("--out", "out_path", required=True, type=click.Path(path_type=Path), help="Grid parquet to write.")
 @click.option(
     "--base-dir",
     type=click.Path(path_type=Path),
@@ -66,20 +66,70 @@ def _deep_update(base: dict, update: dict) -> dict:
     show_default=True,
     help="Folder that relative paths (sampler files) are resolved against.",
 )
-def specs_command(model: str, model_config: str, out_dir: Path, base_dir: Path) -> None:
-    """Sample a model's parameter grid and write one spec JSON per chunk."""
+def grid_command(model: str, model_config: str, out_path: Path, base_dir: Path) -> None:
+    """Sample a model's parameter grid (param_id + parameters) into a parquet file."""
+    from density_engine.workflow.chunks import write_grid
+    from density_engine.workflow.config import ConfigError, check_model_config
+    from density_engine.workflow.samplers import SamplingError
+
+    model_cfg = _model_config(model_config)
+    try:
+        check_model_config(model, model_cfg, base_dir)
+        count = write_grid(model, model_cfg, out_path, base_dir)
+    except (ConfigError, SamplingError, KeyError) as exc:
+        raise _fail(f"models.{model}: {exc}") from None
+    click.echo(f"{model}: wrote {count} parameter sets to {out_path}")
+
+
+def _model_config(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _fail(f"--model-config is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise _fail("--model-config must be a JSON object")
+    return value
+
+
+@click.command("specs")
+@click.option("--model", required=True, help="Model name (registry name).")
+@click.option("--model-config", "model_config", required=True, help="The model's config section as JSON.")
+@click.option("--out-dir", required=True, type=click.Path(path_type=Path), help="Folder for the chunk spec files.")
+@click.option(
+    "--grid",
+    "grid_path",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Parameter grid parquet (from `density-engine grid`); sampled afresh when omitted.",
+)
+@click.option("--chunks", "chunk_range", default=None, help="Chunk range FIRST:STOP (default: all chunks).")
+@click.option(
+    "--base-dir",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Folder that relative paths (sampler files) are resolved against.",
+)
+def specs_command(
+    model: str, model_config: str, out_dir: Path, grid_path: Path | None, chunk_range: str | None, base_dir: Path
+) -> None:
+    """Write one spec JSON per chunk (chunk_NNNNN.<content key>.json)."""
     from density_engine.workflow.chunks import write_specs
     from density_engine.workflow.config import ConfigError, check_model_config
     from density_engine.workflow.samplers import SamplingError
 
-    try:
-        model_cfg = json.loads(model_config)
-    except json.JSONDecodeError as exc:
-        raise _fail(f"--model-config is not valid JSON: {exc}") from None
+    model_cfg = _model_config(model_config)
+    chunks = None
+    if chunk_range is not None:
+        try:
+            first, stop = (int(part) for part in chunk_range.split(":"))
+        except ValueError:
+            raise _fail(f"--chunks must be FIRST:STOP, got {chunk_range!r}") from None
+        chunks = range(first, stop)
     try:
         check_model_config(model, model_cfg, base_dir)
-        paths = write_specs(model, model_cfg, out_dir, base_dir)
-    except (ConfigError, SamplingError, KeyError) as exc:
+        paths = write_specs(model, model_cfg, out_dir, base_dir, grid_path=grid_path, chunks=chunks)
+    except (ConfigError, SamplingError, KeyError, ValueError) as exc:
         raise _fail(f"models.{model}: {exc}") from None
     click.echo(f"{model}: wrote {len(paths)} chunk specs to {out_dir}")
 
@@ -116,4 +166,10 @@ def report_figures_command(model: str, densities: Path, benchmarks_dir: Path, nu
     click.echo(json.dumps(summary))
 
 
-COMMANDS: list[click.Command] = [validate_config_command, specs_command, merge_command, report_figures_command]
+COMMANDS: list[click.Command] = [
+    validate_config_command,
+    grid_command,
+    specs_command,
+    merge_command,
+    report_figures_command,
+]

@@ -149,6 +149,7 @@ class Host:
     conn: SshConnection | None = None
     state: str = "booting"  # booting | ready | dead | destroyed
     used_gpus: int = 0
+    gpu_assignments: dict[str, list[int]] = field(default_factory=dict)
     unreachable_since: float | None = None
     bootstrapped: str | None = None
     sources_hash: str | None = None
@@ -232,7 +233,19 @@ class HostPool:
     # ---- lifecycle -------------------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Register the run's public key on the account (so new instances get it at creation)."""
+        """Warn about leftovers of earlier runs; register the run's public key on the account (new instances get it)."""
+        prefix = f"{self.settings.label_prefix}-"
+        try:
+            leftovers = self.client.list_instances(label_prefix=prefix)
+        except Exception as exc:
+            self.log.debug(f"vast: could not list instances: {exc}")
+            leftovers = []
+        if leftovers:
+            ids = ", ".join(str(inst.id) for inst in leftovers[:10])
+            self.log.warning(
+                f"vast: {len(leftovers)} instance(s) labelled {prefix}* from earlier runs are still live and billing "
+                f"({ids}); destroy them with `density-engine vast cleanup` unless another run uses them"
+            )
         try:
             self._account_key_id = self.client.add_account_ssh_key(self.public_key)
         except Exception as exc:  # attach per instance still works
@@ -361,10 +374,22 @@ class HostPool:
                     self._pending_rents -= 1
                 self._cond.notify_all()
 
-    def release(self, host: Host, gpus: int) -> None:
-        """Give back GPUs reserved by :meth:`acquire`."""
+    def assign_gpus(self, host: Host, key: str, count: int) -> list[int]:
+        """Pick ``count`` GPU indices of the host for job ``key`` (within the GPUs reserved by :meth:`acquire`), so
+        jobs sharing a multi-GPU host get disjoint ``CUDA_VISIBLE_DEVICES``."""
+        with self._cond:
+            taken = {i for ids in host.gpu_assignments.values() for i in ids}
+            free = [i for i in range(max(host.num_gpus, 1)) if i not in taken]
+            ids = free[: max(1, count)]
+            host.gpu_assignments[key] = ids
+            return ids
+
+    def release(self, host: Host, gpus: int, key: str | None = None) -> None:
+        """Give back GPUs reserved by :meth:`acquire` (and the indices assigned to job ``key``)."""
         with self._cond:
             host.used_gpus = max(0, host.used_gpus - gpus)
+            if key is not None:
+                host.gpu_assignments.pop(key, None)
             self._cond.notify_all()
 
     def budget_message(self) -> str:

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from density_engine.vast.pool import DEAD_STATUSES, BudgetExceeded, Host, HostPool, JobNeeds, PoolClosed, PoolError
-from density_engine.vast.ssh import ExecResult, RemoteCommandError, SshError, SshUnreachable, quote_command
+from density_engine.vast.ssh import RemoteCommandError, SshError, SshUnreachable, quote_command
 from density_engine.vast.wheel import build_wheel
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,7 @@ class RemoteJob:
     error: str | None = None
     aux_logs: list[str] = field(default_factory=list)
     cancelled: bool = False
+    gpu_ids: list[int] = field(default_factory=list)
 
     @property
     def finished(self) -> bool:
@@ -387,6 +388,7 @@ class JobRunner:
             self._fail(job, f"no host: {exc}")
             return
         job.host = host
+        job.gpu_ids = self.pool.assign_gpus(host, job.key, job.needs.gpus)
         staging_since = time.monotonic()
         try:
             self.bootstrap(host)
@@ -397,17 +399,17 @@ class JobRunner:
                 f"{time.monotonic() - staging_since:.1f} s)"
             )
         except HostSetupError as exc:
-            self.pool.release(host, job.needs.gpus)
+            self.pool.release(host, job.needs.gpus, job.key)
             self.pool.retire(host, str(exc))
             self._fail(job, f"{host.name}: {exc}")
         except SshError as exc:
-            self.pool.release(host, job.needs.gpus)
+            self.pool.release(host, job.needs.gpus, job.key)
             status = self.pool.instance_status(host)
             if status != "running":  # the host is gone or broken: do not hand it to the next job
                 self.pool.retire(host, f"SSH failed during staging and the instance is {status!r}")
             self._fail(job, f"staging on {host.name} failed: {exc}")
         except OSError as exc:  # a local input is unreadable
-            self.pool.release(host, job.needs.gpus)
+            self.pool.release(host, job.needs.gpus, job.key)
             self._fail(job, f"staging failed: {exc}")
 
     def _launch(self, host: Host, job: RemoteJob) -> None:
@@ -434,6 +436,7 @@ class JobRunner:
                 f"cd {quote_command([s.workdir])} || exit 97",
                 f'export PATH={quote_command([s.venv + "/bin"])}:"$PATH"',
                 "export PYTHONNOUSERSITE=1",
+                f"export CUDA_VISIBLE_DEVICES={','.join(str(i) for i in job.gpu_ids) or '0'}",
                 "(",  # a subshell: an `exit` in the command still records its exit code
                 job.command,
                 ")",
@@ -548,7 +551,7 @@ class JobRunner:
             self._finish_failed(host, job, f"downloading the outputs failed: {exc}")
             return
         job.state = "succeeded"
-        self.pool.release(host, job.needs.gpus)
+        self.pool.release(host, job.needs.gpus, job.key)
         ran = time.monotonic() - job.launched_at if job.launched_at is not None else float("nan")
         self.log.info(
             f"vast: job {job.name} ({job.key}) finished on {host.name} after {ran:.1f} s (outputs downloaded)"
@@ -593,7 +596,7 @@ class JobRunner:
         if tail:
             message += f"; last lines of the remote log:\n{tail}\n"
         self._fail(job, message)
-        self.pool.release(host, job.needs.gpus)
+        self.pool.release(host, job.needs.gpus, job.key)
 
     def _fail(self, job: RemoteJob, message: str) -> None:
         job.error = message
@@ -616,7 +619,7 @@ class JobRunner:
             )
             for job in jobs:
                 self._fail(job, f"host {host.name} died while the job ran ({why}); the job can be retried elsewhere")
-                self.pool.release(host, job.needs.gpus)
+                self.pool.release(host, job.needs.gpus, job.key)
             self.pool.retire(host, why)
 
     # ---- cancellation and teardown ---------------------------------------------------------------------------------
@@ -681,11 +684,6 @@ class JobRunner:
 def new_run_id() -> str:
     """A short unique run id (8 hex characters)."""
     return uuid.uuid4().hex[:8]
-
-
-def exec_result_tail(result: ExecResult, lines: int = 15) -> str:
-    """Last lines of a command's combined output, for messages."""
-    return "\n".join((result.stdout + result.stderr).strip().splitlines()[-lines:])
 
 
 __all__ = [

@@ -17,13 +17,16 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 SPEC_VERSION = 1
 CHUNK_NAME = "chunk_{chunk:05d}"
+#: Chunk specs written per spec job. A job with thousands of outputs makes Snakemake's DAG work quadratic; batches of
+#: 100 keep a 10,000-chunk dry run linear.
+SPEC_BATCH_CHUNKS = 100
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class ModelPlan:
     num_sets: int
     chunk_size: int
     chunk_keys: tuple[str, ...]
+    grid_key: str = ""
 
     @property
     def num_chunks(self) -> int:
@@ -42,6 +46,10 @@ class ModelPlan:
     @property
     def chunk_names(self) -> list[str]:
         return [CHUNK_NAME.format(chunk=k) for k in range(self.num_chunks)]
+
+    def batches(self, batch_size: int = SPEC_BATCH_CHUNKS) -> list[range]:
+        """Chunk ranges written by one spec job each."""
+        return [range(a, min(a + batch_size, self.num_chunks)) for a in range(0, self.num_chunks, batch_size)]
 
 
 def num_chunks(num_sets: int, chunk_size: int) -> int:
@@ -91,6 +99,10 @@ def plan_model(model_name: str, model_cfg: Mapping[str, Any], base_dir: str | Pa
     if isinstance(definition["sampler"], Mapping):
         file_rows = read_parameter_file(model_name, model_cfg, base_dir)
     base = _hash(definition)
+    grid_definition = {k: v for k, v in definition.items() if k != "chunk_size"}
+    grid_payload: dict[str, Any] = {"definition": grid_definition, "num_sets": num_sets}
+    if file_rows is not None:
+        grid_payload["content"] = _hash(file_rows.to_json(orient="split", double_precision=15))
     keys = []
     for chunk in range(num_chunks(num_sets, chunk_size)):
         rows = [chunk * chunk_size, min((chunk + 1) * chunk_size, num_sets)]
@@ -98,23 +110,35 @@ def plan_model(model_name: str, model_cfg: Mapping[str, Any], base_dir: str | Pa
         if file_rows is not None:
             payload["content"] = file_rows.iloc[rows[0] : rows[1]].to_json(orient="split", double_precision=15)
         keys.append(_hash(payload))
-    return ModelPlan(model_name, num_sets, chunk_size, tuple(keys))
+    return ModelPlan(model_name, num_sets, chunk_size, tuple(keys), _hash(grid_payload))
 
 
-def build_specs(model_name: str, model_cfg: Mapping[str, Any], base_dir: str | Path = ".") -> list[dict[str, Any]]:
-    """The chunk spec dicts (architecture.md "Chunk spec") of one model, in chunk order."""
+def build_specs(
+    model_name: str,
+    model_cfg: Mapping[str, Any],
+    base_dir: str | Path = ".",
+    frame: Any = None,
+    chunks: Sequence[int] | None = None,
+) -> list[dict[str, Any]]:
+    """The chunk spec dicts (architecture.md "Chunk spec") of one model, in chunk order.
+
+    ``frame`` is the model's parameter grid (sampled when not given); ``chunks`` selects chunk numbers (default all).
+    """
     from density_engine.workflow.config import model_settings
     from density_engine.workflow.samplers import sample_parameter_sets
 
-    frame = sample_parameter_sets(model_name, model_cfg, base_dir)
+    if frame is None:
+        frame = sample_parameter_sets(model_name, model_cfg, base_dir)
     names = [c for c in frame.columns if c != "param_id"]
     dt, substeps = model_settings(model_name, model_cfg)
     chunk_size = int(model_cfg["chunk_size"])
     ids = frame["param_id"].to_numpy()
     values = frame[names].to_numpy()
     specs = []
-    for chunk in range(num_chunks(len(frame), chunk_size)):
+    for chunk in chunks if chunks is not None else range(num_chunks(len(frame), chunk_size)):
         rows = range(chunk * chunk_size, min((chunk + 1) * chunk_size, len(frame)))
+        if not rows:
+            raise ValueError(f"chunk {chunk} of {model_name} is beyond the {len(frame)} parameter sets")
         specs.append(
             {
                 "spec_version": SPEC_VERSION,
@@ -133,6 +157,31 @@ def build_specs(model_name: str, model_cfg: Mapping[str, Any], base_dir: str | P
             }
         )
     return specs
+
+
+def grid_file_name(grid_key: str) -> str:
+    """``parameters.<grid key>.parquet``: the model's whole parameter grid, named after everything it depends on."""
+    return f"parameters.{grid_key}.parquet"
+
+
+def write_grid(model_name: str, model_cfg: Mapping[str, Any], out_path: str | Path, base_dir: str | Path = ".") -> int:
+    """Sample the model's parameter grid into a parquet file (atomic write); return the number of sets."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from density_engine.workflow.samplers import sample_parameter_sets
+
+    frame = sample_parameter_sets(model_name, model_cfg, base_dir)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp, compression="zstd")
+        os.replace(tmp, out_path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return len(frame)
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
@@ -155,19 +204,32 @@ def spec_file_name(chunk: int, key: str) -> str:
 
 
 def write_specs(
-    model_name: str, model_cfg: Mapping[str, Any], out_dir: str | Path, base_dir: str | Path = "."
+    model_name: str,
+    model_cfg: Mapping[str, Any],
+    out_dir: str | Path,
+    base_dir: str | Path = ".",
+    grid_path: str | Path | None = None,
+    chunks: Sequence[int] | None = None,
 ) -> list[Path]:
-    """Write ``chunk_NNNNN.<key>.json`` for every chunk of a model into ``out_dir`` and remove stale spec files of
-    earlier configs; return the paths in chunk order."""
+    """Write ``chunk_NNNNN.<key>.json`` for the given chunks (default all) of a model into ``out_dir``, reading the
+    parameter grid from ``grid_path`` (sampled when not given), and remove the same chunks' stale spec files of earlier
+    configs; return the paths in chunk order."""
+    import pandas as pd
+
     out_dir = Path(out_dir)
     plan = plan_model(model_name, model_cfg, base_dir)
+    chunks = list(range(plan.num_chunks)) if chunks is None else list(chunks)
+    frame = pd.read_parquet(grid_path) if grid_path is not None else None
+    if frame is not None and len(frame) != plan.num_sets:
+        raise ValueError(f"{grid_path}: holds {len(frame)} parameter sets, the config asks for {plan.num_sets}")
     paths = []
-    for spec, key in zip(build_specs(model_name, model_cfg, base_dir), plan.chunk_keys, strict=True):
-        path = out_dir / spec_file_name(spec["chunk_id"], key)
+    for spec in build_specs(model_name, model_cfg, base_dir, frame=frame, chunks=chunks):
+        path = out_dir / spec_file_name(spec["chunk_id"], plan.chunk_keys[spec["chunk_id"]])
         write_text_atomic(path, json.dumps(spec, indent=1) + "\n")
         paths.append(path)
     current = {p.name for p in paths}
-    for stale in out_dir.glob("chunk_*.json"):
-        if stale.name not in current:
-            stale.unlink(missing_ok=True)
+    for chunk in chunks:
+        for stale in out_dir.glob(f"{CHUNK_NAME.format(chunk=chunk)}.*.json"):
+            if stale.name not in current:
+                stale.unlink(missing_ok=True)
     return paths

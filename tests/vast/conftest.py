@@ -116,6 +116,10 @@ class StubVast:
         self.public_keys.append(public_key)
         return 7
 
+    def list_instances(self, *, label_prefix: str | None = None) -> list[Instance]:
+        self.calls.append(("list", label_prefix))
+        return [self.get_instance(i) for i in self.live() if self.instances[i].label.startswith(label_prefix or "")]
+
     def delete_account_ssh_key(self, key_id: int) -> None:
         self.calls.append(("delete_key", key_id))
 

@@ -25,7 +25,9 @@ TARGETS = [
 def tiny_copy(dest: Path) -> Path:
     """A copy of the workflow (not the package: hosts get it as a wheel) with a tiny CPU config (2 GARCH chunks)."""
     dest.mkdir(parents=True)
-    shutil.copy2(REPO / "Snakefile", dest / "Snakefile")
+    for top in REPO.iterdir():  # Snakefile, environment.yml (conda: directives), ...
+        if top.is_file() and not top.name.startswith("."):
+            shutil.copy2(top, dest / top.name)
     for folder in ("workflow", "config", "resources"):
         if (REPO / folder).is_dir():
             shutil.copytree(REPO / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
 import threading
 import time
 from pathlib import Path
@@ -159,4 +160,14 @@ def test_keep_instances_leaves_them_running_for_cleanup(stub_vast, ssh_keypair) 
     pool.close()
     assert stub_vast.live() == [host.instance_id]  # kept (and still billing) until cleaned up
     assert pool.ledger[0].destroyed_at is None
+    records: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("density_engine.vast.pool")
+    logger.addHandler(handler)
+    try:
+        make_pool(stub_vast, ssh_keypair).close()  # the next run warns about the kept instance
+    finally:
+        logger.removeHandler(handler)
+    assert any("still live and billing" in r and str(host.instance_id) in r for r in records)
     stub_vast.destroy_instance(host.instance_id)

@@ -38,7 +38,9 @@ def make_runner(stub_vast, ssh_keypair, local_workdir: Path, tmp_path: Path):
     if not can_isolate():
         pytest.skip("runner tests need a private /workspace per host (root + unshare)")
 
-    def factory(max_instances: int = 1, unreachable_timeout: float = 30.0) -> JobRunner:
+    def factory(
+        max_instances: int = 1, unreachable_timeout: float = 30.0, remote_root: str = "/workspace/density-engine"
+    ) -> JobRunner:
         settings = PoolSettings(
             run_id="run42", image="img", max_instances=max_instances, boot_timeout=20.0,
             unreachable_timeout=unreachable_timeout, ssh_user=getpass.getuser(), destroy_retry_delay=0.05,
@@ -48,6 +50,7 @@ def make_runner(stub_vast, ssh_keypair, local_workdir: Path, tmp_path: Path):
             pool,
             RunnerSettings(
                 run_id="run42",
+                remote_root=remote_root,
                 remote_python="python3",
                 local_workdir=local_workdir,
                 snakemake_version=__import__("snakemake").__version__,
@@ -105,17 +108,19 @@ def test_jobs_share_one_booted_host_and_outputs_come_back(make_runner, stub_vast
     assert sorted(p.name for p in remote.iterdir()) == ["0.txt", "1.txt", "2.txt"]
 
 
-def test_one_status_call_per_host_for_many_jobs(make_runner, stub_vast) -> None:
+def test_one_status_call_per_host_for_many_jobs(make_runner, stub_vast, local_workdir: Path) -> None:
     stub_vast.offers = [o.__class__(**{**o.__dict__, "num_gpus": 3}) for o in stub_vast.offers]
     runner = make_runner(max_instances=1)
     calls: list[int] = []
     original = runner._query_states
     runner._query_states = lambda host, keys: (calls.append(len(keys)), original(host, keys))[1]
     for n in range(3):
-        runner.submit(job(n, f"sleep 1.5 && {DOUBLE.format(n=n)}"))
+        runner.submit(job(n, f"sleep 1.5 && {DOUBLE.format(n=n)} && echo gpu=$CUDA_VISIBLE_DEVICES >> logs/{n}.log"))
     done = wait_all(runner, 3)
     assert [j.state for j in done] == ["succeeded"] * 3
     assert max(calls) == 3  # three jobs on one host polled by a single SSH command
+    gpus = sorted((local_workdir / "logs" / f"{n}.log").read_text().split()[-1] for n in range(3))
+    assert gpus == ["gpu=0", "gpu=1", "gpu=2"]  # jobs sharing the host got disjoint GPUs
 
 
 def test_failed_job_logs_are_fetched_and_reported(make_runner, local_workdir: Path) -> None:
@@ -129,10 +134,11 @@ def test_failed_job_logs_are_fetched_and_reported(make_runner, local_workdir: Pa
 
 
 def test_exit_zero_without_output_is_a_failure(make_runner, local_workdir: Path) -> None:
-    runner = make_runner()
+    runner = make_runner(remote_root="/workspace/it's a $(odd) root")  # every remote path is quoted
     runner.submit(job(1, "true"))
     [failed] = wait_all(runner, 1)
     assert failed.state == "failed" and "output is missing" in failed.error and "out/1.txt" in failed.error
+    assert runner.pool.hosts[0].bootstrapped  # the venv install and the job ran under the odd root
     assert not (local_workdir / "out" / "1.txt").exists()
 
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from density_engine.engine.chunkio import load_spec
-from density_engine.workflow.chunks import build_specs, plan_model, write_specs
+from density_engine.workflow.chunks import build_specs, plan_model, write_grid, write_specs
 
 from .conftest import TINY_CONFIG
 
@@ -40,7 +40,7 @@ def test_content_keys_change_exactly_for_affected_chunks() -> None:
 
 def test_specs_follow_the_engine_contract(tmp_path: Path) -> None:
     model_cfg = _garch(n_samples=5, chunk_size=2)
-    (tmp_path / "chunk_00007.0123456789abcdef.json").write_text("{}")  # a stale spec of an earlier config
+    (tmp_path / "chunk_00001.0123456789abcdef.json").write_text("{}")  # chunk 1 of an earlier config
     paths = write_specs(GARCH, model_cfg, tmp_path)
     keys = plan_model(GARCH, model_cfg).chunk_keys
     assert [p.name for p in paths] == [f"chunk_0000{k}.{keys[k]}.json" for k in range(3)]
@@ -62,5 +62,9 @@ def test_specs_follow_the_engine_contract(tmp_path: Path) -> None:
         "substeps",
         "parameter_sets",
     }
+    grid = tmp_path.parent / "grid.parquet"
+    assert write_grid(GARCH, model_cfg, grid) == 5
+    again = write_specs(GARCH, model_cfg, tmp_path, grid_path=grid, chunks=[1])
+    assert again == paths[1:2] and json.loads(again[0].read_text()) == json.loads(paths[1].read_text())
     heston = build_specs("rough_heston", TINY_CONFIG["models"]["rough_heston"])
     assert heston[0]["dt"] == 1.0 / 252.0 and heston[0]["substeps"] == 1

@@ -4,12 +4,13 @@
 # num_sets, num_chunks, chunk_names, chunk_keys), densities_path(model) and FINAL_TARGETS (append final outputs).
 
 import json
+import os
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from density_engine.workflow.chunks import plan_model, spec_file_name
+from density_engine.workflow.chunks import grid_file_name, plan_model, spec_file_name
 from density_engine.workflow.config import ConfigError, validate_config
 
 # One clear message naming the key and the allowed values, before any job starts; then snakemake's own validation
@@ -37,6 +38,11 @@ def spec_path(model, chunk):
     return f"results/specs/{model}/{spec_file_name(chunk, PLANS[model].chunk_keys[chunk])}"
 
 
+def grid_path(model):
+    """The model's parameter grid parquet; its name carries the grid's content key (see specs.smk)."""
+    return f"results/grid/{model}/{grid_file_name(PLANS[model].grid_key)}"
+
+
 def chunk_spec_file(wildcards):
     """Input function of simulate: this chunk's current spec file."""
     return spec_path(wildcards.model, int(wildcards.chunk))
@@ -54,6 +60,21 @@ def model_chunk_files(wildcards):
     """Input function: every chunk parquet of one model."""
     plan = PLANS[wildcards.model]
     return [chunk_path(wildcards.model, name) for name in plan.chunk_names]
+
+
+#: Hugging Face dataset folder (dataset.smk).
+DATASET_DIR = "results/hf"
+
+
+def dataset_manifest_path(model):
+    """Per-model manifest written by dataset.smk's shards rule."""
+    return f"results/dataset/manifests/{model}.json"
+
+
+def _dataset_hf(key, default=""):
+    """A value of the `hf:` config section (dataset.smk)."""
+    value = (config.get("hf") or {}).get(key)
+    return default if value is None else value
 
 
 def attempt_scaled(base):

@@ -2,18 +2,7 @@
 # (part of `all`), and publishing to the Hub (NOT part of `all`: `snakemake -c1 publish`). Every rule calls the
 # `density-engine dataset` CLI; see docs/dataset.md.
 
-import json
-
-DATASET_DIR = "results/hf"
-
-
-def dataset_manifest_path(model):
-    return f"results/dataset/manifests/{model}.json"
-
-
-def _dataset_hf(key, default=""):
-    value = (config.get("hf") or {}).get(key)
-    return default if value is None else value
+# DATASET_DIR, dataset_manifest_path() and _dataset_hf() live in common.smk (snakemake --lint: no functions here).
 
 
 rule dataset_shards:
@@ -21,11 +10,15 @@ rule dataset_shards:
         densities_path("{model}"),
     output:
         manifest="results/dataset/manifests/{model}.json",
+    params:
+        out_dir=DATASET_DIR,
     log:
         "results/logs/dataset_shards/{model}.log",
     localrule: True
+    conda:
+        "../../environment.yml"
     shell:
-        "density-engine dataset shards --model {wildcards.model} --out " + DATASET_DIR + " --manifest {output.manifest}"
+        "density-engine dataset shards --model {wildcards.model} --out {params.out_dir} --manifest {output.manifest}"
         " {input} > {log} 2>&1"
 
 
@@ -36,12 +29,15 @@ rule dataset_card:
         readme=f"{DATASET_DIR}/README.md",
         provenance=f"{DATASET_DIR}/provenance.json",
     params:
+        out_dir=lambda wildcards, output: os.path.dirname(output.readme),
         config_json=json.dumps(config, sort_keys=True, default=str),
     log:
         "results/logs/dataset_card/card.log",
     localrule: True
+    conda:
+        "../../environment.yml"
     shell:
-        "density-engine dataset card --out " + DATASET_DIR + " --config-json {params.config_json:q}"
+        "density-engine dataset card --out {params.out_dir} --config-json {params.config_json:q}"
         " {input.manifests} > {log} 2>&1"
 
 
@@ -53,6 +49,7 @@ rule publish:
     output:
         "results/publish/hf.json",
     params:
+        folder=lambda wildcards, input: os.path.dirname(input.readme),
         repo_id=_dataset_hf("repo_id"),
         tag=_dataset_hf("tag"),
         revision=_dataset_hf("revision", "main"),
@@ -60,8 +57,10 @@ rule publish:
     log:
         "results/logs/publish/hf.log",
     localrule: True
+    conda:
+        "../../environment.yml"
     shell:
-        "density-engine dataset publish --folder " + DATASET_DIR + " --repo-id {params.repo_id:q} --tag {params.tag:q}"
+        "density-engine dataset publish --folder {params.folder} --repo-id {params.repo_id:q} --tag {params.tag:q}"
         " --revision {params.revision:q} {params.visibility} --result {output} > {log} 2>&1"
 
 

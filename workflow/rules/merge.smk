@@ -12,6 +12,8 @@ rule merge:
     log:
         "results/logs/merge/{model}.log",
     localrule: True
+    conda:
+        "../../environment.yml"
     shell:
         "density-engine merge --model {wildcards.model} --chunks-dir {params.chunks_dir}"
         " --num-chunks {params.num_chunks} --out {output} > {log} 2>&1"

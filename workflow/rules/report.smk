@@ -43,6 +43,8 @@ rule report_figures:
     log:
         "results/logs/report_figures/{model}.log",
     localrule: True
+    conda:
+        "../../environment.yml"
     shell:
         "density-engine report-figures --model {wildcards.model} --densities {input.densities}"
         " --benchmarks-dir {params.benchmarks_dir} --num-chunks {params.num_chunks} --out-dir {params.out_dir}"

@@ -1,26 +1,53 @@
 # Parameter grid -> one small JSON spec per chunk (the only input of a chunk job).
 #
-# One job per model writes all of its chunk specs (sampling a million parameter sets in one process; a job per chunk
-# would pay the interpreter start-up ten thousand times). Each spec file is named after the chunk's content key,
-# results/specs/<model>/chunk_00003.<key>.json, a hash of everything that decides the chunk's content, computed
+# grid_<model>: one job samples the model's whole parameter grid into results/grid/<model>/parameters.<key>.parquet
+#   (sampling with rejection is sequential; a million GARCH sets take minutes in one process).
+# specs_<model>_<batch>: one job per 100 chunks writes their specs, results/specs/<model>/chunk_00003.<key>.json.
+#   (One job with ten thousand outputs would make Snakemake's DAG handling quadratic; batches keep it linear.)
+#
+# Both names carry content keys: hashes of everything that decides the grid / the chunk, computed from the config
 # without sampling when the DAG is built. A config change that alters a chunk's content gives it a new spec file name,
-# so exactly that chunk re-runs; simulate marks its spec ancient(), so rewriting the unchanged specs re-runs nothing.
+# so exactly that chunk re-runs; grid and spec inputs are ancient(), so rewriting unchanged specs re-runs nothing.
 
 
 for _model in ENABLED_MODELS:
 
     rule:
         name:
-            f"specs_{_model}"
+            f"grid_{_model}"
         output:
-            [spec_path(_model, chunk) for chunk in range(PLANS[_model].num_chunks)],
+            grid_path(_model),
         params:
             model=_model,
             model_config=json.dumps(config["models"][_model], sort_keys=True),
-            out_dir=f"results/specs/{_model}",
         log:
-            f"results/logs/specs/{_model}.log",
+            f"results/logs/grid/{_model}.log",
         localrule: True
+        conda:
+            "../../environment.yml"
         shell:
-            "density-engine specs --model {params.model} --model-config {params.model_config:q}"
-            " --out-dir {params.out_dir} > {log} 2>&1"
+            "density-engine grid --model {params.model} --model-config {params.model_config:q}"
+            " --out {output} > {log} 2>&1"
+
+    for _batch, _chunks in enumerate(PLANS[_model].batches()):
+
+        rule:
+            name:
+                f"specs_{_model}_{_batch:03d}"
+            input:
+                grid=ancient(grid_path(_model)),
+            output:
+                [spec_path(_model, chunk) for chunk in _chunks],
+            params:
+                model=_model,
+                model_config=json.dumps(config["models"][_model], sort_keys=True),
+                chunks=f"{_chunks.start}:{_chunks.stop}",
+                out_dir=lambda wildcards, output: os.path.dirname(output[0]),
+            log:
+                f"results/logs/specs/{_model}/batch_{_batch:03d}.log",
+            localrule: True
+            conda:
+                "../../environment.yml"
+            shell:
+                "density-engine specs --model {params.model} --model-config {params.model_config:q}"
+                " --grid {input.grid} --chunks {params.chunks} --out-dir {params.out_dir} > {log} 2>&1"

@@ -167,6 +167,7 @@ class Executor(RemoteExecutor):
         self._finished_pending: dict[str, Any] = {}
         self._infos: dict[str, SubmittedJobInfo] = {}
         self._torn_down = False
+        self._generated_key: Optional[Path] = None
         self._teardown_lock = threading.Lock()
         s = self.workflow.executor_settings
         if s.max_instances < 1:
@@ -185,6 +186,7 @@ class Executor(RemoteExecutor):
             public = public_key_line(key, f"density-engine-{self.run_id}")
         else:
             key, public = generate_run_key(state_dir / "id_ed25519", f"density-engine-{self.run_id}")
+            self._generated_key = state_dir / "id_ed25519"
         scale = float(os.environ.get(INTERVAL_SCALE_ENV, "1") or 1)
         self._client = VastClient(api_key, s.api_url, interval_scale=scale)
         pool_settings = PoolSettings(
@@ -389,5 +391,11 @@ class Executor(RemoteExecutor):
                 self.logger.warning(f"vast executor: could not write the cost ledger: {exc}")
             if self._pool.budget_reached():
                 self.logger.error(self._pool.budget_message())
+            if self._generated_key is not None:
+                if self.workflow.executor_settings.keep_instances:
+                    self.logger.info(f"vast executor: SSH key of the kept instances: {self._generated_key}")
+                else:  # the per-run key is useless once its instances are gone
+                    for path in (self._generated_key, self._generated_key.with_name("id_ed25519.pub")):
+                        path.unlink(missing_ok=True)
             self.logger.debug(f"vast executor: teardown took {time.monotonic() - started:.1f} s")
             self._client.close()

@@ -105,6 +105,7 @@ def test_demo_workflow_on_fake_vast_matches_a_local_run(fake_vast, tmp_path: Pat
     files = [p for root in (remote, *host_dirs) for p in root.rglob("*") if p.is_file() and not p.is_symlink()]
     assert not [p for p in files if api_key.encode() in p.read_bytes()] and api_key not in log
     assert any(p.name == "run.sh" for p in files)  # the scan did cover the hosts' job folders
+    assert not list((remote / ".snakemake" / "vast").rglob("id_ed25519*"))  # the per-run key is gone with its hosts
     # Snakemake's metadata was written for the downloaded chunks: a second run would not simulate them again
     code, log = run_controller(vast_command(base_url, *TARGETS, "-n"), remote, env)
     assert code == 0 and not re.search(r"^simulate\s+\d+", log, re.MULTILINE), log[-3000:]

@@ -165,7 +165,8 @@ def grid_file_name(grid_key: str) -> str:
 
 
 def write_grid(model_name: str, model_cfg: Mapping[str, Any], out_path: str | Path, base_dir: str | Path = ".") -> int:
-    """Sample the model's parameter grid into a parquet file (atomic write); return the number of sets."""
+    """Sample the model's parameter grid into a parquet file (atomic write), remove grids of earlier configs from the
+    same folder; return the number of sets."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -181,6 +182,9 @@ def write_grid(model_name: str, model_cfg: Mapping[str, Any], out_path: str | Pa
         os.replace(tmp, out_path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+    for stale in out_path.parent.glob("parameters.*.parquet"):  # grids of earlier configs
+        if stale != out_path:
+            stale.unlink(missing_ok=True)
     return len(frame)
 
 

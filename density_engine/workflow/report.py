@@ -98,6 +98,7 @@ def plot_coverage(frame: pd.DataFrame, parameters: list[str], model: str, out: P
             if j == 0:
                 ax.set_ylabel(row_name)
     fixed_text = ", ".join(f"{k}={v:g}" for k, v in fixed.items())
+    figure.tight_layout()
     figure.suptitle(
         f"{model}: {len(frame.param_id.unique())} parameter sets" + (f" (fixed: {fixed_text})" * bool(fixed))
     )
@@ -139,6 +140,7 @@ def plot_fan(frame: pd.DataFrame, quantiles: np.ndarray, parameters: list[str], 
         ax.set_xlabel("horizon (model steps)")
         ax.set_ylabel("cumulative log-return")
     axes[0][0].legend(fontsize=7, loc="lower left")
+    figure.subplots_adjust(wspace=0.35)
     figure.suptitle(f"{model}: quantile fan charts", y=1.08)
     _save(figure, out)
     plt.close(figure)

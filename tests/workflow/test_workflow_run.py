@@ -28,6 +28,19 @@ def _planned_chunks(stdout: str) -> set[str]:
     return set(re.findall(r"output: (results/chunks/[\w/]+\.parquet)", stdout))
 
 
+def _processes_in(folder: Path) -> list[int]:
+    """PIDs of processes whose working directory is ``folder`` (a unique temporary path of this test)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if os.readlink(entry / "cwd") == str(folder):
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
 def test_end_to_end_outputs(finished_workflow: Path) -> None:
     for model in MODELS:
         model_cfg = TINY_CONFIG["models"][model]
@@ -129,7 +142,10 @@ def test_killed_run_recovers_with_rerun_incomplete(finished_workflow: Path, tmp_
         assert process.poll() is None, "snakemake ended before it could be interrupted"
         assert time.monotonic() < deadline, "chunk 3 never started"
         time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)  # a crash: no handler runs, chunk 3's job dies mid-flight
+    # A crash: SIGKILL the controller and the running chunk-3 job (Snakemake starts jobs in their own session).
+    os.killpg(process.pid, signal.SIGKILL)
+    for pid in _processes_in(workdir.resolve()):
+        os.kill(pid, signal.SIGKILL)
     process.wait(timeout=30)
     assert not (chunks / "chunk_00003.parquet").exists()  # atomic writes: no partial file under the final name
     finished_mtimes = {k: (chunks / f"chunk_0000{k}.parquet").stat().st_mtime_ns for k in (0, 1, 2)}

@@ -126,7 +126,7 @@ def test_killed_run_recovers_with_rerun_incomplete(finished_workflow: Path, tmp_
     config["models"][GARCH]["n_samples"] = 8  # two new chunks: 2 and 3
     (workdir / "config/config.yaml").write_text(yaml.safe_dump(config))
     chunks = workdir / "results/chunks" / GARCH
-    log_3 = workdir / "results/logs/simulate" / GARCH / "chunk_00003.log"
+    logs = workdir / "results/logs/simulate" / GARCH
     targets = [f"results/chunks/{GARCH}/chunk_0000{k}.parquet" for k in (2, 3)]
     command = [sys.executable, "-m", "snakemake", "--workflow-profile", "none", "-c", "1", *targets]
     process = subprocess.Popen(
@@ -137,26 +137,33 @@ def test_killed_run_recovers_with_rerun_incomplete(finished_workflow: Path, tmp_
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+    def one_done_other_running() -> tuple[int, int] | None:
+        for done, running in ((2, 3), (3, 2)):  # -c1 runs the two new chunks one after the other, in either order
+            if (chunks / f"chunk_0000{done}.parquet").exists() and (logs / f"chunk_0000{running}.log").exists():
+                return done, running
+        return None
+
     deadline = time.monotonic() + 180
-    while not ((chunks / "chunk_00002.parquet").exists() and log_3.exists()):
+    while (state := one_done_other_running()) is None:
         assert process.poll() is None, "snakemake ended before it could be interrupted"
-        assert time.monotonic() < deadline, "chunk 3 never started"
+        assert time.monotonic() < deadline, "the second new chunk never started"
         time.sleep(0.05)
-    # A crash: SIGKILL the controller and the running chunk-3 job (Snakemake starts jobs in their own session).
+    done, running = state
+    # A crash: SIGKILL the controller and the running job (Snakemake starts jobs in their own session).
     os.killpg(process.pid, signal.SIGKILL)
     for pid in _processes_in(workdir.resolve()):
         os.kill(pid, signal.SIGKILL)
     process.wait(timeout=30)
-    assert not (chunks / "chunk_00003.parquet").exists()  # atomic writes: no partial file under the final name
-    finished_mtimes = {k: (chunks / f"chunk_0000{k}.parquet").stat().st_mtime_ns for k in (0, 1, 2)}
+    assert not (chunks / f"chunk_0000{running}.parquet").exists()  # atomic writes: no partial file under that name
+    kept = (0, 1, done)
+    finished_mtimes = {k: (chunks / f"chunk_0000{k}.parquet").stat().st_mtime_ns for k in kept}
     run_snakemake(workdir, "--unlock")  # kill -9 leaves Snakemake's lock behind (Ctrl-C would not)
     result = run_snakemake(workdir, "-c", "2", "--rerun-incomplete", f"results/{GARCH}/densities.parquet")
     log = result.stdout + result.stderr
-    assert {k: (chunks / f"chunk_0000{k}.parquet").stat().st_mtime_ns for k in (0, 1, 2)} == finished_mtimes
+    assert {k: (chunks / f"chunk_0000{k}.parquet").stat().st_mtime_ns for k in kept} == finished_mtimes
     assert re.findall(r"output: (results/chunks/[\w/]+\.parquet)", log) == [
-        f"results/chunks/{GARCH}/chunk_00003.parquet"
+        f"results/chunks/{GARCH}/chunk_0000{running}.parquet"
     ]
     merged = pq.read_table(workdir / f"results/{GARCH}/densities.parquet")
     assert merged.num_rows == 8 * len(config["models"][GARCH]["horizons"])
-    second = run_snakemake(workdir, "-n", f"results/{GARCH}/densities.parquet")
-    assert "Nothing to be done" in second.stdout + second.stderr

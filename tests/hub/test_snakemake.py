@@ -22,18 +22,13 @@ from .fakehub import FakeHub
 REPO = "org/densities"
 MODELS = ("gjrgarch_normalized", "rough_heston")
 
-# The stage interface common.smk provides (ENABLED_MODELS, densities_path, FINAL_TARGETS), then the real rule file.
+# The real stage interface (common.smk: config validation, ENABLED_MODELS, densities_path, FINAL_TARGETS, the dataset
+# paths) and the real rule file; the merged densities are made by the test instead of the simulate/merge stages.
 SNAKEFILE = """
 configfile: "config.yaml"
 
-ENABLED_MODELS = {models!r}
-FINAL_TARGETS = []
 
-
-def densities_path(model):
-    return f"results/{{model}}/densities.parquet"
-
-
+include: {common!r}
 include: {rules!r}
 
 
@@ -56,8 +51,10 @@ def test_all_builds_the_dataset_and_publish_is_separate(
     work = tmp_path / "wf"
     work.mkdir()
     rules = repo_root / "workflow" / "rules" / "dataset.smk"
-    (work / "Snakefile").write_text(SNAKEFILE.format(models=list(MODELS), rules=str(rules)))
-    config = {"models": {m: {"sampler": "lhs", "n_samples": 4} for m in MODELS}, "hf": {"repo_id": REPO, "tag": "v1"}}
+    (work / "Snakefile").write_text(SNAKEFILE.format(common=str(rules.with_name("common.smk")), rules=str(rules)))
+    model_config = {"sampler": "lhs", "n_samples": 4, "horizons": [1, 5, 20], "num_paths": 2048, "chunk_size": 2, "seed": 1}
+    config = {"models": {m: dict(model_config) for m in MODELS}, "hf": {"repo_id": REPO, "tag": "v1"}}
+    config["models"]["rough_bergomi"] = {**model_config, "enabled": False}
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     for model in MODELS:  # the merge rule's output, made by the merge itself
         merge_chunks(model, make_chunks(model, [[0, 1], [2, 3]]), work / "results" / model / "densities.parquet")

@@ -116,9 +116,9 @@ def publish_command(
     result: str | None,
 ) -> None:
     """Publish the dataset folder to the Hub (token from HF_TOKEN; endpoint from HF_ENDPOINT)."""
+    from density_engine.atomic import write_bytes_atomic
     from density_engine.dataset.build import read_config
     from density_engine.dataset.publish import PublishError, publish_dataset
-    from density_engine.dataset.shards import atomic_write_bytes
 
     try:
         hf = (read_config(config_path) or {}).get("hf") or {}
@@ -144,7 +144,7 @@ def publish_command(
     except PublishError as exc:
         raise _fail(exc) from exc
     if result and not dry_run:
-        atomic_write_bytes(Path(result), (json.dumps(outcome.to_dict(), indent=2, sort_keys=True) + "\n").encode())
+        write_bytes_atomic(Path(result), (json.dumps(outcome.to_dict(), indent=2, sort_keys=True) + "\n").encode())
 
 
 COMMANDS: list[click.Command] = [dataset]

@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from density_engine.atomic import write_bytes_atomic
 from density_engine.dataset.inputs import DatasetInputError, ModelTable, describe_metadata
 from density_engine.engine.chunkio import MOMENT_COLUMNS, quantile_matrix
 
@@ -131,24 +130,11 @@ def shard_name(model: str, first: int, last: int) -> str:
     return f"data/{model}/params-{first:06d}-{last:06d}.parquet"
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_if_changed(path: Path, data: bytes) -> str:
     """Write ``data`` atomically unless the file already holds exactly these bytes (then keep its mtime); sha256."""
     digest = hashlib.sha256(data).hexdigest()
     if not (path.is_file() and path.stat().st_size == len(data) and sha256_file(path) == digest):
-        atomic_write_bytes(path, data)
+        write_bytes_atomic(path, data)
     return digest
 
 
@@ -253,7 +239,7 @@ def _checked_metadata(data: ModelTable) -> dict[str, Any]:
 
 def write_manifest(manifest: ModelManifest, path: str | Path) -> None:
     """Write the manifest JSON atomically."""
-    atomic_write_bytes(Path(path), manifest.to_json().encode())
+    write_bytes_atomic(Path(path), manifest.to_json().encode())
 
 
 def quantile_standard_errors(table: pa.Table) -> dict[str, Any]:

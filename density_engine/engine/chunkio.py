@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +15,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from density_engine.atomic import atomic_path, write_text_atomic
 
 SPEC_VERSION = 1
 SPEC_KEYS = (
@@ -206,7 +206,7 @@ def write_spec(path: str | Path, spec: ChunkSpec | Mapping[str, Any]) -> None:
     """Write a spec as JSON, atomically (validated first)."""
     data = spec.to_dict() if isinstance(spec, ChunkSpec) else dict(spec)
     parse_spec(data, str(path))
-    _write_atomic(Path(path), lambda tmp: Path(tmp).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8"))
+    write_text_atomic(path, json.dumps(data, indent=1) + "\n")
 
 
 # ---- chunk parquet -----------------------------------------------------------------------------------------------
@@ -250,32 +250,12 @@ def decode_metadata(schema: pa.Schema) -> dict[str, Any]:
     return out
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _write_atomic(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_chunk(table: pa.Table, path: str | Path) -> None:
     """Validate ``table`` and write it as zstd parquet to ``path`` atomically (temp file + ``os.replace``)."""
     path = Path(path)
     validate_chunk(table, path)
-    _write_atomic(path, lambda tmp: pq.write_table(table, tmp, compression=PARQUET_COMPRESSION))
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression=PARQUET_COMPRESSION)
 
 
 def read_chunk(path: str | Path) -> pa.Table:

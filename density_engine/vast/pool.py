@@ -22,12 +22,12 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from density_engine.atomic import write_text_atomic
 from density_engine.vast.ssh import SshConnection, SshError, TofuHostKeys, connect_first
 
 if TYPE_CHECKING:
@@ -322,10 +322,7 @@ class HostPool:
     def write_ledger(self, path: str | os.PathLike[str]) -> Path:
         """Write the ledger atomically as JSON; return the path."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-        tmp.write_text(json.dumps(self.ledger_summary(), indent=2) + "\n")
-        os.replace(tmp, path)
+        write_text_atomic(path, json.dumps(self.ledger_summary(), indent=2) + "\n")
         return path
 
     def format_ledger(self) -> str:

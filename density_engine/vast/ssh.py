@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from density_engine.atomic import atomic_path, write_bytes_atomic
+
 if TYPE_CHECKING:  # paramiko is imported lazily: the plugin module must stay cheap to import
     import paramiko
 
@@ -140,11 +142,7 @@ def generate_run_key(path: str | os.PathLike[str], comment: str = "density-engin
     pem = private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
     )
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
-    os.replace(tmp, path)
+    write_bytes_atomic(path, pem, mode=0o600)  # the temp file is 0600 from its creation on
     key = load_private_key(path)
     line = public_key_line(key, comment)
     path.with_name(path.name + ".pub").write_text(line + "\n")
@@ -404,13 +402,8 @@ def _sftp_makedirs(sftp: paramiko.SFTPClient, folder: str) -> None:
 
 
 def _get_file(sftp: paramiko.SFTPClient, remote: str, local: Path) -> None:
-    local.parent.mkdir(parents=True, exist_ok=True)
-    tmp = local.with_name(f".{local.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
+    with atomic_path(local) as tmp:
         sftp.get(remote, os.fspath(tmp))
-        os.replace(tmp, local)
-    finally:
-        tmp.unlink(missing_ok=True)
     now = time.time()
     os.utime(local, (now, now))
 

@@ -52,7 +52,14 @@ def test_all_builds_the_dataset_and_publish_is_separate(
     work.mkdir()
     rules = repo_root / "workflow" / "rules" / "dataset.smk"
     (work / "Snakefile").write_text(SNAKEFILE.format(common=str(rules.with_name("common.smk")), rules=str(rules)))
-    model_config = {"sampler": "lhs", "n_samples": 4, "horizons": [1, 5, 20], "num_paths": 2048, "chunk_size": 2, "seed": 1}
+    model_config = {
+        "sampler": "lhs",
+        "n_samples": 4,
+        "horizons": [1, 5, 20],
+        "num_paths": 2048,
+        "chunk_size": 2,
+        "seed": 1,
+    }
     config = {"models": {m: dict(model_config) for m in MODELS}, "hf": {"repo_id": REPO, "tag": "v1"}}
     config["models"]["rough_bergomi"] = {**model_config, "enabled": False}
     (work / "config.yaml").write_text(yaml.safe_dump(config))

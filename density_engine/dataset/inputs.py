@@ -14,11 +14,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from density_engine.engine.chunkio import MOMENT_COLUMNS, chunk_schema, parameter_columns, quantile_matrix
+from density_engine.engine.chunkio import ChunkError, chunk_schema, parameter_columns, validate_chunk
 
 # File metadata keys of a chunk that describe how it was made (kept for provenance). Timings are left out on purpose:
 # they differ between two runs of the same chunk and would make the card change without the data changing.
@@ -75,58 +74,12 @@ def _fail(path: Path, message: str) -> DatasetInputError:
 
 
 def _check_columns(path: Path, table: pa.Table) -> None:
-    names = table.column_names
-    if "quantiles" not in names:
-        raise _fail(path, "missing column 'quantiles'")
-    qtype = table.schema.field("quantiles").type
-    if not (pa.types.is_fixed_size_list(qtype) and qtype.value_type == pa.float32()):
-        raise _fail(path, f"column 'quantiles' must be fixed_size_list<float32>[n], got {qtype}")
-    parameters = parameter_columns(table.schema)
-    expected = chunk_schema(parameters, qtype.list_size)
-    for column in expected:
-        if column.name not in names:
-            raise _fail(path, f"missing column {column.name!r}")
-        actual = table.schema.field(column.name).type
-        if actual != column.type and not (column.name == "dt" and pa.types.is_null(actual)):
-            raise _fail(path, f"column {column.name!r} must be {column.type}, got {actual}")
-    if names != expected.names:
-        raise _fail(path, f"columns {names} are not in the contract order {expected.names}")
-    if table.num_rows == 0:
-        raise _fail(path, "no rows")
-    for name in names:
-        if name != "dt" and table.column(name).null_count:
-            raise _fail(path, f"column {name!r} has {table.column(name).null_count} null value(s)")
-    models = table.column("model").unique().to_pylist()
-    if len(models) != 1:
-        raise _fail(path, f"expected rows of one model, found {sorted(models)}")
-    for name in [*parameters, *MOMENT_COLUMNS]:
-        values = table.column(name).to_numpy()
-        if not np.isfinite(values).all():
-            raise _fail(path, f"column {name!r} has non-finite values (row {int(np.argmin(np.isfinite(values)))})")
-    quantiles = quantile_matrix(table)
-    finite = np.isfinite(quantiles).all(axis=1)
-    if not finite.all():
-        raise _fail(path, f"quantiles are not finite in row {int(np.argmin(finite))}")
-    increasing = (np.diff(quantiles, axis=1) >= 0).all(axis=1)
-    if not increasing.all():
-        raise _fail(path, f"quantiles decrease in row {int(np.argmin(increasing))}")
-    keys = _row_keys(table)
-    if len(np.unique(keys)) != len(keys):
-        duplicate = _first_duplicate(keys)
-        raise _fail(path, f"duplicate (param_id, horizon) = {duplicate}")
-
-
-def _row_keys(table: pa.Table) -> np.ndarray:
-    keys = np.empty(table.num_rows, dtype=[("param_id", np.int64), ("horizon", np.int64)])
-    keys["param_id"] = table.column("param_id").to_numpy()
-    keys["horizon"] = table.column("horizon").to_numpy()
-    return keys
-
-
-def _first_duplicate(keys: np.ndarray) -> tuple[int, int]:
-    ordered = np.sort(keys)
-    index = int(np.argmax(ordered[1:] == ordered[:-1]))
-    return int(ordered[index]["param_id"]), int(ordered[index]["horizon"])
+    """The chunk contract's content checks (:func:`~density_engine.engine.chunkio.validate_chunk`), for chunks and for
+    merged files (which carry merged metadata and may interleave param_ids)."""
+    try:
+        validate_chunk(table, path, require_metadata=False, require_sorted=False)
+    except ChunkError as exc:
+        raise DatasetInputError(str(exc)) from None
 
 
 def load_model_table(paths: Iterable[str | Path], model: str | None = None) -> ModelTable:

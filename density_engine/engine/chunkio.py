@@ -279,9 +279,24 @@ def parameter_columns(schema: pa.Schema) -> list[str]:
     return names[names.index("param_id") + 1 : names.index("horizon")]
 
 
-def validate_chunk(table: pa.Table, path: str | Path = "<table>") -> None:
+def schema_difference(expected: pa.Schema, actual: pa.Schema) -> str:
+    """The first way ``actual`` breaks the ``expected`` chunk schema, as a message naming the column."""
+    for column in expected:
+        if column.name not in actual.names:
+            return f"missing column {column.name!r}"
+        if actual.field(column.name).type != column.type:
+            return f"column {column.name!r} must be {column.type}, got {actual.field(column.name).type}"
+    return f"columns {actual.names} are not the contract's {expected.names} (in this order)"
+
+
+def validate_chunk(
+    table: pa.Table, path: str | Path = "<table>", *, require_metadata: bool = True, require_sorted: bool = True
+) -> None:
     """Check a chunk table: schema (incl. the model's parameter columns), metadata keys, no null/NaN/inf, non-decreasing
-    quantiles, rows sorted by (param_id, horizon) without duplicates. :class:`ChunkError` names ``path``."""
+    quantiles, rows sorted by (param_id, horizon) without duplicates. :class:`ChunkError` names ``path``.
+
+    Merged files of several chunks (``require_metadata=False, require_sorted=False``) pass the same content checks.
+    """
     from density_engine.models import get_model_class, model_names
 
     def fail(message: str) -> ChunkError:
@@ -301,8 +316,8 @@ def validate_chunk(table: pa.Table, path: str | Path = "<table>") -> None:
     expected = chunk_schema(model_cls.parameter_names(), qtype.list_size)
     actual = table.schema.remove_metadata()
     if not actual.equals(expected):
-        raise fail(f"schema mismatch:\nexpected {expected}\ngot {actual}")
-    missing_meta = [k for k in METADATA_KEYS if k not in decode_metadata(table.schema)]
+        raise fail(f"schema mismatch: {schema_difference(expected, actual)}")
+    missing_meta = [k for k in METADATA_KEYS if k not in decode_metadata(table.schema)] if require_metadata else []
     if missing_meta:
         raise fail(f"missing file metadata key(s) {missing_meta}")
     for name in table.column_names:
@@ -328,6 +343,8 @@ def validate_chunk(table: pa.Table, path: str | Path = "<table>") -> None:
     pid = table.column("param_id").to_numpy()
     hor = table.column("horizon").to_numpy().astype(np.int64)
     key = list(zip(pid.tolist(), hor.tolist(), strict=True))
+    if not require_sorted:
+        key.sort()
     for i in range(1, len(key)):
         if key[i] == key[i - 1]:
             raise fail(f"duplicate (param_id, horizon) = {key[i]}")

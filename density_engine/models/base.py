@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
 import torch
 
 if TYPE_CHECKING:
@@ -66,6 +67,14 @@ class Parameter:
         if not self.upper_open and not number <= self.upper:
             raise ValueError(f"parameter {self.name!r} must be <= {_fmt(self.upper)}, got {number}")
         return number
+
+    def contains_array(self, values: np.ndarray) -> np.ndarray:
+        """Vectorised :meth:`contains`: a boolean array, True where the (finite) value lies in the domain."""
+        values = np.asarray(values, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            above = values > self.lower if self.lower_open else values >= self.lower
+            below = values < self.upper if self.upper_open else values <= self.upper
+        return np.isfinite(values) & above & below
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly description (infinite bounds as ``None``)."""
@@ -169,6 +178,40 @@ class Model(ABC):
     def _check_joint(cls, params: Mapping[str, float]) -> None:
         """Joint constraints (e.g. GARCH persistence < 1); raise ``ValueError`` naming the parameters and the bound."""
         return None
+
+    @classmethod
+    def valid_mask(cls, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Vectorised :meth:`check_parameters` for many sets at once: ``columns`` maps every parameter name to a float
+        array (all the same length); returns a boolean array, True where :meth:`check_parameters` would accept the row.
+        """
+        names = cls.parameter_names()
+        missing = [n for n in names if n not in columns]
+        unknown = sorted(set(columns) - set(names))
+        if missing or unknown:
+            raise ValueError(
+                f"{cls.model_name}: columns must be exactly {list(names)}; missing {missing}, unknown {unknown}"
+            )
+        arrays = {n: np.asarray(columns[n], dtype=np.float64) for n in names}
+        mask = np.ones(len(arrays[names[0]]) if names else 0, dtype=bool)
+        for parameter in cls.parameters:
+            mask &= parameter.contains_array(arrays[parameter.name])
+        return mask & cls._joint_valid_mask(arrays, mask)
+
+    @classmethod
+    def _joint_valid_mask(cls, columns: Mapping[str, np.ndarray], in_domain: np.ndarray) -> np.ndarray:
+        """Vectorised :meth:`_check_joint` (rows with ``in_domain`` False may be anything). The default calls
+        :meth:`_check_joint` per in-domain row; models with joint constraints should override it with array code."""
+        if cls._check_joint.__func__ is Model._check_joint.__func__:  # type: ignore[attr-defined]
+            return np.ones_like(in_domain)
+        ok = np.zeros_like(in_domain)
+        names = list(columns)
+        for i in np.flatnonzero(in_domain):
+            try:
+                cls._check_joint({n: float(columns[n][i]) for n in names})
+            except ValueError:
+                continue
+            ok[i] = True
+        return ok
 
     @classmethod
     def check_settings(cls, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
+import numpy as np
 import torch
 
 from density_engine.models import skewt
@@ -38,6 +39,13 @@ STEP_CHUNK = 16
 def persistence(alpha: float, gamma: float, beta: float, eta: float, lam: float) -> float:
     """``P = alpha + beta + gamma E[z^2 1{z<0}]`` for Hansen skew-t innovations."""
     return alpha + beta + gamma * skewt.partial_moment(2, eta, lam)
+
+
+def persistence_array(
+    alpha: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eta: np.ndarray, lam: np.ndarray
+) -> np.ndarray:
+    """Vectorised :func:`persistence` (same arithmetic, so the same floats; NaN outside the skew-t domain)."""
+    return alpha + beta + gamma * skewt.partial_moments(2, eta, lam)
 
 
 def skewt_from_uniforms(
@@ -120,6 +128,15 @@ class GJRGarchNormalized(Model):
                 "gjrgarch_normalized: persistence alpha + beta + gamma*E[z^2 1{z<0}] of parameters "
                 f"'alpha', 'beta', 'gamma' (with 'eta', 'lam') must be < 1, got {p:.6f}"
             )
+
+    @classmethod
+    def _joint_valid_mask(cls, columns: Mapping[str, np.ndarray], in_domain: np.ndarray) -> np.ndarray:
+        alpha, gamma, beta = columns["alpha"], columns["gamma"], columns["beta"]
+        eta = np.where(in_domain, columns["eta"], 6.0)  # out-of-domain rows are masked anyway
+        lam = np.where(in_domain, columns["lam"], 0.0)
+        with np.errstate(invalid="ignore"):
+            p = persistence_array(alpha, gamma, beta, eta, lam)
+            return (alpha + gamma >= 0) & (p < 1.0)
 
     def _prepare(self) -> None:
         p = self.params

@@ -19,15 +19,16 @@ dropped and the sequence simply continues, so the result only depends on the con
 
 from __future__ import annotations
 
-import itertools
 import math
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where frames are built: the workflow's config check (every DAG build) needs none
+    import pandas as pd
 
 #: Stop after this many draws per requested set if too few are valid.
 MAX_DRAWS_PER_SET = 100
@@ -73,6 +74,22 @@ def _is_valid(model_cls: Any, params: dict[str, float]) -> bool:
     return True
 
 
+def _valid_rows(model_cls: Any, names: list[str], values: np.ndarray) -> np.ndarray:
+    """Boolean mask of the rows of ``values`` (one column per name in ``names``) that ``check_parameters`` accepts."""
+    return model_cls.valid_mask({name: values[:, i] for i, name in enumerate(names)})
+
+
+def _full_rows(
+    names: list[str], ranged: Mapping[str, tuple], fixed: Mapping[str, float], values: np.ndarray
+) -> np.ndarray:
+    """Rows of all parameters (model order) from rows of the ranged ones (``ranged`` order) and the fixed values."""
+    columns = list(ranged)
+    out = np.empty((len(values), len(names)), dtype=np.float64)
+    for i, name in enumerate(names):
+        out[:, i] = values[:, columns.index(name)] if name in ranged else fixed[name]
+    return out
+
+
 def _unit_batches(sampler: str, dims: int, seed: int, batch: int) -> Iterator[np.ndarray]:
     """Endless batches of points in [0, 1)^dims for the sequence samplers."""
     from scipy.stats import qmc
@@ -97,8 +114,10 @@ def _unit_batches(sampler: str, dims: int, seed: int, batch: int) -> Iterator[np
 
 def _sequence_sets(
     model_name: str, model_cfg: Mapping[str, Any], n_samples: int, max_draws: int | None = None
-) -> tuple[list[dict[str, float]], int]:
-    """Draw until ``n_samples`` valid sets (or ``max_draws`` draws); return (sets, draws made)."""
+) -> tuple[np.ndarray, int]:
+    """Draw until ``n_samples`` valid sets (or ``max_draws`` draws); return (sets as rows in model parameter order,
+    draws made). Each batch of draws is checked at once (:meth:`Model.valid_mask`); the result is the same as
+    checking the draws one by one in sequence order."""
     from density_engine.models import get_model_class
 
     model_cls = get_model_class(model_name)
@@ -107,24 +126,26 @@ def _sequence_sets(
     limit = max_draws if max_draws is not None else max(MAX_DRAWS_PER_SET * n_samples, 10_000)
     if not ranged:
         params = {name: fixed[name] for name in names}
-        return ([dict(params) for _ in range(n_samples)] if _is_valid(model_cls, params) else []), 1
+        row = np.array([[params[name] for name in names]], dtype=np.float64)
+        return (np.repeat(row, n_samples, axis=0) if _is_valid(model_cls, params) else row[:0]), 1
     lows = np.array([ranged[n][0] for n in ranged])
     widths = np.array([ranged[n][1] - ranged[n][0] for n in ranged])
     batch_size = n_samples if sampler == "lhs" else min(max(n_samples, 64), 65_536)
-    accepted: list[dict[str, float]] = []
+    accepted: list[np.ndarray] = []
+    count = 0
     draws = 0
     for unit in _unit_batches(sampler, len(ranged), int(model_cfg["seed"]), batch_size):
-        values = lows + unit * widths
-        for row in values:
-            draws += 1
-            point = dict(zip(ranged, row.tolist(), strict=True))
-            params = {name: point[name] if name in point else fixed[name] for name in names}
-            if _is_valid(model_cls, params):
-                accepted.append(params)
-                if len(accepted) >= n_samples:
-                    return accepted, draws
-            if draws >= limit:
-                return accepted, draws
+        rows = _full_rows(names, ranged, fixed, lows + unit * widths)
+        valid = _valid_rows(model_cls, names, rows)
+        # stop at the first draw that completes n_samples or reaches the draw limit (as a one-by-one loop would)
+        running = count + np.cumsum(valid)
+        stops = np.flatnonzero((running >= n_samples) | (draws + np.arange(1, len(rows) + 1) >= limit))
+        take = int(stops[0]) + 1 if len(stops) else len(rows)
+        accepted.append(rows[:take][valid[:take]])
+        count += int(valid[:take].sum())
+        draws += take
+        if len(stops):
+            return np.concatenate(accepted), draws
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -158,26 +179,37 @@ def _grid_axes(model_cfg: Mapping[str, Any], ranged: Mapping[str, tuple]) -> dic
     }
 
 
-def _grid_sets(model_name: str, model_cfg: Mapping[str, Any]) -> list[dict[str, float]]:
+def _grid_sets(model_name: str, model_cfg: Mapping[str, Any]) -> np.ndarray:
+    """The cartesian grid as rows in model parameter order (first ranged parameter slowest); every point must be
+    valid."""
     from density_engine.models import get_model_class
 
     model_cls = get_model_class(model_name)
     names, ranged, fixed = parameter_space(model_name, model_cfg)
     axes = _grid_axes(model_cfg, ranged)
-    sets = []
-    for combo in itertools.product(*axes.values()):
-        point = dict(zip(axes, (float(v) for v in combo), strict=True))
-        params = {name: point[name] if name in point else fixed[name] for name in names}
+    mesh = np.meshgrid(*axes.values(), indexing="ij") if axes else []
+    points = np.stack([m.ravel() for m in mesh], axis=1) if axes else np.empty((1, 0))
+    rows = _full_rows(names, ranged, fixed, points)
+    _raise_first_invalid(model_cls, names, rows, lambda i, params: f"grid point {params} is invalid")
+    return rows
+
+
+def _raise_first_invalid(model_cls: Any, names: list[str], rows: np.ndarray, describe: Any) -> None:
+    """Raise ``SamplingError`` (``describe(row index, params)``: the message start) for the first invalid row."""
+    invalid = np.flatnonzero(~_valid_rows(model_cls, names, rows))
+    for i in invalid[:1].tolist():
+        params = dict(zip(names, rows[i].tolist(), strict=True))
         try:
             model_cls.check_parameters(params)
         except ValueError as exc:
-            raise SamplingError(f"grid point {params} is invalid: {exc}") from exc
-        sets.append(params)
-    return sets
+            raise SamplingError(f"{describe(i, params)}: {exc}") from exc
+        raise SamplingError(f"{describe(i, params)}")  # pragma: no cover - the mask and the scalar check agree
 
 
 def read_parameter_file(model_name: str, model_cfg: Mapping[str, Any], base_dir: str | Path = ".") -> pd.DataFrame:
     """Read and check an explicit parameter CSV; return a frame with ``param_id`` plus all parameters (model order)."""
+    import pandas as pd
+
     from density_engine.models import get_model_class
 
     model_cls = get_model_class(model_name)
@@ -216,11 +248,12 @@ def read_parameter_file(model_name: str, model_cfg: Mapping[str, Any], base_dir:
     n_samples = model_cfg.get("n_samples")
     if n_samples is not None and int(n_samples) != len(frame):
         raise SamplingError(f"parameter file {path} has {len(frame)} rows but n_samples is {n_samples}")
-    for row_number, row in enumerate(frame[names].itertuples(index=False), start=2):
-        try:
-            model_cls.check_parameters(dict(zip(names, row, strict=True)))
-        except ValueError as exc:
-            raise SamplingError(f"parameter file {path}, line {row_number}: {exc}") from exc
+    _raise_first_invalid(
+        model_cls,
+        names,
+        frame[names].to_numpy(dtype=np.float64),
+        lambda i, _params: f"parameter file {path}, line {i + 2}",
+    )
     return frame.reset_index(drop=True)
 
 
@@ -234,6 +267,8 @@ def count_parameter_sets(model_name: str, model_cfg: Mapping[str, Any], base_dir
 
 def sample_parameter_sets(model_name: str, model_cfg: Mapping[str, Any], base_dir: str | Path = ".") -> pd.DataFrame:
     """All parameter sets of a model config: ``param_id`` (int64) then one float64 column per model parameter."""
+    import pandas as pd
+
     sampler = model_cfg.get("sampler", "sobol")
     if isinstance(sampler, Mapping):
         return read_parameter_file(model_name, model_cfg, base_dir)
@@ -248,7 +283,7 @@ def sample_parameter_sets(model_name: str, model_cfg: Mapping[str, Any], base_di
                 f"only {len(sets)} of {draws} {sampler} draws are valid parameter sets of {model_name}, "
                 f"fewer than n_samples={n_samples}; narrow the parameter ranges"
             )
-    frame = pd.DataFrame(sets, columns=names).astype("float64")
+    frame = pd.DataFrame(sets, columns=names, dtype="float64")
     frame.insert(0, "param_id", np.arange(len(frame), dtype=np.int64))
     return frame
 
@@ -264,7 +299,7 @@ def check_sampler(model_name: str, model_cfg: Mapping[str, Any], base_dir: str |
         _grid_sets(model_name, model_cfg)
         return
     sets, draws = _sequence_sets(model_name, model_cfg, 1, max_draws=PROBE_DRAWS)
-    if not sets:
+    if not len(sets):
         detail = "the fixed parameters are invalid" if not ranged else f"none of the first {draws} draws is valid"
         raise SamplingError(
             f"no valid parameter set: {detail} (checked with {model_name}.check_parameters); adjust the parameters"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -61,6 +62,53 @@ def test_sampler_matches_cdf(eta: float, lam: float) -> None:
     assert d < 2.23 / math.sqrt(n)
     # mean 0 and variance 1: se of the mean is 1/sqrt(n); tolerance 5 se
     assert abs(z.mean()) < 5 / math.sqrt(n)
+
+
+def _quad_partial_moment(k: int, eta: float, lam: float, full: bool = False) -> float:
+    """The former implementation (adaptive quadrature of z^k times the density), kept as an independent reference:
+    ``E[z^k 1{z<0}]``, or ``E[z^k]`` with ``full``."""
+    split = skewt.hansen_constants(eta, lam).mode_split
+    f = lambda z: z**k * float(skewt.pdf(z, eta, lam))  # noqa: E731
+
+    def quad(lo: float, hi: float) -> float:
+        with warnings.catch_warnings():  # heavy tails near eta = k: quad warns but meets the tolerance below
+            warnings.simplefilter("ignore", integrate.IntegrationWarning)
+            return integrate.quad(f, lo, hi, limit=400, epsabs=1e-13, epsrel=1e-12)[0]
+
+    if full:
+        return quad(-math.inf, split) + quad(split, math.inf)
+    cut = min(split, 0.0)
+    return quad(-math.inf, cut) + (quad(cut, 0.0) if cut < 0.0 else 0.0)
+
+
+@pytest.mark.parametrize("eta", [2.01, 2.5, 3.9, 4.01, 6.0, 30.0, 200.0])
+def test_closed_form_moments_match_quadrature(eta: float) -> None:
+    for lam in (-0.999, -0.6, -0.2, 0.0, 0.3, 0.999):
+        for k in range(5):
+            if k >= eta:
+                assert skewt.partial_moment(k, eta, lam) == math.inf
+                continue
+            reference = _quad_partial_moment(k, eta, lam)
+            assert skewt.partial_moment(k, eta, lam) == pytest.approx(reference, rel=1e-10), (k, lam)
+            if k >= 2:  # E z^k with k >= 2 is not near 0 (E z = 0, E z^3 = 0 at lam = 0: absolute)
+                reference = _quad_partial_moment(k, eta, lam, full=True)
+                assert skewt.moment(k, eta, lam) == pytest.approx(reference, rel=1e-10, abs=1e-12), (k, lam)
+
+
+def test_vectorised_moments_equal_the_scalar_ones() -> None:
+    rng = np.random.default_rng(11)
+    eta = np.concatenate([rng.uniform(2.05, 40.0, 200), [3.0, 4.0, 4.5]])
+    lam = np.concatenate([rng.uniform(-0.99, 0.99, 200), [0.0, -0.5, 0.5]])
+    for k in (0, 2, 3, 4):
+        vector = skewt.partial_moments(k, eta, lam)
+        scalar = [skewt.partial_moment(k, float(e), float(v)) for e, v in zip(eta, lam, strict=True)]
+        assert np.array_equal(vector, scalar)  # the sampler's batch check must decide exactly like the scalar one
+    probabilities = [skewt.prob_negative(float(e), float(v)) for e, v in zip(eta, lam, strict=True)]
+    assert np.allclose(skewt.partial_moments(0, eta, lam), probabilities, rtol=1e-12)  # k = 0: P(z < 0) via the cdf
+    assert np.allclose(skewt.moments(2, eta, lam), 1.0, rtol=1e-12)
+    a, b, c = skewt.constants_array(eta, lam)
+    k0 = skewt.hansen_constants(float(eta[0]), float(lam[0]))
+    assert (a[0], b[0], c[0]) == pytest.approx((k0.a, k0.b, k0.c), rel=1e-14)
 
 
 def test_bad_arguments() -> None:

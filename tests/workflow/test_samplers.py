@@ -135,3 +135,43 @@ def test_file_sampler(tmp_path: Path) -> None:
 def test_example_parameter_file_in_resources(repo_root: Path) -> None:
     frame = sample_parameter_sets(GARCH, {"seed": 1, "sampler": {"file": "resources/gjrgarch_example.csv"}}, repo_root)
     assert len(frame) >= 3 and _all_valid(frame)
+
+
+@pytest.mark.parametrize("model", ["gjrgarch_normalized", "rough_heston", "rough_bergomi"])
+def test_batch_check_decides_like_check_parameters(model: str) -> None:
+    """The samplers check whole batches with ``valid_mask``; it must accept exactly the rows check_parameters accepts
+    (draws around and outside every bound, for GARCH across persistence 1 and alpha + gamma = 0)."""
+    model_cls = get_model_class(model)
+    rng = np.random.default_rng(17)
+    n = 400
+    columns = {}
+    for p in model_cls.parameters:
+        low, high = p.default_range
+        lo = p.lower - 0.05 if np.isfinite(p.lower) else low - 1.0
+        hi = p.upper + 0.05 if np.isfinite(p.upper) else high + 1.0
+        columns[p.name] = rng.uniform(lo, hi, n)
+    if model == GARCH:
+        columns["gamma"] = rng.uniform(-0.2, 0.3, n)
+        columns["beta"] = rng.uniform(0.6, 1.0, n)
+        columns["eta"] = rng.uniform(1.9, 12.0, n)
+        columns["eta"][:3] = [2.0, np.inf, np.nan]
+    mask = model_cls.valid_mask(columns)
+    expected = []
+    for i in range(n):
+        try:
+            model_cls.check_parameters({name: float(values[i]) for name, values in columns.items()})
+            expected.append(True)
+        except ValueError:
+            expected.append(False)
+    assert 0.05 < mask.mean() < 0.95, "the draws must mix valid and invalid sets for this test to mean anything"
+    assert mask.tolist() == expected
+
+
+def test_sequence_sampler_stops_at_the_draw_limit() -> None:
+    from density_engine.workflow.samplers import _sequence_sets
+
+    full, draws = _sequence_sets(GARCH, _config("sobol", 40), 40)
+    assert len(full) == 40 and 40 < draws < 128
+    partial, draws = _sequence_sets(GARCH, _config("sobol", 40), 40, max_draws=30)
+    assert draws == 30 and 0 < len(partial) < 30
+    np.testing.assert_array_equal(partial, full[: len(partial)])

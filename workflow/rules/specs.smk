@@ -1,7 +1,7 @@
 # Parameter grid -> one small JSON spec per chunk (the only input of a chunk job).
 #
 # grid_<model>: one job samples the model's whole parameter grid into results/grid/<model>/parameters.<key>.parquet
-#   (sampling with rejection is sequential; a million GARCH sets take minutes in one process).
+#   (draws are checked in vectorised batches; a million GARCH sets take a few seconds in one process).
 # specs_<model>_<batch>: one job per 100 chunks writes their specs, results/specs/<model>/chunk_00003.<key>.json.
 #   (One job with ten thousand outputs would make Snakemake's DAG handling quadratic; batches keep it linear.)
 #

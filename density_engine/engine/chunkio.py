@@ -35,6 +35,7 @@ LEADING_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (("model", pa.string()), 
 MOMENT_COLUMNS = ("mean", "std", "skew", "kurt")
 METADATA_KEYS = (
     "density_engine.version",
+    "density_engine.code_version",
     "torch.version",
     "device",
     "quantile_levels",

@@ -15,8 +15,9 @@ import uuid
 import zipfile
 from pathlib import Path
 
-PACKAGES = ("density_engine", "snakemake_executor_plugin_vast")
-DIST_NAME = "density-engine"
+from density_engine import codeversion
+from density_engine.codeversion import DIST_NAME, package_files
+
 _ZIP_DATE = (2020, 1, 1, 0, 0, 0)
 
 
@@ -25,33 +26,9 @@ def project_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
-def _package_files(root: Path) -> list[Path]:
-    files: list[Path] = []
-    for package in PACKAGES:
-        base = root / package
-        if not (base / "__init__.py").is_file():
-            raise FileNotFoundError(f"package folder {base} not found (needed to build the host wheel)")
-        for path in sorted(base.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix not in {".pyc", ".pyo"}:
-                files.append(path)
-    return files
-
-
-def _base_version(root: Path) -> str:
-    for line in (root / "density_engine" / "__init__.py").read_text().splitlines():
-        if line.startswith("__version__"):
-            return line.split("=", 1)[1].strip().strip("\"'")
-    raise ValueError(f"no __version__ in {root / 'density_engine' / '__init__.py'}")
-
-
 def source_version(root: Path | None = None) -> str:
     """The version the wheel of this checkout gets: ``<base>+g<12 hex of the sources' sha256>``."""
-    root = root or project_root()
-    digest = hashlib.sha256()
-    for path in _package_files(root):
-        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
-    digest.update((root / "pyproject.toml").read_bytes())
-    return f"{_base_version(root)}+g{digest.hexdigest()[:12]}"
+    return codeversion.source_version(root or project_root())
 
 
 def _metadata(root: Path, version: str) -> tuple[str, str]:
@@ -92,7 +69,7 @@ def build_wheel(out_dir: str | os.PathLike[str], root: Path | None = None) -> Pa
 
     try:
         with zipfile.ZipFile(tmp, "w") as zf:
-            for path in _package_files(root):
+            for path in package_files(root):
                 add(zf, path.relative_to(root).as_posix(), path.read_bytes())
             add(zf, f"{info}/METADATA", metadata.encode())
             add(

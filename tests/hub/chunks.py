@@ -104,6 +104,7 @@ def chunk_table(
     }
     metadata = {
         "density_engine.version": "0.1.0",
+        "density_engine.code_version": "0.1.0+g000000000000",
         "torch.version": "2.13.0+cpu",
         "device": "cpu",
         "quantile_levels": levels.tolist(),

@@ -10,6 +10,8 @@ of an sdist) report the plain package version.
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -17,6 +19,10 @@ from pathlib import Path
 #: The packages a host wheel contains (and whose sources the version hashes).
 PACKAGES = ("density_engine", "snakemake_executor_plugin_vast")
 DIST_NAME = "density-engine"
+#: Overrides the git commit (e.g. for a build from an exported tree).
+GIT_COMMIT_ENV = "DENSITY_ENGINE_GIT_COMMIT"
+#: File (inside the package) in which the host wheel carries the git commit of the checkout it was built from.
+GIT_COMMIT_FILE = "_git_commit.txt"
 
 
 def checkout_root() -> Path | None:
@@ -69,3 +75,29 @@ def code_version() -> str:
         from density_engine import __version__
 
         return __version__
+
+
+def checkout_git_commit(root: Path) -> str:
+    """``<40 hex>`` of ``HEAD`` in the git checkout ``root`` (``-dirty`` appended when tracked files differ from it),
+    or ``unknown`` when it is not a git checkout or git is missing."""
+    try:
+        run = {"cwd": root, "capture_output": True, "text": True, "check": True, "timeout": 10}
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], **run).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], **run).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "") if commit else "unknown"
+
+
+@lru_cache(maxsize=1)
+def git_commit() -> str:
+    """The git commit of this code: ``$DENSITY_ENGINE_GIT_COMMIT``, else the checkout's (see
+    :func:`checkout_git_commit`), else the one a host wheel was stamped with, else ``unknown``."""
+    override = os.environ.get(GIT_COMMIT_ENV)
+    if override:
+        return override
+    root = checkout_root()
+    if root is not None:
+        return checkout_git_commit(root)
+    stamp = Path(__file__).resolve().parent / GIT_COMMIT_FILE
+    return stamp.read_text(encoding="utf-8").strip() if stamp.is_file() else "unknown"

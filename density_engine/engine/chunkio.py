@@ -36,6 +36,7 @@ MOMENT_COLUMNS = ("mean", "std", "skew", "kurt")
 METADATA_KEYS = (
     "density_engine.version",
     "density_engine.code_version",
+    "density_engine.git_commit",
     "torch.version",
     "device",
     "quantile_levels",

@@ -15,7 +15,7 @@ import pyarrow as pa
 import torch
 
 from density_engine import __version__
-from density_engine.codeversion import code_version
+from density_engine.codeversion import code_version, git_commit
 from density_engine.engine.chunkio import ChunkSpec, chunk_schema, encode_metadata
 from density_engine.engine.paths import disable_tf32, simulate_horizons
 from density_engine.engine.quantiles import quantile_levels, summarize
@@ -133,6 +133,7 @@ def run_chunk(
     metadata = {
         "density_engine.version": __version__,
         "density_engine.code_version": code_version(),
+        "density_engine.git_commit": git_commit(),
         "torch.version": torch.__version__,
         "device": device_description(torch_device),
         "quantile_levels": quantile_levels(spec.num_quantiles).tolist(),

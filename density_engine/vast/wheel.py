@@ -71,6 +71,8 @@ def build_wheel(out_dir: str | os.PathLike[str], root: Path | None = None) -> Pa
         with zipfile.ZipFile(tmp, "w") as zf:
             for path in package_files(root):
                 add(zf, path.relative_to(root).as_posix(), path.read_bytes())
+            # the commit is not part of the version hash: the same sources give the same version whatever the commit
+            add(zf, f"density_engine/{codeversion.GIT_COMMIT_FILE}", (codeversion.git_commit() + "\n").encode())
             add(zf, f"{info}/METADATA", metadata.encode())
             add(
                 zf,

@@ -31,3 +31,11 @@ def test_source_version_changes_with_any_source_byte(tmp_path: Path) -> None:
     assert codeversion.source_version(copy) == codeversion.code_version()
     (copy / "density_engine" / "models" / "base.py").write_text("# changed\n", encoding="utf-8")
     assert codeversion.source_version(copy) != codeversion.code_version()
+
+
+def test_git_commit_of_the_checkout_travels_in_the_host_wheel(tmp_path: Path) -> None:
+    commit = codeversion.git_commit()
+    assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", commit), commit  # the tests run from a git checkout
+    built = wheel.build_wheel(tmp_path)
+    with zipfile.ZipFile(built) as zf:
+        assert zf.read(f"density_engine/{codeversion.GIT_COMMIT_FILE}").decode().strip() == commit

@@ -105,6 +105,7 @@ def chunk_table(
     metadata = {
         "density_engine.version": "0.1.0",
         "density_engine.code_version": "0.1.0+g000000000000",
+        "density_engine.git_commit": "0" * 40,
         "torch.version": "2.13.0+cpu",
         "device": "cpu",
         "quantile_levels": levels.tolist(),

@@ -132,12 +132,22 @@ def bench_command(
     if threads:
         torch.set_num_threads(threads)
     names = model_list.split(",") if model_list else model_names()
+    unknown = [name for name in names if name not in model_names()]
+    if unknown:
+        raise click.BadParameter(f"unknown model(s) {unknown}; choose from {model_names()}", param_hint="--models")
     try:
         sizes = [int(x) for x in path_counts.split(",")]
     except ValueError:
-        raise click.BadParameter(f"--paths must be comma-separated integers, got {path_counts!r}") from None
-    for line in run_bench(names, sizes, steps, device, _dtype(dtype)):
-        click.echo(line)
+        raise click.BadParameter(
+            f"must be comma-separated integers, got {path_counts!r}", param_hint="--paths"
+        ) from None
+    if any(n < 1 for n in sizes):
+        raise click.BadParameter(f"path counts must be >= 1, got {path_counts!r}", param_hint="--paths")
+    try:
+        for line in run_bench(names, sizes, steps, device, _dtype(dtype)):
+            click.echo(line)
+    except (ValueError, RuntimeError) as exc:  # e.g. --device cuda without a GPU
+        raise click.ClickException(str(exc)) from None
 
 
 COMMANDS: list[click.Command] = [simulate_command, models_command, bench_command]

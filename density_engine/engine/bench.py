@@ -6,7 +6,6 @@ Not a test: figures depend on the machine and its load. Recorded figures live in
 from __future__ import annotations
 
 import os
-import platform
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -15,6 +14,7 @@ import torch
 
 from density_engine.engine.paths import simulate_horizons
 from density_engine.engine.quantiles import sample_moments, sample_quantiles
+from density_engine.engine.runner import device_description
 from density_engine.models import get_model_class
 from density_engine.models.base import resolve_device
 
@@ -60,8 +60,7 @@ def run_bench(names: Sequence[str], sizes: Sequence[int], steps: int, device: st
     """Yield report lines: one per (model, size) with path-steps/s (wall and per process CPU second: on a shared
     machine, the second times the core count estimates the unloaded figure) and the quantile/moment times."""
     dev = resolve_device(device)
-    where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()
-    yield f"# device {dev} ({where}), torch {torch.__version__}, {torch.get_num_threads()} threads, {dtype}"
+    yield f"# device {device_description(dev)}, torch {torch.__version__}, {dtype}"
     yield (
         f"{'model':<22}{'paths':>10}{'steps':>7}{'sim s':>9}{'path-steps/s':>14}{'per cpu-s':>12}"
         f"{'quantiles s':>13}{'moments s':>11}"

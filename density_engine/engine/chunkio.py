@@ -256,7 +256,7 @@ def write_chunk(table: pa.Table, path: str | Path) -> None:
     """Validate ``table`` and write it as zstd parquet to ``path`` atomically (temp file + ``os.replace``)."""
     path = Path(path)
     validate_chunk(table, path)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, sole_writer=True) as tmp:  # one Snakemake job per chunk: sweep killed writes' temps
         pq.write_table(table, tmp, compression=PARQUET_COMPRESSION)
 
 

@@ -142,6 +142,17 @@ def simulate_horizons(
     fine_steps = sorted({h * model.substeps for h in hs})
     per_path = model.block_bytes_per_path(fine_steps[-1]) + model.dtype.itemsize * len(fine_steps)
     budget = memory_budget_bytes(model.device, model.memory_budget_bytes)
+    if per_path * min(num_paths, RNG_SUBBLOCK_PATHS) > budget:
+        log.warning(
+            "%s: one RNG sub-block of %d paths x %d fine steps needs ~%.0f MiB, more than the memory budget of"
+            " %.0f MiB; running one sub-block at a time (raise --memory-budget / %s to use more workers)",
+            model.model_name,
+            min(num_paths, RNG_SUBBLOCK_PATHS),
+            fine_steps[-1],
+            per_path * min(num_paths, RNG_SUBBLOCK_PATHS) / 2**20,
+            budget / 2**20,
+            MEMORY_BUDGET_ENV,
+        )
     on_cpu = model.device.type == "cpu" if per_subblock is None else per_subblock
     workers = cpu_workers(per_path, budget) if on_cpu else 1
     # CPU: memory is bounded by `workers` sub-blocks in flight; blocks only set the progress granularity

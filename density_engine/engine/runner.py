@@ -36,11 +36,25 @@ class ChunkResult:
     path_steps_per_s: float
 
 
+def cpu_model_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def device_description(device: torch.device) -> str:
-    """``cpu (<processor>)`` or ``cuda (<GPU name>)`` for the chunk metadata."""
+    """``cuda (<GPU name>)``, or ``cpu (<model>, <arch>, <torch CPU capability>, <threads> threads)``: the CPU vector
+    capability (e.g. AVX2, AVX512) decides torch's exp/log/cos kernels, so it is part of what bit-identity needs."""
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    capability = torch.backends.cpu.get_cpu_capability()
+    return f"cpu ({cpu_model_name()}, {platform.machine()}, {capability}, {torch.get_num_threads()} threads)"
 
 
 def run_chunk(

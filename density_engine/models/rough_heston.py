@@ -105,10 +105,14 @@ class RoughHeston(Model):
             raise
 
     def block_bytes_per_path(self, num_fine_steps: int) -> int:
-        """Peak bytes per block path: the block's random numbers (3 per fine step, transformed in place) plus the MSH
-        odds and history of the tiles in flight (2 per fine step and tile path; with up to CPU_TILE_WORKERS = 8 tiles of
-        16384 paths on a one-sub-block block that is <= 4 per block path), the history group and temporaries."""
-        return self.dtype.itemsize * (7 * num_fine_steps + 2 * HISTORY_BLOCK + 32) + 64
+        """Peak bytes per block path as the engine runs it: the block's random numbers (3 per fine step, transformed in
+        place) plus the MSH odds and history of the tile in flight (2 per fine step and tile path), the history group
+        and temporaries. CPU: the engine calls one sub-block at a time with single-threaded ops, so one tile of 16384
+        paths per 65536-path sub-block is in flight (0.5 per block path; 0.92 GB measured for 1008 steps, as estimated);
+        CUDA: one tile is a whole sub-block, so at most 2 per block path (a block holds >= 1 sub-block)."""
+        tile_share = 2.0 * PATH_TILE["cpu"] / RNG_SUBBLOCK_PATHS if self.device.type == "cpu" else 2.0
+        per_step = 3.0 + tile_share
+        return int(self.dtype.itemsize * (per_step * num_fine_steps + 2 * HISTORY_BLOCK + 32)) + 64
 
     # ---- simulation --------------------------------------------------------------------------------------------
 

@@ -13,6 +13,8 @@ import pytest
 G1 = {"alpha": 0.05, "gamma": 0.10, "beta": 0.85, "eta": 6.0, "lam": -0.2, "sigma0_sq": 1.5}
 G2 = {"alpha": 0.03, "gamma": 0.05, "beta": 0.90, "eta": 10.0, "lam": -0.1, "sigma0_sq": 1.0}
 RB = {"eta": 1.9, "rho": -0.9, "hurst": 0.07, "xi0": 0.235**2}
+# Set A of the rough Heston reference (models.md, docs/rough_heston.md)
+RH = {"kappa": 0.3, "theta": 0.02, "sigma": 0.3, "rho": -0.7, "alpha": 0.6, "v0": 0.02}
 
 
 def make_spec(

@@ -171,3 +171,14 @@ def test_write_is_atomic_on_failure(small_chunk: pa.Table, tmp_path: Path, monke
 def test_spec_json_is_the_documented_layout(spec_file) -> None:
     data = json.loads(spec_file().read_text())
     assert list(parse_spec(data).to_dict()) == list(data)
+
+
+def test_temp_files_of_killed_writes_are_swept(small_chunk: pa.Table, tmp_path: Path) -> None:
+    """A SIGKILLed write leaves its hidden temp file; the next write of the same chunk removes it (and only its own)."""
+    path = tmp_path / "chunk_00001.parquet"
+    killed = tmp_path / ".chunk_00001.parquet.k1ll3d.tmp"
+    other = tmp_path / ".chunk_00002.parquet.alive.tmp"
+    killed.write_bytes(b"partial")
+    other.write_bytes(b"another chunk's write in progress")
+    write_chunk(small_chunk, path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [other.name, path.name]

@@ -11,7 +11,9 @@ from density_engine.engine.chunkio import parse_spec
 from density_engine.engine.rng import RNG_SUBBLOCK_PATHS
 from density_engine.engine.runner import run_chunk
 from density_engine.models import get_model_class
-from tests.engine.conftest import G1, G2, RB, make_spec
+from tests.engine.conftest import G1, G2, RB, RH, make_spec
+
+MODELS = [("gjrgarch_normalized", G1), ("rough_bergomi", RB), ("rough_heston", RH)]
 
 DATA_COLUMNS = ["param_id", "horizon", "quantiles", "mean", "std", "skew", "kurt"]
 
@@ -20,7 +22,7 @@ def _rows(table: pa.Table, param_id: int) -> pa.Table:
     return table.filter(pa.compute.equal(table.column("param_id"), param_id)).select(DATA_COLUMNS)
 
 
-@pytest.mark.parametrize(("model", "params"), [("gjrgarch_normalized", G1), ("rough_bergomi", RB)])
+@pytest.mark.parametrize(("model", "params"), MODELS)
 def test_block_size_invariance(model: str, params: dict) -> None:
     """Tiny budget (one RNG sub-block per block) vs the default (all paths in one block): identical bits."""
     num_paths = 2 * RNG_SUBBLOCK_PATHS + 1000
@@ -46,6 +48,30 @@ def test_rerun_and_chunk_position_invariance() -> None:
     assert not _rows(first, 3).equals(_rows(moved, 2).set_column(0, "param_id", _rows(first, 3).column(0)))
 
 
+@pytest.mark.parametrize(("model", "params"), MODELS)
+def test_chunk_position_invariance_for_every_model(model: str, params: dict) -> None:
+    """A parameter set gives the same rows alone in chunk 0 and as the second set of chunk 5 (stream from
+    (seed, param_id) only), for every model."""
+    moved_params = {**params, params_key(model): params[params_key(model)] * 0.9}
+    alone = make_spec(model, [{"param_id": 4, "params": params}], num_paths=3000, chunk_id=0, horizons=[1, 5])
+    second = make_spec(
+        model,
+        [{"param_id": 9, "params": moved_params}, {"param_id": 4, "params": params}],
+        num_paths=3000,
+        chunk_id=5,
+        horizons=[1, 5],
+    )
+    first = run_chunk(parse_spec(alone), device="cpu").table
+    moved = run_chunk(parse_spec(second), device="cpu").table
+    assert _rows(first, 4).equals(_rows(moved, 4))
+    assert not _rows(moved, 9).column("quantiles").equals(_rows(moved, 4).column("quantiles"))
+
+
+def params_key(model: str) -> str:
+    """A parameter whose value can be scaled by 0.9 without leaving the domain."""
+    return {"gjrgarch_normalized": "alpha", "rough_bergomi": "eta", "rough_heston": "sigma"}[model]
+
+
 def test_seed_and_param_id_change_the_stream() -> None:
     def quantiles(seed: int, param_id: int) -> torch.Tensor:
         m = get_model_class("gjrgarch_normalized")(device="cpu", seed=seed, param_id=param_id, **G1)
@@ -58,7 +84,7 @@ def test_seed_and_param_id_change_the_stream() -> None:
     assert not torch.equal(base, quantiles(1, 1))
 
 
-@pytest.mark.parametrize(("model", "params"), [("gjrgarch_normalized", G1), ("rough_bergomi", RB)])
+@pytest.mark.parametrize(("model", "params"), MODELS)
 def test_whole_block_path_equals_cpu_subblock_pool(model: str, params: dict) -> None:
     """The CUDA code path of simulate_horizons (budget-sized blocks, one simulate_block call each), run on CPU with
     a budget of two sub-blocks per block, gives the same bits as the CPU sub-block thread pool."""
@@ -73,7 +99,7 @@ def test_whole_block_path_equals_cpu_subblock_pool(model: str, params: dict) -> 
     assert torch.equal(simulate_horizons(m, [1, 6], per_subblock=False), pooled)
 
 
-@pytest.mark.parametrize(("model", "params"), [("gjrgarch_normalized", G1), ("rough_bergomi", RB)])
+@pytest.mark.parametrize(("model", "params"), MODELS)
 def test_model_block_call_equals_per_subblock_calls(model: str, params: dict) -> None:
     """The CUDA path hands a multi-sub-block stream to simulate_block in one call; the CPU path calls it per
     sub-block. Both must give the same bits (checked here on CPU)."""
@@ -85,6 +111,28 @@ def test_model_block_call_equals_per_subblock_calls(model: str, params: dict) ->
     parts = RandomStream(2, 5, 0, total, total).split()
     assert [p.num_paths for p in parts] == [RNG_SUBBLOCK_PATHS, RNG_SUBBLOCK_PATHS, 300]
     assert torch.equal(whole, torch.cat([m.simulate_block(p, [2, 9]) for p in parts], dim=1))
+
+
+def test_tf32_is_switched_off_by_every_run() -> None:
+    """TF32 (10-bit mantissa) would wreck the Volterra sums on CUDA: every chunk run switches it off again."""
+    previous = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        run_chunk(parse_spec(make_spec(num_paths=500, horizons=[1])), device="cpu")
+        assert not torch.backends.cuda.matmul.allow_tf32
+        assert not torch.backends.cudnn.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = previous
+
+
+def test_a_budget_below_one_subblock_warns_and_still_runs(caplog: pytest.LogCaptureFixture) -> None:
+    m = get_model_class("rough_bergomi")(device="cpu", seed=1, memory_budget_bytes=1000, **RB)
+    m.reset(3000)
+    with caplog.at_level("WARNING", logger="density_engine.engine.paths"):
+        values = m.simulate_horizons([4])
+    assert values.shape == (1, 3000)
+    assert "more than the memory budget" in caplog.text and "rough_bergomi" in caplog.text
 
 
 def test_memory_budget_planning(monkeypatch) -> None:

@@ -75,7 +75,7 @@ def test_horizon_checks_and_order() -> None:
     assert forward.shape == (2, 16) and torch.equal(forward, backward.flip(0))
 
 
-@pytest.mark.parametrize("name", ["gjrgarch_normalized", "rough_bergomi"])
+@pytest.mark.parametrize("name", ["gjrgarch_normalized", "rough_bergomi", "rough_heston"])
 def test_default_ranges_lie_in_the_domain(name: str) -> None:
     """Every corner of the default sampling box is a valid parameter set (so default samplers never reject)."""
     import itertools

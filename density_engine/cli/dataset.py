@@ -56,16 +56,19 @@ def _load_config(config_path: str | None, config_json: str | None) -> dict | Non
 @dataset.command("card")
 @click.option("--out", "folder", default=DEFAULT_FOLDER, show_default=True, type=click.Path(file_okay=False))
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Workflow config (ranges, hf keys).")
-@click.option("--config-json", help="The workflow config as JSON text (what the Snakemake rule passes).")
+@click.option("--config-json", help="The workflow config's models and hf sections as JSON (what Snakemake passes).")
 @click.argument("manifests", nargs=-1, required=True, type=click.Path(dir_okay=False))
 def card_command(folder: str, config_path: str | None, config_json: str | None, manifests: tuple[str, ...]) -> None:
-    """Write README.md and provenance.json for the models of MANIFESTS (other models' shards are removed)."""
+    """Write README.md and provenance.json for the models of MANIFESTS, after checking that the folder holds exactly
+    their shards and that the data is the configured grid; then remove other models' shards and their manifests
+    (beside MANIFESTS)."""
     from density_engine.dataset.build import build_card
     from density_engine.dataset.shards import ModelManifest
 
     try:
         loaded = [ModelManifest.load(path) for path in manifests]
-        readme, provenance = build_card(folder, loaded, _load_config(config_path, config_json))
+        manifest_dirs = sorted({str(Path(path).parent) for path in manifests})
+        readme, provenance = build_card(folder, loaded, _load_config(config_path, config_json), manifest_dirs)
     except ValueError as exc:
         raise _fail(exc) from exc
     click.echo(f"wrote {readme} and {provenance}")

@@ -1,17 +1,18 @@
 """The dataset card (``README.md`` with YAML front matter) and ``provenance.json`` of the dataset folder.
 
-Both are deterministic functions of the model manifests, the workflow config and the code version: no timestamps, so
-re-building unchanged data gives byte-identical files and publishing them again makes no commit.
+Both are deterministic functions of the data (the model manifests, which carry the chunks' provenance: the code
+version, git commit, torch version, device and RNG that *simulated* the rows) and of the data-relevant config (the
+``models`` entries of the models in the dataset, plus ``hf.repo_id``/``hf.tag`` for the loading snippets). Nothing
+about the process that builds the card enters them (its git checkout, its package versions, the time, ``device`` or
+``resources`` of the config), so re-building unchanged data gives byte-identical files and publishing them again
+makes no commit.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
-import os
-import platform
-import subprocess
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,16 +20,18 @@ from typing import Any
 
 import yaml
 
-from density_engine import __version__
-from density_engine.dataset.shards import ModelManifest, write_if_changed
+from density_engine.dataset.checks import check_against_config
+from density_engine.dataset.shards import ModelManifest, verify_shards, write_if_changed
 
 LICENSE = "cc-by-4.0"
-PRETTY_NAME = "Simulated return densities of stochastic-volatility models (GJR-GARCH, rough Heston, rough Bergomi)"
 TAGS = ["finance", "stochastic-volatility", "simulation", "synthetic", "quantiles", "monte-carlo", "rough-volatility"]
 DEFAULT_CONFIG = "gjrgarch_normalized"
-SOFTWARE_PACKAGES = ("numpy", "scipy", "pyarrow", "pandas", "torch", "datasets", "huggingface_hub", "snakemake")
-PROVENANCE_VERSION = 1
-GIT_COMMIT_ENV = "DENSITY_ENGINE_GIT_COMMIT"
+PROVENANCE_VERSION = 2
+#: How the card names each model in its title.
+MODEL_TITLES = {"gjrgarch_normalized": "GJR-GARCH", "rough_heston": "rough Heston", "rough_bergomi": "rough Bergomi"}
+#: The card line that records the sha256 of provenance.json (publishing checks that the two files belong together).
+PROVENANCE_DIGEST_LINE = "- `provenance.json` sha256: `{digest}`."
+PROVENANCE_DIGEST_PATTERN = re.compile(r"^- `provenance\.json` sha256: `([0-9a-f]{64})`\.$", re.MULTILINE)
 SIZE_CATEGORIES = (
     (1_000, "n<1K"),
     (10_000, "1K<n<10K"),
@@ -48,59 +51,30 @@ def size_category(rows: int) -> str:
     return "1B<n<10B"
 
 
-def _project_url() -> str | None:
-    """The package's source URL from its metadata (``[project.urls]``), if it declares one."""
-    try:
-        urls = importlib.metadata.metadata("density-engine").get_all("Project-URL") or []
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    return urls[0].split(",", 1)[1].strip() if urls else None
+def pretty_name(models: Sequence[str]) -> str:
+    """The card title for the models in the dataset (in the given order)."""
+    titles = ", ".join(MODEL_TITLES.get(m, m) for m in models)
+    return f"Simulated return densities of stochastic-volatility models ({titles})"
 
 
-def code_version() -> dict[str, Any]:
-    """Package version and git commit of the code building the dataset (``DENSITY_ENGINE_GIT_COMMIT`` overrides)."""
-    info: dict[str, Any] = {"package": "density-engine", "version": __version__, "url": _project_url()}
-    override = os.environ.get(GIT_COMMIT_ENV)
-    if override:
-        info["git_commit"] = override
-        return info
-    source_dir = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=source_dir, capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=source_dir,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        info["git_commit"] = "unknown"
-        return info
-    info["git_commit"] = commit
-    info["git_dirty"] = bool(dirty)
-    return info
-
-
-def software_versions() -> dict[str, str]:
-    """Versions of Python and the packages that build, read and publish the dataset."""
-    versions = {"python": platform.python_version()}
-    for package in SOFTWARE_PACKAGES:
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
-
-
-def config_digest(config: Mapping[str, Any] | None) -> str | None:
-    """sha256 of the config's canonical JSON (sorted keys), ``hf`` section excluded (it does not change the data)."""
+def models_config(config: Mapping[str, Any] | None, models: Sequence[str]) -> dict[str, Any] | None:
+    """The config entries of ``models`` with the workflow defaults filled in and ``enabled`` dropped (so a config read
+    from YAML and the one Snakemake validated give the same record); ``None`` without a config."""
     if config is None:
         return None
-    relevant = {key: value for key, value in config.items() if key != "hf"}
+    from density_engine.workflow.config import apply_defaults
+
+    configured = config.get("models") or {}
+    filled = apply_defaults({"models": {m: dict(configured[m]) for m in models if m in configured}})["models"]
+    return {m: {k: v for k, v in filled[m].items() if k != "enabled"} if m in filled else None for m in models}
+
+
+def config_digest(config: Mapping[str, Any] | None, models: Sequence[str]) -> str | None:
+    """sha256 of the canonical JSON of :func:`models_config`: only what shapes the data of these models (not ``hf``,
+    ``device``, ``resources`` or other models)."""
+    relevant = models_config(config, models)
+    if relevant is None:
+        return None
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -116,11 +90,43 @@ def _model_description(model: str) -> tuple[dict[str, Any] | None, str]:
     return model_class.describe(), module_doc.strip()
 
 
-def build_provenance(manifests: Sequence[ModelManifest], config: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The machine-readable provenance record (also embedded, in prose, in the card)."""
+def _parameters(manifest: ModelManifest, model_config: Mapping[str, Any], declared: Mapping[str, Any]) -> list[Any]:
+    from_file = isinstance(model_config.get("sampler"), Mapping)
+    configured = model_config.get("parameters") or {}
+    parameters = []
+    for name in manifest.parameter_names:
+        entry: dict[str, Any] = {"name": name, "observed_range": manifest.parameter_ranges[name]}
+        if name in declared:
+            entry.update(
+                bounds=declared[name]["bounds"],
+                description=declared[name]["description"],
+                default_range=declared[name]["default_range"],
+            )
+        if from_file:
+            pass  # the parameter file defines the values; configured ranges are not used
+        elif name in configured:
+            entry["config"] = configured[name]
+        elif model_config and name in declared:
+            # omitted from the config: the workflow samples the model's default range
+            entry["config"] = declared[name]["default_range"]
+            entry["config_is_model_default"] = True
+        parameters.append(entry)
+    return parameters
+
+
+def build_provenance(
+    manifests: Sequence[ModelManifest], config: Mapping[str, Any] | None, base_dir: str | Path = "."
+) -> dict[str, Any]:
+    """The machine-readable provenance record (also rendered, in prose, in the card).
+
+    Checks each model's data against its config first (:func:`~density_engine.dataset.checks.check_against_config`:
+    the configured param_ids and horizons, parameter values inside the configured ranges); a mismatch raises
+    ``DatasetInputError`` naming the model and the config key.
+    """
     models: dict[str, Any] = {}
     for manifest in manifests:
-        model_config = dict((config or {}).get("models", {}).get(manifest.model, {}))
+        model_config = dict((config or {}).get("models", {}).get(manifest.model) or {})
+        check_against_config(manifest, model_config, base_dir)
         description, _ = _model_description(manifest.model)
         declared = {p["name"]: p for p in (description or {}).get("parameters", [])}
         if description is not None and list(declared) != manifest.parameter_names:
@@ -128,23 +134,6 @@ def build_provenance(manifests: Sequence[ModelManifest], config: Mapping[str, An
                 f"model {manifest.model!r}: the data has parameter columns {manifest.parameter_names}, but the model "
                 f"declares {list(declared)} (data from {manifest.sources[:3]})"
             )
-        parameters = []
-        for name in manifest.parameter_names:
-            entry: dict[str, Any] = {"name": name, "observed_range": manifest.parameter_ranges[name]}
-            if name in declared:
-                entry.update(
-                    bounds=declared[name]["bounds"],
-                    description=declared[name]["description"],
-                    default_range=declared[name]["default_range"],
-                )
-            configured = model_config.get("parameters") or {}
-            if name in configured:
-                entry["config"] = configured[name]
-            elif model_config and name in declared:
-                # omitted from the config: the workflow samples the model's default range
-                entry["config"] = declared[name]["default_range"]
-                entry["config_is_model_default"] = True
-            parameters.append(entry)
         models[manifest.model] = {
             "description": (description or {}).get("description", ""),
             "rows": manifest.rows,
@@ -158,7 +147,7 @@ def build_provenance(manifests: Sequence[ModelManifest], config: Mapping[str, An
             "substeps": manifest.substeps,
             "sampler": model_config.get("sampler"),
             "n_samples": model_config.get("n_samples"),
-            "parameters": parameters,
+            "parameters": _parameters(manifest, model_config, declared),
             "mc_error": manifest.mc_error,
             "simulation": manifest.file_metadata,
             "shards": [
@@ -175,9 +164,7 @@ def build_provenance(manifests: Sequence[ModelManifest], config: Mapping[str, An
         }
     return {
         "provenance_version": PROVENANCE_VERSION,
-        "code": code_version(),
-        "software": software_versions(),
-        "config_sha256": config_digest(config),
+        "models_config_sha256": config_digest(config, [m.model for m in manifests]),
         "quantile_levels": "p_j = (j + 0.5) / Q for j = 0..Q-1 (Q = num_quantiles); estimate = order statistic "
         "floor(p_j N) of the N simulated cumulative log-returns",
         "seed_policy": "each RNG sub-block k of parameter set param_id has its own generator seeded from a hash of "
@@ -223,7 +210,7 @@ def card_metadata(manifests: Sequence[ModelManifest]) -> dict[str, Any]:
         )
     return {
         "license": LICENSE,
-        "pretty_name": PRETTY_NAME,
+        "pretty_name": pretty_name(names),
         "task_categories": ["time-series-forecasting", "tabular-regression"],
         "tags": TAGS,
         "size_categories": [size_category(sum(m.rows for m in manifests))],
@@ -247,6 +234,70 @@ def _config_range(value: Any) -> str:
     return f"fixed {_fmt(value)}" if value is not None else "—"
 
 
+def _values_text(values: Sequence[Any] | None, what: str = "value") -> str:
+    """One value as is; several listed with their count (they must not be hidden); none as "not recorded"."""
+    if not values:
+        return "not recorded"
+    shown = ", ".join(f"`{v}`" for v in values)
+    return shown if len(values) == 1 else f"{shown} ({len(values)} distinct {what}s across the chunks)"
+
+
+def _commits_text(commits: Sequence[str] | None) -> str:
+    if not commits:
+        return "not recorded"
+    dirty = [c for c in commits if str(c).endswith("-dirty")]
+    note = " (`-dirty`: simulated with uncommitted changes)" if dirty else ""
+    return _values_text(commits, "commit") + note
+
+
+def code_lines(record: Mapping[str, Any]) -> list[str]:
+    """The card lines naming the code and software that simulated a model's rows (from the chunk metadata)."""
+    simulation = record.get("simulation") or {}
+    return [
+        f"- Code: density-engine {_values_text(simulation.get('density_engine.code_version'), 'version')}, "
+        f"git commit {_commits_text(simulation.get('density_engine.git_commit'))}.",
+        f"- Software: torch {_values_text(simulation.get('torch.version'), 'version')}; device "
+        f"{_values_text(simulation.get('device'), 'device')}; RNG {_values_text(simulation.get('rng'), 'RNG')}.",
+    ]
+
+
+def _error_cell(entry: Mapping[str, Any]) -> str:
+    value = entry.get("median_se_over_std")
+    return _fmt(value) if value is not None else "—"
+
+
+def _mc_error_table(mc_error: Mapping[str, Any]) -> list[str]:
+    """Levels × horizons table of the median relative standard error (absolute values are in provenance.json)."""
+    horizons = mc_error["horizons"]
+    lines = [
+        f"Monte Carlo standard error of the quantiles, relative to the row's standard deviation (median over the rows "
+        f"of each horizon; sd(q̂_p) ≈ sqrt(p(1-p)/N) / f(q_p), f from adjacent quantiles in normal-score coordinates). "
+        f"— : fewer than {mc_error['min_tail_paths']} paths beyond the quantile (min(p, 1-p) N < "
+        f"{mc_error['min_tail_paths']}), where the asymptotic formula does not hold. Absolute values "
+        "(log-return units) per horizon are in `provenance.json`.",
+        "",
+        "| level p | " + " | ".join(f"h = {h['horizon']}" for h in horizons) + " |",
+        "|---|" + "---|" * len(horizons),
+    ]
+    for i, first in enumerate(horizons[0]["levels"]):
+        cells = [_error_cell(h["levels"][i]) for h in horizons]
+        lines.append(f"| {first['level']:.6f} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _sampling_text(record: Mapping[str, Any]) -> str:
+    sampler = record["sampler"]
+    if isinstance(sampler, Mapping):
+        design = f"parameter file `{sampler.get('file')}`"
+    else:
+        design = f"`{sampler or 'not recorded'}`"
+    requested = f", {record['n_samples']} parameter sets requested" if record.get("n_samples") else ""
+    return (
+        f"- Sampling design: {design}{requested}; {record['param_sets']} parameter sets (param_id "
+        f"{record['param_id_range'][0]}–{record['param_id_range'][1]}), {record['rows']} rows."
+    )
+
+
 def _model_section(name: str, record: Mapping[str, Any]) -> list[str]:
     _, module_doc = _model_description(name)
     lines = [f"### `{name}`", ""]
@@ -267,33 +318,25 @@ def _model_section(name: str, record: Mapping[str, Any]) -> list[str]:
         )
     lines += [
         "",
-        f"- Sampling design: `{record['sampler'] or 'not recorded'}`"
-        + (f", {record['n_samples']} parameter sets requested" if record.get("n_samples") else "")
-        + f"; {record['param_sets']} parameter sets (param_id {record['param_id_range'][0]}–"
-        f"{record['param_id_range'][1]}), {record['rows']} rows.",
+        _sampling_text(record),
         f"- Horizons (model steps): {_fmt(record['horizons'])}.",
         f"- Paths per parameter set (`num_paths`): {_fmt(record['num_paths'])}; seeds: {_fmt(record['seeds'])}.",
         f"- Time step `dt`: {_fmt(record['dt'])}; fine substeps per model step: {_fmt(record['substeps'])}.",
-    ]
-    simulation = record.get("simulation") or {}
-    if simulation:
-        lines.append(
-            "- Simulated with: "
-            + "; ".join(f"{key} = {json.dumps(value, sort_keys=True)}" for key, value in sorted(simulation.items()))
-            + "."
-        )
-    lines += [
+        *code_lines(record),
         "",
-        "Monte Carlo standard error of the quantiles (median over rows; "
-        "sd(q̂_p) ≈ sqrt(p(1-p)/N) / f(q_p), f from adjacent quantiles in normal-score coordinates):",
+        *_mc_error_table(record["mc_error"]),
         "",
-        "| level p | median s.e. (log-return) | median s.e. / std |",
-        "|---|---|---|",
     ]
-    for level in record["mc_error"]["levels"]:
-        lines.append(f"| {level['level']:.6f} | {_fmt(level['median_se'])} | {_fmt(level['median_se_over_std'])} |")
-    lines.append("")
     return lines
+
+
+def _citation_note(provenance: Mapping[str, Any]) -> str:
+    versions: list[str] = []
+    for record in provenance["models"].values():
+        for version in (record.get("simulation") or {}).get("density_engine.code_version", []):
+            if version not in versions:
+                versions.append(version)
+    return "density-engine " + (", ".join(versions) if versions else "(version not recorded)")
 
 
 def render_card(
@@ -301,17 +344,17 @@ def render_card(
     provenance: Mapping[str, Any],
     repo_id: str | None = None,
     tag: str | None = None,
+    provenance_sha256: str | None = None,
 ) -> str:
-    """The full README.md text (YAML front matter + body)."""
+    """The full README.md text (YAML front matter + body); ``provenance_sha256`` is the digest of provenance.json."""
     front = yaml.safe_dump(card_metadata(manifests), sort_keys=False, allow_unicode=True, width=1000)
+    title = pretty_name([m.model for m in manifests])
     repo = repo_id or "<owner>/<dataset>"
     pin = f', revision="{tag}"' if tag else ""
     first = manifests[0].model
     q = manifests[0].num_quantiles
-    code = provenance["code"]
-    software = provenance["software"]
     body = [
-        f"# {PRETTY_NAME}",
+        f"# {title}",
         "",
         "Synthetic Monte Carlo data: for each model, parameter set and horizon, the distribution of the simulated "
         f"cumulative log-return summarised by {q} quantiles and four moments. Not market data; not investment advice.",
@@ -321,7 +364,8 @@ def render_card(
         "One row = one parameter set (`param_id`, with the parameter values as scalar columns) × one horizon "
         "(`horizon`, in model steps). `quantiles` holds the quantiles of the cumulative log-return "
         "X_h = log(S_h / S_0) over N = `num_paths` simulated paths, sorted ascending (a float32 vector of fixed "
-        f"length {q}). Rows are sorted by (`param_id`, `horizon`).",
+        f"length {q}). Rows are sorted by (`param_id`, `horizon`). Every parameter set has a row for every horizon, "
+        "and the param_ids are exactly the configured ones.",
         "",
         "| column | type | meaning |",
         "|---|---|---|",
@@ -354,19 +398,22 @@ def render_card(
         "",
         "Each quantile is an order statistic of N independent paths, so its standard error is about "
         "sqrt(p(1-p)/N) / f(q_p) and falls as 1/sqrt(N); adjacent quantiles are strongly positively correlated. The "
-        "tables above give the median over rows at selected levels. For the rough models the numbers describe the "
-        "*discretised* model at the stated `dt` and `substeps`: discretisation bias (largest in the tails) is not "
-        "included.",
+        "tables above give, per horizon, the median over rows at selected levels. For the rough models the numbers "
+        "describe the *discretised* model at the stated `dt` and `substeps`: discretisation bias (largest in the "
+        "tails) is not included.",
         "",
         "## Reproducibility",
         "",
-        f"- Code: density-engine {code['version']}, git commit `{code['git_commit']}`"
-        + (" (with uncommitted changes)" if code.get("git_dirty") else "")
-        + (f", {code['url']}." if code.get("url") else "."),
-        "- Software: " + ", ".join(f"{k} {v}" for k, v in software.items()) + ".",
-        f"- Workflow config sha256 (without the `hf` section): `{provenance['config_sha256'] or 'not recorded'}`.",
+        "- The code (density-engine version with the hash of its sources, and git commit) and software that simulated "
+        "each model's rows are listed in its section, taken from the chunks' metadata.",
+        "- Config of the models (their `models:` entries, defaults filled in) sha256: "
+        f"`{provenance['models_config_sha256'] or 'not recorded'}`.",
         f"- Seeds: {provenance['seed_policy']}.",
         "- The same record, with the sha256 of every shard, is in `provenance.json`.",
+    ]
+    if provenance_sha256:
+        body.append(PROVENANCE_DIGEST_LINE.format(digest=provenance_sha256))
+    body += [
         "",
         "## Loading",
         "",
@@ -401,9 +448,9 @@ def render_card(
         "",
         "```bibtex",
         "@misc{density_engine_densities,",
-        "  title  = {" + PRETTY_NAME + "},",
+        "  title  = {" + title + "},",
         "  author = {density-engine contributors},",
-        f"  note   = {{density-engine {code['version']}, commit {code['git_commit']}}},",
+        f"  note   = {{{_citation_note(provenance)}}},",
         f"  howpublished = {{\\url{{https://huggingface.co/datasets/{repo}}}}}",
         "}",
         "```",
@@ -416,20 +463,35 @@ def render_card(
     return f"---\n{front}---\n\n" + "\n".join(body)
 
 
+def provenance_bytes(provenance: Mapping[str, Any]) -> bytes:
+    """The exact bytes of provenance.json (sorted keys, 2-space indent)."""
+    return (json.dumps(provenance, indent=2, sort_keys=True) + "\n").encode()
+
+
 def write_card(
     folder: str | Path,
     manifests: Sequence[ModelManifest],
     config: Mapping[str, Any] | None = None,
+    base_dir: str | Path = ".",
 ) -> tuple[Path, Path]:
-    """Write ``README.md`` and ``provenance.json`` into the dataset folder (atomically); return both paths."""
+    """Write ``README.md`` and ``provenance.json`` into the dataset folder (atomically); return both paths.
+
+    First checks that the folder holds exactly each manifest's shards with their sha256 (a stale manifest, an
+    interrupted build or a deleted ``data/`` folder must not produce a card that lists data that is not there) and the
+    data against the config (:func:`build_provenance`); nothing is written if a check fails.
+    """
     if not manifests:
         raise ValueError("no model manifests: nothing to describe in the dataset card")
-    ordered = sorted(manifests, key=lambda m: m.model)
-    hf = dict((config or {}).get("hf") or {})
-    provenance = build_provenance(ordered, config)
     folder = Path(folder)
+    ordered = sorted(manifests, key=lambda m: m.model)
+    for manifest in ordered:
+        verify_shards(folder, manifest)
+    hf = dict((config or {}).get("hf") or {})
+    provenance = build_provenance(ordered, config, base_dir)
+    record = provenance_bytes(provenance)
     readme = folder / "README.md"
     provenance_path = folder / "provenance.json"
-    write_if_changed(provenance_path, (json.dumps(provenance, indent=2, sort_keys=True) + "\n").encode())
-    write_if_changed(readme, render_card(ordered, provenance, hf.get("repo_id"), hf.get("tag")).encode())
+    card = render_card(ordered, provenance, hf.get("repo_id"), hf.get("tag"), hashlib.sha256(record).hexdigest())
+    write_if_changed(provenance_path, record)
+    write_if_changed(readme, card.encode())
     return readme, provenance_path

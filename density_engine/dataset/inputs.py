@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -23,6 +24,8 @@ from density_engine.engine.chunkio import ChunkError, chunk_schema, parameter_co
 # they differ between two runs of the same chunk and would make the card change without the data changing.
 PROVENANCE_METADATA_KEYS = (
     "density_engine.version",
+    "density_engine.code_version",
+    "density_engine.git_commit",
     "torch.version",
     "device",
     "quantile_levels",
@@ -45,6 +48,7 @@ class ModelTable:
     num_quantiles: int
     sources: list[str] = field(default_factory=list)
     file_metadata: dict[str, list[str]] = field(default_factory=dict)
+    origin: dict[int, str] = field(default_factory=dict)  # param_id -> the (first) input file holding it
 
 
 def read_density_file(path: str | Path) -> tuple[pa.Table, dict[str, str]]:
@@ -93,6 +97,7 @@ def load_model_table(paths: Iterable[str | Path], model: str | None = None) -> M
         raise DatasetInputError(f"no input files given for model {model!r}")
     tables: list[pa.Table] = []
     seen: dict[tuple[int, int], Path] = {}
+    origin: dict[int, str] = {}
     file_metadata: dict[str, set[str]] = {}
     reference: tuple[str, list[str], int] | None = None
     for path in paths:
@@ -113,6 +118,7 @@ def load_model_table(paths: Iterable[str | Path], model: str | None = None) -> M
             if key in seen:
                 raise _fail(path, f"(param_id, horizon) = {key} is also in {seen[key]}")
             seen[key] = path
+            origin.setdefault(key[0], str(path))
         for key in PROVENANCE_METADATA_KEYS:
             if key in metadata:
                 file_metadata.setdefault(key, set()).add(metadata[key])
@@ -129,6 +135,7 @@ def load_model_table(paths: Iterable[str | Path], model: str | None = None) -> M
         num_quantiles=width,
         sources=[str(p) for p in paths],
         file_metadata={key: sorted(values) for key, values in sorted(file_metadata.items())},
+        origin=origin,
     )
 
 
@@ -137,15 +144,24 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays([table.column(f.name).cast(f.type) for f in schema], schema=schema)
 
 
-def describe_metadata(metadata: dict[str, list[str]]) -> dict[str, object]:
-    """File metadata values decoded from JSON where they are JSON (single values unwrapped)."""
-    decoded: dict[str, object] = {}
-    for key, values in metadata.items():
-        parsed = []
-        for value in values:
+def distinct_metadata(metadata: dict[str, list[str]]) -> dict[str, list[Any]]:
+    """Every distinct value of each file metadata key, decoded from JSON, in a deterministic order.
+
+    A merged file stores a key whose chunks disagree as a JSON list of the distinct values (``workflow.merge``), so a
+    list is unpacked into its values; ``quantile_levels`` is itself a list, so only a list of lists is unpacked.
+    """
+    decoded: dict[str, list[Any]] = {}
+    for key, raw_values in metadata.items():
+        values: list[Any] = []
+        for raw in raw_values:
             try:
-                parsed.append(json.loads(value))
+                value = json.loads(raw)
             except ValueError:
-                parsed.append(value)
-        decoded[key] = parsed[0] if len(parsed) == 1 else parsed
+                value = raw
+            nested = isinstance(value, list) and bool(value) and isinstance(value[0], list)
+            several = nested if key == "quantile_levels" else isinstance(value, list)
+            for item in value if several else [value]:
+                if item not in values:
+                    values.append(item)
+        decoded[key] = sorted(values, key=lambda v: json.dumps(v, sort_keys=True))
     return decoded

@@ -1,14 +1,18 @@
 """Publish the dataset folder to the Hugging Face Hub, idempotently.
 
-One publish = create the dataset repo if missing (``hf.private``), compare the folder with the branch
-(``hf.revision``), ``upload_folder`` the changed files while deleting stale shards (``data/**``) in the same operation,
-then tag the resulting commit (``hf.tag``). Unchanged data makes no commit; a tag that already names another commit is
-an error (bump ``hf.tag``). The token comes from ``HF_TOKEN`` and is never logged or written anywhere.
+One publish = check that the folder is one consistent build (its shards are exactly those of provenance.json, with
+their sha256, and README.md belongs to that provenance.json), create the dataset repo if missing (``hf.private``),
+compare the folder with the branch (``hf.revision``), ``upload_folder`` the changed files while deleting stale shards
+(``data/**``) in the same operation, with ``parent_commit`` = the compared head (a concurrent commit makes the Hub
+refuse it: nothing is published), then tag that commit (``hf.tag``). Unchanged data makes no commit; a tag that
+already names another commit is an error (bump ``hf.tag``). The token comes from ``HF_TOKEN`` and is never logged or
+written anywhere.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 from collections.abc import Callable
@@ -144,19 +148,64 @@ def git_blob_oid(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
-def local_files(folder: str | Path) -> dict[str, Path]:
-    """The files a publish uploads: README.md, provenance.json and data/**/*.parquet, keyed by POSIX relative path."""
+@dataclass(frozen=True)
+class LocalFile:
+    """A file of the folder that a publish uploads."""
+
+    path: Path
+    sha256: str
+
+
+def _refuse(path: Path, problem: str) -> PublishError:
+    return PublishError(
+        f"{path}: {problem}; the dataset folder is not a consistent build, nothing was published "
+        "(re-run the dataset build: snakemake, or density-engine dataset build/card)"
+    )
+
+
+def local_files(folder: str | Path) -> dict[str, LocalFile]:
+    """The files a publish uploads (README.md, provenance.json, data/**/*.parquet) keyed by POSIX relative path, after
+    checking that they are one consistent build.
+
+    Refuses (:class:`PublishError` naming the file) unless the shards under ``data/`` are exactly those listed in
+    provenance.json with the same sha256, and README.md records the sha256 of that provenance.json: a stale card, a
+    missing or half-written shard, or a shard of another build must never be published (the publish deletes remote
+    ``data/**`` files that are not in the folder).
+    """
+    from density_engine.dataset.card import PROVENANCE_DIGEST_PATTERN
+
     folder = Path(folder)
-    readme = folder / "README.md"
-    if not readme.is_file():
-        raise PublishError(f"{readme}: missing; build the dataset first (density-engine dataset build)")
-    files = {"README.md": readme}
-    if (folder / "provenance.json").is_file():
-        files["provenance.json"] = folder / "provenance.json"
-    for path in sorted((folder / "data").glob("*/*.parquet")):
-        files[path.relative_to(folder).as_posix()] = path
-    if len(files) < 2 or not any(name.startswith("data/") for name in files):
+    readme, provenance_path = folder / "README.md", folder / "provenance.json"
+    for path in (readme, provenance_path):
+        if not path.is_file():
+            raise PublishError(f"{path}: missing; build the dataset first (density-engine dataset build)")
+    record = provenance_path.read_bytes()
+    try:
+        provenance = json.loads(record)
+        listed = {
+            shard["path"]: shard["sha256"] for model in provenance["models"].values() for shard in model["shards"]
+        }
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise _refuse(provenance_path, f"not a dataset provenance record ({exc!r})") from exc
+    recorded = PROVENANCE_DIGEST_PATTERN.search(readme.read_text(encoding="utf-8", errors="replace"))
+    if recorded is None or recorded.group(1) != hashlib.sha256(record).hexdigest():
+        raise _refuse(readme, f"does not belong to {provenance_path.name} (its recorded sha256 differs)")
+    present = {p.relative_to(folder).as_posix(): p for p in sorted((folder / "data").rglob("*.parquet"))}
+    for relative in sorted(set(listed) - set(present)):
+        raise _refuse(folder / relative, f"listed in {provenance_path.name} but missing")
+    for relative in sorted(set(present) - set(listed)):
+        raise _refuse(present[relative], f"not listed in {provenance_path.name} (it would be published)")
+    if not listed:
         raise PublishError(f"{folder}: no data/<model>/*.parquet shards to publish")
+    files = {
+        "README.md": LocalFile(readme, hashlib.sha256(readme.read_bytes()).hexdigest()),
+        "provenance.json": LocalFile(provenance_path, hashlib.sha256(record).hexdigest()),
+    }
+    for relative, path in present.items():
+        digest = sha256_file(path)
+        if digest != listed[relative]:
+            raise _refuse(path, f"sha256 {digest[:12]} differs from {provenance_path.name} ({listed[relative][:12]})")
+        files[relative] = LocalFile(path, digest)
     return files
 
 
@@ -210,15 +259,15 @@ def plan_publish(
         refs = api.list_repo_refs(repo_id, repo_type="dataset")
         tag_commit = next((t.target_commit for t in refs.tags if t.name == tag), None)
     changes: list[FileChange] = []
-    for path_in_repo, path in files.items():
+    for path_in_repo, local in files.items():
         entry = remote.get(path_in_repo)
         if entry is None:
             action = "new"
         else:
             lfs = getattr(entry, "lfs", None)  # LFS/Xet files are compared by sha256, regular ones by git blob id
-            same = sha256_file(path) == lfs.sha256 if lfs else git_blob_oid(path.read_bytes()) == entry.blob_id
+            same = local.sha256 == lfs.sha256 if lfs else git_blob_oid(local.path.read_bytes()) == entry.blob_id
             action = "unchanged" if same else "changed"
-        changes.append(FileChange(path_in_repo, action, path.stat().st_size))
+        changes.append(FileChange(path_in_repo, action, local.path.stat().st_size))
     for path_in_repo in sorted(remote):
         if path_in_repo.startswith("data/") and path_in_repo not in files:
             changes.append(FileChange(path_in_repo, "delete"))
@@ -274,6 +323,12 @@ def publish_dataset(
     try:
         return _apply(api, folder, plan, commit_message, echo)
     except HTTPError as exc:
+        if _status(exc) == 412:
+            raise PublishError(
+                f"branch {plan.revision!r} of dataset repo {repo_id} moved since it was compared with the folder (its "
+                f"head was {str(plan.head)[:12]}; another commit landed meanwhile): nothing was committed or tagged; "
+                "re-run the publish to compare against the new head"
+            ) from exc
         if _status(exc) in (401, 403):
             raise PublishError(
                 f"the token in {TOKEN_ENV} cannot write to dataset repo {repo_id} (HTTP {_status(exc)}): {_short(exc)}"
@@ -300,24 +355,27 @@ def _apply(
     if not plan.branch_exists and revision != "main":
         api.create_branch(repo_id, repo_type="dataset", branch=revision, exist_ok=True)
         echo(f"created branch {revision!r}")
-    committed = False
+    head = plan.head
     if created or plan.changed:
         message = commit_message or (f"Publish dataset {plan.tag}" if plan.tag else "Publish dataset")
-        api.upload_folder(
+        # parent_commit: the deletions, the uploads and the tag were decided on plan.head; if another commit landed on
+        # the branch since, the Hub refuses the (first) commit with HTTP 412 and nothing is published.
+        commit = api.upload_folder(
             repo_id=repo_id,
             repo_type="dataset",
             folder_path=str(folder),
             revision=revision,
+            parent_commit=plan.head if plan.repo_exists else None,
             allow_patterns=list(UPLOAD_PATTERNS),
             delete_patterns=list(DELETE_PATTERNS),
             commit_message=message,
             commit_description=f"{len(plan.uploads)} file(s) added or changed, {len(plan.deletions)} deleted",
         )
-        committed = True
-    head = api.repo_info(repo_id, repo_type="dataset", revision=revision).sha
-    committed = committed and head != plan.head
+        head = commit.oid
+    committed = head != plan.head
     echo(f"{'committed' if committed else 'no changes, no commit'}: {repo_id}@{revision} is {head}")
     if plan.tag and plan.tag_commit is None:
+        # the commit this publish made (or verified as identical to the folder), not whatever the branch points at now
         api.create_tag(repo_id, repo_type="dataset", tag=plan.tag, revision=head, tag_message=f"Release {plan.tag}")
         echo(f"tagged {head[:12]} as {plan.tag!r}")
     return PublishResult(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,18 +22,21 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from density_engine.atomic import write_bytes_atomic
-from density_engine.dataset.inputs import DatasetInputError, ModelTable, describe_metadata
-from density_engine.engine.chunkio import MOMENT_COLUMNS, quantile_matrix
+from density_engine.dataset.inputs import DatasetInputError, ModelTable, distinct_metadata
+from density_engine.engine.chunkio import MOMENT_COLUMNS
 
-MANIFEST_VERSION = 1
-# About 2 KiB per row (512 float32 + scalars): 100k rows ≈ 200 MB in memory, ≈ 150 MB on disk — inside the
-# 100–500 MB shard range of the Hub's recommendations (hf-hub.md §1.3).
+MANIFEST_VERSION = 2
+# About 2 KiB per row in memory (512 float32 + scalars), about 1.5 KiB on disk: 100k rows ≈ 200 MB in memory,
+# ≈ 150 MB on disk, inside the 100–500 MB shard range of the Hub's recommendations (hf-hub.md §1.3).
 TARGET_ROWS_PER_SHARD = 100_000
 # 25k rows ≈ 50 MB uncompressed per row group: inside the 16k–50k rows (32–100 MB) range and far under the Dataset
 # Viewer's ~286 MiB row-group cap.
 ROW_GROUP_ROWS = 25_000
 # Levels at which the card reports the Monte Carlo standard error of the quantiles.
 REPORTED_LEVELS = (0.001, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 0.999)
+# The asymptotic standard error needs enough paths beyond the quantile: levels with min(p, 1 - p) * N below this are
+# not reported.
+MIN_TAIL_PATHS = 10
 
 
 def writer_options(parameter_names: list[str]) -> dict[str, Any]:
@@ -79,6 +82,7 @@ class ModelManifest:
     rows: int
     param_sets: int
     param_id_range: list[int]
+    param_id_runs: list[list[int]]  # contiguous [first, last] runs of the param_ids present
     horizons: list[int]
     num_paths: list[int]
     seeds: list[int]
@@ -90,7 +94,7 @@ class ModelManifest:
     in_memory_bytes: int
     shards: list[ShardInfo]
     sources: list[str]
-    file_metadata: dict[str, Any]
+    file_metadata: dict[str, list[Any]]  # distinct values of the inputs' provenance metadata keys
     manifest_version: int = MANIFEST_VERSION
 
     def to_json(self) -> str:
@@ -99,8 +103,13 @@ class ModelManifest:
 
     @classmethod
     def from_json(cls, text: str) -> ModelManifest:
-        """Inverse of :meth:`to_json`."""
+        """Inverse of :meth:`to_json`; ``ValueError`` for a manifest of another version."""
         data = json.loads(text)
+        if data.get("manifest_version") != MANIFEST_VERSION:
+            raise ValueError(
+                f"manifest version {data.get('manifest_version')!r}, expected {MANIFEST_VERSION} (written by another "
+                "density-engine version: re-run the dataset shards step)"
+            )
         data["shards"] = [ShardInfo(**shard) for shard in data["shards"]]
         return cls(**data)
 
@@ -115,14 +124,17 @@ class ModelManifest:
 
 
 def default_params_per_shard(num_horizons: int) -> int:
-    """The shard width in parameter sets: a 1-2-5 number near :data:`TARGET_ROWS_PER_SHARD` / horizons.
+    """The shard width in parameter sets: :data:`TARGET_ROWS_PER_SHARD` / horizons, rounded down to two significant
+    digits (so a full shard holds 90–100 % of the target rows).
 
     It depends only on the number of horizons (fixed per model by the config), never on the number of rows, so adding
     parameter sets does not move shard boundaries.
     """
     target = max(1, TARGET_ROWS_PER_SHARD // max(1, num_horizons))
-    exponent = 10 ** math.floor(math.log10(target))
-    return max(step * exponent for step in (1, 2, 5) if step * exponent <= target)
+    if target < 100:
+        return target
+    step = 10 ** (len(str(target)) - 2)
+    return target // step * step
 
 
 def shard_name(model: str, first: int, last: int) -> str:
@@ -138,12 +150,10 @@ def write_if_changed(path: Path, data: bytes) -> str:
     return digest
 
 
-def _write_shard(table: pa.Table, path: Path, options: dict[str, Any]) -> tuple[int, str]:
-    """Write one shard (see :func:`write_if_changed`); its size and sha256."""
+def _shard_bytes(table: pa.Table, options: dict[str, Any]) -> bytes:
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, **options)
-    data = sink.getvalue().to_pybytes()
-    return len(data), write_if_changed(path, data)
+    return sink.getvalue().to_pybytes()
 
 
 def sha256_file(path: Path) -> str:
@@ -155,43 +165,43 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_model_shards(data: ModelTable, folder: str | Path, params_per_shard: int | None = None) -> ModelManifest:
-    """Write ``data`` as shards under ``folder/data/<model>/`` and remove that folder's stale shards.
+def id_runs(ids: Iterable[int]) -> list[list[int]]:
+    """Contiguous ``[first, last]`` runs of sorted unique integers (``[0, 1, 2, 5]`` → ``[[0, 2], [5, 5]]``)."""
+    runs: list[list[int]] = []
+    for value in sorted(set(ids)):
+        if runs and value == runs[-1][1] + 1:
+            runs[-1][1] = value
+        else:
+            runs.append([value, value])
+    return runs
 
-    Returns the manifest (not written; see :func:`write_manifest`).
-    """
-    folder = Path(folder)
+
+def _check_horizons_complete(data: ModelTable, param_ids: np.ndarray, horizons: list[int]) -> None:
+    """Every parameter set must have a row for each horizon of the model (no (param_id, horizon) appears twice:
+    :func:`~density_engine.dataset.inputs.load_model_table` checks that)."""
+    unique, counts = np.unique(param_ids, return_counts=True)
+    short = unique[counts != len(horizons)]
+    if len(short):
+        param_id = int(short[0])
+        have = set(data.table.column("horizon").filter(pc.equal(data.table.column("param_id"), param_id)).to_pylist())
+        missing = [h for h in horizons if h not in have]
+        raise DatasetInputError(
+            f"{data.origin.get(param_id, ', '.join(data.sources[:3]))}: model {data.model!r}, parameter set "
+            f"{param_id} has no row for horizon(s) {missing} (the model's other sets have horizons {horizons}); "
+            f"{len(short)} parameter set(s) are incomplete"
+        )
+
+
+def describe_model(data: ModelTable, params_per_shard: int | None = None) -> ModelManifest:
+    """The manifest of ``data`` without shards (nothing is written): checks that every parameter set has every
+    horizon and computes the statistics of the card. ``DatasetInputError`` naming the file for an incomplete set."""
     table = data.table
-    horizons = sorted(set(table.column("horizon").to_pylist()))
+    horizons = sorted({int(h) for h in table.column("horizon").to_pylist()})
     width = params_per_shard or default_params_per_shard(len(horizons))
     if width < 1:
         raise ValueError(f"params_per_shard must be >= 1, got {width}")
-    options = writer_options(data.parameter_names)
     param_ids = table.column("param_id").to_numpy()
-    shard_index = param_ids // width
-    boundaries = np.flatnonzero(np.diff(shard_index)) + 1
-    starts = [0, *boundaries.tolist()]
-    stops = [*boundaries.tolist(), table.num_rows]
-    shards: list[ShardInfo] = []
-    for start, stop in zip(starts, stops, strict=True):
-        first = int(shard_index[start]) * width
-        relative = shard_name(data.model, first, first + width - 1)
-        size, digest = _write_shard(table.slice(start, stop - start), folder / relative, options)
-        shards.append(
-            ShardInfo(
-                path=relative,
-                first_param_id=int(param_ids[start]),
-                last_param_id=int(param_ids[stop - 1]),
-                rows=stop - start,
-                bytes=size,
-                sha256=digest,
-            )
-        )
-    model_dir = folder / "data" / data.model
-    keep = {folder / shard.path for shard in shards}
-    for stale in model_dir.iterdir():
-        if stale.is_file() and stale not in keep and (stale.suffix == ".parquet" or stale.name.endswith(".tmp")):
-            stale.unlink()
+    _check_horizons_complete(data, param_ids, horizons)
     return ModelManifest(
         model=data.model,
         params_per_shard=width,
@@ -200,7 +210,8 @@ def write_model_shards(data: ModelTable, folder: str | Path, params_per_shard: i
         rows=table.num_rows,
         param_sets=len(np.unique(param_ids)),
         param_id_range=[int(param_ids.min()), int(param_ids.max())],
-        horizons=[int(h) for h in horizons],
+        param_id_runs=id_runs(param_ids.tolist()),
+        horizons=horizons,
         num_paths=sorted({int(v) for v in table.column("num_paths").to_pylist()}),
         seeds=sorted({int(v) for v in table.column("seed").to_pylist()}),
         dt=sorted({v for v in table.column("dt").to_pylist()}, key=lambda v: (v is not None, v or 0.0)),
@@ -212,28 +223,97 @@ def write_model_shards(data: ModelTable, folder: str | Path, params_per_shard: i
         mc_error=quantile_standard_errors(table),
         features=yaml_features(table.schema),
         in_memory_bytes=int(table.nbytes),
-        shards=shards,
+        shards=[],
         sources=list(data.sources),
         file_metadata=_checked_metadata(data),
     )
 
 
-def _checked_metadata(data: ModelTable) -> dict[str, Any]:
-    """The chunks' provenance metadata; ``quantile_levels`` must be p_j = (j + 0.5) / Q (what the card states) and is
-    recorded as that formula instead of Q numbers."""
-    metadata = describe_metadata(data.file_metadata)
-    levels = metadata.get("quantile_levels")
-    if isinstance(levels, list):
-        q = data.num_quantiles
-        candidates = levels if levels and isinstance(levels[0], list) else [levels]
-        expected = (np.arange(q) + 0.5) / q
-        for candidate in candidates:
-            values = np.asarray(candidate, dtype=np.float64)
-            if values.shape != expected.shape or not np.allclose(values, expected, rtol=0, atol=1e-12):
-                raise DatasetInputError(
-                    f"{', '.join(data.sources[:3])}: file metadata 'quantile_levels' is not (j + 0.5) / {q}"
-                )
-        metadata["quantile_levels"] = f"(j + 0.5) / {q}, j = 0..{q - 1}"
+def write_model_shards(
+    data: ModelTable,
+    folder: str | Path,
+    params_per_shard: int | None = None,
+    manifest: ModelManifest | None = None,
+) -> ModelManifest:
+    """Write ``data`` as shards under ``folder/data/<model>/``, then remove that folder's stale shards.
+
+    Each shard is written atomically (temp file + rename) and only if its bytes changed; stale shards are removed only
+    after every new one is in place. ``manifest`` is :func:`describe_model`'s result for ``data`` if already computed.
+    Returns the manifest with its shards (not written; see :func:`write_manifest`).
+    """
+    folder = Path(folder)
+    manifest = manifest or describe_model(data, params_per_shard)
+    table = data.table
+    width = manifest.params_per_shard
+    options = writer_options(data.parameter_names)
+    param_ids = table.column("param_id").to_numpy()
+    shard_index = param_ids // width
+    boundaries = np.flatnonzero(np.diff(shard_index)) + 1
+    starts = [0, *boundaries.tolist()]
+    stops = [*boundaries.tolist(), table.num_rows]
+    shards: list[ShardInfo] = []
+    for start, stop in zip(starts, stops, strict=True):
+        first = int(shard_index[start]) * width
+        relative = shard_name(data.model, first, first + width - 1)
+        content = _shard_bytes(table.slice(start, stop - start), options)
+        shards.append(
+            ShardInfo(
+                path=relative,
+                first_param_id=int(param_ids[start]),
+                last_param_id=int(param_ids[stop - 1]),
+                rows=stop - start,
+                bytes=len(content),
+                sha256=write_if_changed(folder / relative, content),
+            )
+        )
+        del content
+    keep = {folder / shard.path for shard in shards}
+    for stale in sorted((folder / "data" / data.model).iterdir()):
+        if stale.is_file() and stale not in keep and (stale.suffix == ".parquet" or stale.name.endswith(".tmp")):
+            stale.unlink()
+    manifest.shards = shards
+    return manifest
+
+
+def verify_shards(folder: str | Path, manifest: ModelManifest) -> None:
+    """Check that ``folder/data/<model>/`` holds exactly the manifest's shards with their sha256.
+
+    ``DatasetInputError`` naming the file for a missing shard, a shard with other bytes (an interrupted or later
+    build) and a parquet file the manifest does not list (``data/<model>/*.parquet`` would publish it).
+    """
+    folder = Path(folder)
+    listed = {shard.path for shard in manifest.shards}
+    rebuild = f"re-run the dataset build of model {manifest.model!r}"
+    for shard in manifest.shards:
+        path = folder / shard.path
+        if not path.is_file():
+            raise DatasetInputError(f"{path}: shard listed in the manifest of {manifest.model!r} is missing; {rebuild}")
+        if path.stat().st_size != shard.bytes or sha256_file(path) != shard.sha256:
+            raise DatasetInputError(
+                f"{path}: shard bytes differ from the manifest of {manifest.model!r} (sha256 {shard.sha256[:12]}); "
+                f"{rebuild}"
+            )
+    model_dir = folder / "data" / manifest.model
+    for path in sorted(model_dir.glob("*.parquet")) if model_dir.is_dir() else []:
+        if path.relative_to(folder).as_posix() not in listed:
+            raise DatasetInputError(
+                f"{path}: parquet file not listed in the manifest of {manifest.model!r} (it would be published); "
+                f"remove it or {rebuild}"
+            )
+
+
+def _checked_metadata(data: ModelTable) -> dict[str, list[Any]]:
+    """The inputs' provenance metadata (distinct values per key). ``quantile_levels`` must be p_j = (j + 0.5) / Q
+    (what the card states); it is checked and left out (the provenance states the formula)."""
+    metadata = distinct_metadata(data.file_metadata)
+    q = data.num_quantiles
+    expected = (np.arange(q) + 0.5) / q
+    for candidate in metadata.pop("quantile_levels", []):
+        values = np.asarray(candidate, dtype=np.float64)
+        if values.shape != expected.shape or not np.allclose(values, expected, rtol=0, atol=1e-12):
+            raise DatasetInputError(
+                f"{', '.join(data.sources[:3])}: file metadata 'quantile_levels' is not (j + 0.5) / {q}"
+            )
     return metadata
 
 
@@ -243,41 +323,52 @@ def write_manifest(manifest: ModelManifest, path: str | Path) -> None:
 
 
 def quantile_standard_errors(table: pa.Table) -> dict[str, Any]:
-    """Median (over rows) Monte Carlo standard error of the quantile estimates at :data:`REPORTED_LEVELS`.
+    """Per horizon, the median (over that horizon's rows) Monte Carlo standard error of the quantile estimates at
+    :data:`REPORTED_LEVELS`, in log-return units and relative to the row's standard deviation.
 
     Asymptotically sd(q̂_p) ≈ sqrt(p (1 - p) / N) / f(q_p) for N iid paths. The density f(q_p) comes from the row's own
     quantile vector: 1/f = dq/dp = (dq/dz) / phi(z) with z = Phi^-1(p) the normal score. Differencing in z rather than p
     keeps the slope accurate in the tails, where q(p) is steep but q(z) is close to linear (exact for normal rows).
-    Reported in log-return units and relative to the row's standard deviation.
+    Levels where min(p, 1 - p) N < :data:`MIN_TAIL_PATHS` (fewest paths of the horizon) are not reported: there the
+    asymptotic formula does not hold. Horizons are kept apart because the absolute error grows with the horizon.
     """
     from scipy.special import ndtri
 
-    quantiles = quantile_matrix(table).astype(np.float64)
-    width = quantiles.shape[1]
+    quantiles = table.column("quantiles").combine_chunks()
+    width = quantiles.type.list_size
+    flat = quantiles.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
     levels = (np.arange(width) + 0.5) / width
     scores = ndtri(levels)
-    slope = np.gradient(quantiles, scores, axis=1) / (np.exp(-0.5 * scores**2) / np.sqrt(2.0 * np.pi))
-    num_paths = table.column("num_paths").to_numpy().astype(np.float64)[:, None]
-    errors = np.sqrt(levels * (1.0 - levels) / num_paths) * slope
-    std = table.column("std").to_numpy()[:, None]
-    relative = errors / np.where(std > 0, std, np.nan)
-    rows = []
+    num_paths = table.column("num_paths").to_numpy().astype(np.float64)
+    std = table.column("std").to_numpy().astype(np.float64)
+    horizons = table.column("horizon").to_numpy() if "horizon" in table.column_names else np.zeros(table.num_rows)
+    columns: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for level in REPORTED_LEVELS:
         j = min(width - 1, max(0, round(level * width - 0.5)))
-        rows.append(
-            {
-                "level": float(levels[j]),
-                "index": j,
-                "median_se": float(np.median(errors[:, j])),
-                "median_se_over_std": float(np.nanmedian(relative[:, j]))
-                if np.isfinite(relative[:, j]).any()
-                else None,
-            }
-        )
+        near = slice(max(0, j - 1), min(width, j + 2))  # np.gradient on the neighbours only: same value at j
+        slope = np.gradient(flat[:, near].astype(np.float64), scores[near], axis=1)[:, j - near.start]
+        slope /= np.exp(-0.5 * scores[j] ** 2) / np.sqrt(2.0 * np.pi)
+        errors = np.sqrt(levels[j] * (1.0 - levels[j]) / num_paths) * slope
+        columns[j] = (errors, errors / np.where(std > 0, std, np.nan))
+    per_horizon = []
+    for horizon in np.unique(horizons):
+        rows = horizons == horizon
+        fewest = float(num_paths[rows].min())
+        entries = []
+        for j, (errors, relative) in columns.items():
+            tail_paths = float(min(levels[j], 1.0 - levels[j]) * fewest)
+            entry: dict[str, Any] = {"level": float(levels[j]), "index": j, "tail_paths": tail_paths}
+            valid = tail_paths >= MIN_TAIL_PATHS
+            entry["median_se"] = float(np.median(errors[rows])) if valid else None
+            finite = relative[rows][np.isfinite(relative[rows])]
+            entry["median_se_over_std"] = float(np.median(finite)) if valid and len(finite) else None
+            entries.append(entry)
+        per_horizon.append({"horizon": int(horizon), "num_paths_min": int(fewest), "levels": entries})
     return {
         "method": "sqrt(p(1-p)/N) / f(q_p), 1/f = (dq/dz)/phi(z), z = Phi^-1(p), differences of adjacent quantiles; "
-        "median over rows",
-        "levels": rows,
+        f"median over the rows of each horizon; not reported where min(p, 1-p) N < {MIN_TAIL_PATHS}",
+        "min_tail_paths": MIN_TAIL_PATHS,
+        "horizons": per_horizon,
     }
 
 

@@ -20,7 +20,7 @@ NUM_QUANTILES = 512
 
 
 def parameter_values(model: str, param_id: int) -> dict[str, float]:
-    """Deterministic parameter values for a param_id (inside the models' domains)."""
+    """Deterministic parameter values for a param_id (inside the models' default ranges)."""
     u = np.random.default_rng([17, param_id]).random(6)
     if model == "gjrgarch_normalized":
         return dict(
@@ -29,7 +29,7 @@ def parameter_values(model: str, param_id: int) -> dict[str, float]:
                 [
                     0.02 + 0.06 * u[0],
                     0.1 * u[1],
-                    0.78 + 0.08 * u[2],
+                    0.78 + 0.07 * u[2],
                     4 + 26 * u[3],
                     -0.3 + 0.4 * u[4],
                     0.5 + 1.5 * u[5],
@@ -60,8 +60,10 @@ def chunk_table(
     num_paths: int = 2048,
     seed: int = 1,
     num_quantiles: int = NUM_QUANTILES,
+    metadata: dict[str, object] | None = None,
 ) -> pa.Table:
-    """A chunk table with the exact contract columns and types, rows sorted by (param_id, horizon)."""
+    """A chunk table with the exact contract columns and types, rows sorted by (param_id, horizon); ``metadata``
+    overrides file metadata values (e.g. the code version)."""
     levels = (np.arange(num_quantiles) + 0.5) / num_quantiles
     index = np.floor(levels * num_paths).astype(np.int64)
     names = GARCH_PARAMETERS if model == "gjrgarch_normalized" else ROUGH_HESTON_PARAMETERS
@@ -102,7 +104,7 @@ def chunk_table(
         "dt": pa.array([1 / 252 if rough else None] * n, pa.float64()),
         "substeps": pa.array([1] * n, pa.int32()),
     }
-    metadata = {
+    file_metadata = {
         "density_engine.version": "0.1.0",
         "density_engine.code_version": "0.1.0+g000000000000",
         "density_engine.git_commit": "0" * 40,
@@ -113,9 +115,10 @@ def chunk_table(
         "path_steps_per_s": 1.0e6,
         "spec_version": 1,
         "rng": "test-numpy",
+        **(metadata or {}),
     }
     schema = chunkio.chunk_schema(names, num_quantiles)
-    return pa.Table.from_pydict(columns, schema=schema.with_metadata(chunkio.encode_metadata(metadata)))
+    return pa.Table.from_pydict(columns, schema=schema.with_metadata(chunkio.encode_metadata(file_metadata)))
 
 
 def write_chunk(path: Path, table: pa.Table) -> Path:

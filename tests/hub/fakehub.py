@@ -7,8 +7,9 @@ endpoint specification in shared/reference/hf-hub.md §7. File contents live und
 state (commits, branches, tags, visibility) in ``<root>/state.json``, so a new server on the same folder sees the same
 repos.
 
-Tokens: ``write_tokens`` may write, ``read_tokens`` may only read (writes get 403); no token → 401 on writes, and
-private repos are invisible (404 RepoNotFound) without a known token.
+Tokens: ``write_tokens`` may write, ``read_tokens`` may only read (writes, preupload included, get 403); no token → 401
+on writes, and private repos are invisible (404 RepoNotFound) without a known token. A commit whose ``parentCommit``
+is not the branch head gets 412 (hf-hub.md §7.2).
 """
 
 from __future__ import annotations
@@ -59,8 +60,12 @@ class FakeHub:
         write_tokens: Iterable[str] = ("hf_writer",),
         read_tokens: Iterable[str] = ("hf_reader",),
         xet_local_cas: str | Path | None = None,
+        read_token_passes: Iterable[str] = (),
     ) -> None:
         self.root = Path(root)
+        # Write steps ("preupload", "lfs" batch) that let a read-only token through, so that a test can see the 403 at
+        # a later step (the commit); the Hub refuses read-only tokens at the first write step.
+        self.read_token_passes = set(read_token_passes)
         # With a folder here, the Xet write-token endpoint hands out ``local://<folder>`` (hf_xet's disk-backed CAS),
         # so the default Xet pipeline of upload_folder runs offline; such files are recorded by sha256 and size only.
         self.xet_local_cas = Path(xet_local_cas) if xet_local_cas else None
@@ -73,6 +78,7 @@ class FakeHub:
             json.loads(self.state_path.read_text()) if self.state_path.is_file() else {}
         )
         self.requests: list[dict[str, Any]] = []
+        self.commit_headers: list[dict[str, Any]] = []  # the header line of every commit request, refused ones too
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self.server.daemon_threads = True
         self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -233,6 +239,8 @@ class FakeHub:
         }
 
     def preupload(self, repo_type: str, repo_id: str, rev: str, body: dict[str, Any], token: str | None) -> Any:
+        if not ("preupload" in self.read_token_passes and token in self.read_tokens):
+            self._check_write(token)
         repo = self._visible_repo(repo_type, repo_id, token)
         head = self._resolve(repo, rev)
         files = repo["commits"][head]["files"]
@@ -253,7 +261,7 @@ class FakeHub:
         return {"files": answer, "commitOid": head}
 
     def lfs_batch(self, body: dict[str, Any], token: str | None) -> Any:
-        if body.get("operation") == "upload":
+        if body.get("operation") == "upload" and not ("lfs" in self.read_token_passes and token in self.read_tokens):
             self._check_write(token)
         objects = []
         for obj in body.get("objects", []):
@@ -282,6 +290,7 @@ class FakeHub:
         head = repo["branches"][branch]
         lines = [json.loads(line) for line in raw.decode().splitlines() if line.strip()]
         header = lines[0]["value"]
+        self.commit_headers.append(dict(header))
         parent = header.get("parentCommit")
         if parent and not head.startswith(parent):
             raise HubError(412, "A commit has happened since. Please refresh and try again.")

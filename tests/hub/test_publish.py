@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -104,8 +106,14 @@ def test_publish_is_idempotent_incremental_and_loadable(tmp_path: Path, make_chu
         local.column("quantiles").combine_chunks().flatten().to_numpy().reshape(-1, 512),
     )
     assert new["param_id"][:] == local.column("param_id").to_pylist()
-    streamed = next(iter(datasets.load_dataset(REPO, HESTON, split="train", revision="v0.2.0", streaming=True)))
-    assert streamed["param_id"] == 0 and len(streamed["quantiles"]) == 512
+    stream = datasets.load_dataset(REPO, HESTON, split="train", revision="v0.2.0", streaming=True)
+    assert stream.features["quantiles"] == datasets.List(datasets.Value("float32"), length=512)
+    streamed = list(stream.with_format("numpy"))
+    heston = pq.read_table(folder / "data" / HESTON)
+    assert [int(row["param_id"]) for row in streamed] == heston.column("param_id").to_pylist()
+    for row, expected in zip(streamed, heston.column("quantiles").to_pylist(), strict=True):
+        assert row["quantiles"].dtype == np.float32 and row["quantiles"].shape == (512,)
+        np.testing.assert_array_equal(row["quantiles"], np.asarray(expected, dtype=np.float32))
 
 
 def test_reshard_deletes_stale_shards_in_the_same_commit(tmp_path: Path, make_chunks, fake_hub: FakeHub) -> None:
@@ -206,3 +214,178 @@ def test_publish_through_the_default_xet_pipeline(tmp_path: Path, make_chunks, m
         again = publish_dataset(folder, REPO, tag="v1", endpoint=hub.endpoint)
         assert again.commit == first.commit and not again.committed
         assert hub.count("POST", "/commit/") == 1
+
+        # Re-sharding on the Xet path: the stale shards are deleted in the same (first) commit as the new ones.
+        old_shards = {p for p in hub.files(REPO) if p.startswith("data/")}
+        build_dataset(make_chunks(GARCH, [[0, 1], [4]]), folder, config("v2"), params_per_shard=2)
+        result = publish_dataset(folder, REPO, tag="v2", endpoint=hub.endpoint)
+        new_shards = {p for p in hub.files(REPO) if p.startswith("data/")}
+        assert new_shards == {
+            f"data/{GARCH}/params-000000-000001.parquet",
+            f"data/{GARCH}/params-000004-000005.parquet",
+        }
+        operations = hub.commits(REPO)[result.commit]["operations"]
+        assert {path for op, path in operations if op == "delete"} == old_shards - new_shards
+        assert {path for op, path in operations if op == "add"} >= new_shards
+        assert hub.commit_headers[-1]["parentCommit"] == first.commit
+        assert all(hub.files(REPO)[p]["xet"] for p in new_shards)
+
+
+def test_a_chunk_inside_an_existing_shard_range_uploads_only_that_shard(
+    tmp_path: Path, make_chunks, fake_hub: FakeHub
+) -> None:
+    folder = tmp_path / "hf"
+    chunks = make_chunks(GARCH, [[0, 1, 2, 3], [4, 5]])
+    build_dataset(chunks, folder, config("v1"), params_per_shard=PARAMS_PER_SHARD)
+    publish_dataset(folder, REPO, tag="v1")
+    chunks += make_chunks(GARCH, [[6, 7]], first_chunk=2)  # into the range 4–7 of the second shard
+    build_dataset(chunks, folder, config("v2"), params_per_shard=PARAMS_PER_SHARD)
+    puts = fake_hub.count("PUT", "/_lfs/")
+    result = publish_dataset(folder, REPO, tag="v2")
+    changed = f"data/{GARCH}/params-000004-000007.parquet"
+    assert result.uploaded == ["README.md", "provenance.json", changed] and result.deleted == []
+    operations = fake_hub.commits(REPO)[result.commit]["operations"]
+    assert sorted(operations) == sorted([["add", "README.md"], ["add", "provenance.json"], ["add", changed]])
+    assert fake_hub.count("PUT", "/_lfs/") == puts + 1
+    assert fake_hub.read(REPO, changed) == (folder / changed).read_bytes()
+
+
+@pytest.mark.parametrize(
+    "problem", ["missing_shard", "extra_shard", "changed_shard", "stale_card", "no_provenance", "no_data"]
+)
+def test_an_inconsistent_folder_is_never_published(
+    tmp_path: Path, make_chunks, fake_hub: FakeHub, problem: str
+) -> None:
+    """Publishing deletes remote data/** files that are not in the folder, so a folder whose shards do not match its
+    provenance.json (a stale manifest, an interrupted build, a deleted data/ folder) would publish a broken dataset."""
+    folder = tmp_path / "hf"
+    build_dataset(make_chunks(GARCH, [[0, 1, 2, 3], [4, 5]]), folder, config("v1"), params_per_shard=PARAMS_PER_SHARD)
+    publish_dataset(folder, REPO, tag="v1")
+    head, commits = fake_hub.head(REPO), fake_hub.count("POST", "/commit/")
+    shard = folder / "data" / GARCH / "params-000004-000007.parquet"
+    if problem == "missing_shard":
+        shard.unlink()
+        named, expected = shard, r"listed in provenance\.json but missing"
+    elif problem == "extra_shard":
+        named = folder / "data" / HESTON / "params-000000-000003.parquet"
+        named.parent.mkdir()
+        named.write_bytes(shard.read_bytes())
+        expected = r"not listed in provenance\.json"
+    elif problem == "changed_shard":
+        shard.write_bytes(shard.read_bytes()[:-8])
+        named, expected = shard, r"sha256 [0-9a-f]{12} differs from provenance\.json"
+    elif problem == "stale_card":
+        (folder / "provenance.json").write_text(
+            (folder / "provenance.json").read_text().replace('"rows": 18', '"rows": 19')
+        )
+        named, expected = folder / "README.md", "does not belong to provenance.json"
+    elif problem == "no_provenance":
+        (folder / "provenance.json").unlink()
+        named, expected = folder / "provenance.json", "missing"
+    else:
+        shutil.rmtree(folder / "data")
+        named, expected = folder / "data" / GARCH / "params-000000-000003.parquet", r"listed in provenance\.json"
+    for dry_run in (True, False):
+        with pytest.raises(PublishError, match=re.escape(f"{named}: ") + expected):
+            publish_dataset(folder, REPO, tag="v2", dry_run=dry_run)
+    assert fake_hub.head(REPO) == head and fake_hub.count("POST", "/commit/") == commits
+    assert fake_hub.count("POST", "/preupload/") == 1  # only the first publish got that far
+
+
+def test_a_new_repo_is_created_private(tmp_path: Path, make_chunks, fake_hub: FakeHub) -> None:
+    folder = tmp_path / "hf"
+    build_dataset(make_chunks(GARCH, [[0, 1]]), folder, config("v1", private=True), params_per_shard=PARAMS_PER_SHARD)
+    code, output = publish_cli(folder, "v1", "--private", "--dry-run")
+    assert code == 0 and "would be created (private=True)" in output
+    code, output = publish_cli(folder, "v1", "--private")
+    assert code == 0, output
+    assert fake_hub.is_private(REPO) and fake_hub.tags(REPO) == {"v1": fake_hub.head(REPO)}
+    create = next(r for r in fake_hub.requests if r["path"] == "/api/repos/create")
+    assert create["status"] == 200
+    assert fake_hub.count("PUT", "/settings") == 0  # created private, not made private afterwards
+
+
+@pytest.mark.parametrize("refused_at", ["preupload", "lfs", "commit"])
+def test_a_read_only_token_on_an_existing_repo_is_a_clear_error(
+    tmp_path: Path, make_chunks, fake_hub: FakeHub, monkeypatch, refused_at: str
+) -> None:
+    folder = tmp_path / "hf"
+    build_dataset(make_chunks(GARCH, [[0, 1]]), folder, config("v1"), params_per_shard=PARAMS_PER_SHARD)
+    publish_dataset(folder, REPO, tag="v1")
+    head = fake_hub.head(REPO)
+    build_dataset(make_chunks(GARCH, [[0, 1], [4]]), folder, config("v2"), params_per_shard=PARAMS_PER_SHARD)
+    steps = ["preupload", "lfs", "commit"]
+    fake_hub.read_token_passes = set(steps[: steps.index(refused_at)])  # the Hub itself refuses at preupload
+    monkeypatch.setenv("HF_TOKEN", READ_TOKEN)
+    code, output = publish_cli(folder, "v2")
+    assert code == 1
+    assert "the token in HF_TOKEN cannot write to dataset repo org/densities (HTTP 403)" in output
+    assert READ_TOKEN not in output
+    refused = [r for r in fake_hub.requests if r["status"] == 403]
+    path = {"preupload": "/preupload/", "lfs": "/info/lfs/objects/batch", "commit": "/commit/"}[refused_at]
+    assert len(refused) == 1 and path in refused[0]["path"]
+    assert fake_hub.head(REPO) == head and "v2" not in fake_hub.tags(REPO)
+
+
+def test_a_tag_on_an_older_commit_is_refused_even_with_unchanged_data(
+    tmp_path: Path, make_chunks, fake_hub: FakeHub
+) -> None:
+    folder = tmp_path / "hf"
+    build_dataset(make_chunks(GARCH, [[0, 1]]), folder, config("v1"), params_per_shard=PARAMS_PER_SHARD)
+    first = publish_dataset(folder, REPO, tag="v1").commit
+    build_dataset(make_chunks(GARCH, [[0, 1], [2]]), folder, config("v1"), params_per_shard=PARAMS_PER_SHARD)
+    second = publish_dataset(folder, REPO, tag="v2").commit
+    assert second != first
+    # The folder equals the head (no upload needed), but v1 names the older commit: moving or re-using it would
+    # make v1 mean other data.
+    with pytest.raises(PublishError, match=rf"tag 'v1' is on commit {first[:12]}, not on the head {second[:12]}"):
+        publish_dataset(folder, REPO, tag="v1")
+    assert fake_hub.tags(REPO) == {"v1": first, "v2": second} and fake_hub.head(REPO) == second
+
+
+def test_a_commit_landing_between_plan_and_upload_publishes_nothing(
+    tmp_path: Path, make_chunks, fake_hub: FakeHub, monkeypatch
+) -> None:
+    """upload_folder gets parent_commit = the head the plan compared against; a concurrent commit → HTTP 412 → a
+    clear error, no commit, no tag."""
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    from density_engine.dataset import publish
+
+    folder = tmp_path / "hf"
+    build_dataset(make_chunks(GARCH, [[0, 1]]), folder, config("v1"), params_per_shard=PARAMS_PER_SHARD)
+    publish_dataset(folder, REPO, tag="v1")
+    planned_head = fake_hub.head(REPO)
+    build_dataset(make_chunks(GARCH, [[0, 1], [4]]), folder, config("v2"), params_per_shard=PARAMS_PER_SHARD)
+
+    real_plan = publish.plan_publish
+
+    def plan_then_someone_commits(*args: object, **kwargs: object) -> publish.PublishPlan:
+        plan = real_plan(*args, **kwargs)
+        other = HfApi(endpoint=fake_hub.endpoint, token=WRITE_TOKEN)
+        other.create_commit(
+            REPO,
+            [CommitOperationAdd("NOTES.md", b"edited on the Hub\n")],
+            commit_message="concurrent edit",
+            repo_type="dataset",
+        )
+        return plan
+
+    monkeypatch.setattr(publish, "plan_publish", plan_then_someone_commits)
+    with pytest.raises(
+        PublishError, match=rf"branch 'main' of dataset repo {REPO} moved .* head was {planned_head[:12]}"
+    ):
+        publish_dataset(folder, REPO, tag="v2")
+    concurrent = fake_hub.head(REPO)
+    assert concurrent != planned_head
+    assert fake_hub.commits(REPO)[concurrent]["message"] == "concurrent edit"
+    assert fake_hub.commit_headers[-1]["parentCommit"] == planned_head
+    assert f"data/{GARCH}/params-000004-000007.parquet" not in fake_hub.files(REPO)
+    assert "v2" not in fake_hub.tags(REPO)
+
+    # Re-running compares against the new head and publishes on top of it (the concurrent file stays).
+    monkeypatch.setattr(publish, "plan_publish", real_plan)
+    result = publish_dataset(folder, REPO, tag="v2")
+    assert fake_hub.commits(REPO)[result.commit]["parent"] == concurrent
+    assert fake_hub.commit_headers[-1]["parentCommit"] == concurrent
+    assert "NOTES.md" in fake_hub.files(REPO) and fake_hub.tags(REPO)["v2"] == result.commit

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +45,10 @@ def snakemake(workdir: Path, *targets: str, env: dict[str, str]) -> subprocess.C
     return subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=240)
 
 
+def write_config(work: Path, config: dict, **top: object) -> None:
+    (work / "config.yaml").write_text(yaml.safe_dump({**config, **top}))
+
+
 @pytest.mark.slow
 def test_all_builds_the_dataset_and_publish_is_separate(
     tmp_path: Path, repo_root: Path, make_chunks, fake_hub: FakeHub
@@ -62,7 +67,7 @@ def test_all_builds_the_dataset_and_publish_is_separate(
     }
     config = {"models": {m: dict(model_config) for m in MODELS}, "hf": {"repo_id": REPO, "tag": "v1"}}
     config["models"]["rough_bergomi"] = {**model_config, "enabled": False}
-    (work / "config.yaml").write_text(yaml.safe_dump(config))
+    write_config(work, config)
     for model in MODELS:  # the merge rule's output, made by the merge itself
         merge_chunks(model, make_chunks(model, [[0, 1], [2, 3]]), work / "results" / model / "densities.parquet")
     env = {k: v for k, v in os.environ.items() if k != "HF_TOKEN"}
@@ -73,14 +78,44 @@ def test_all_builds_the_dataset_and_publish_is_separate(
     assert built.returncode == 0, built.stderr[-3000:]
     readme = work / "results" / "hf" / "README.md"
     assert "config_name: rough_heston" in readme.read_text()
-    assert "`0123abc`" in readme.read_text()
+    # The card names the code that simulated the rows (chunk metadata), not the checkout building the card.
+    assert "- Code: density-engine `0.1.0+g000000000000`, git commit `" + "0" * 40 + "`." in readme.read_text()
+    assert "0123abc" not in readme.read_text()
     assert not (work / "results" / "publish").exists()  # publishing is not part of `all`
     # The card written from the JSON manifests loads (feature key order survives the round trip).
     local = datasets.load_dataset(str(work / "results" / "hf"), "rough_heston", split="train", cache_dir=str(tmp_path))
     assert local.features["quantiles"] == datasets.List(datasets.Value("float32"), length=512) and local.num_rows == 12
-    shard = work / "results" / "hf" / "data" / "rough_heston" / "params-000000-019999.parquet"
+    shard = work / "results" / "hf" / "data" / "rough_heston" / "params-000000-032999.parquet"
     expected = load_model_table([work / "results" / "rough_heston" / "densities.parquet"]).table
     assert pq.read_table(shard).equals(expected)
+    card_bytes = readme.read_bytes()
+
+    # `device`, `resources` and a disabled model's entry are not data: nothing re-runs.
+    write_config(work, config, device="cpu", resources={"mem_mb": 4000, "runtime": 90})
+    config["models"]["rough_bergomi"]["n_samples"] = 8
+    write_config(work, config, device="cpu", resources={"mem_mb": 4000, "runtime": 90})
+    dry = snakemake(work, "-n", env=env)
+    assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-2000:]
+
+    # Disable rough_heston: the card drops it with its shards and manifest. Enable it again: its shards are re-built
+    # (the old manifest must not be trusted: the card would list a model whose data/ folder is empty).
+    config["models"]["rough_heston"]["enabled"] = False
+    write_config(work, config)
+    assert snakemake(work, env=env).returncode == 0
+    assert "config_name: rough_heston" not in readme.read_text()
+    assert not (work / "results" / "hf" / "data" / "rough_heston").exists()
+    assert not (work / "results" / "dataset" / "manifests" / "rough_heston.json").exists()
+    config["models"]["rough_heston"]["enabled"] = True
+    write_config(work, config)
+    rebuilt = snakemake(work, env=env)
+    assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
+    assert "dataset_shards" in rebuilt.stderr and readme.read_bytes() == card_bytes
+    assert pq.read_table(shard).equals(expected)
+
+    # A deleted data/ folder is re-built too (data/<model> is an output of dataset_shards).
+    shutil.rmtree(work / "results" / "hf" / "data")
+    assert snakemake(work, env=env).returncode == 0
+    assert readme.read_bytes() == card_bytes and pq.read_table(shard).equals(expected)
 
     env["HF_TOKEN"] = WRITE_TOKEN
     published = snakemake(work, "publish", env=env)
@@ -88,8 +123,8 @@ def test_all_builds_the_dataset_and_publish_is_separate(
     outcome = json.loads((work / "results" / "publish" / "hf.json").read_text())
     assert outcome["commit"] == fake_hub.head(REPO) and fake_hub.tags(REPO) == {"v1": outcome["commit"]}
     assert sorted(p for p in fake_hub.files(REPO) if p.startswith("data/")) == [
-        "data/gjrgarch_normalized/params-000000-019999.parquet",
-        "data/rough_heston/params-000000-019999.parquet",
+        "data/gjrgarch_normalized/params-000000-032999.parquet",
+        "data/rough_heston/params-000000-032999.parquet",
     ]
     log = (work / "results" / "logs" / "publish" / "hf.log").read_text()
     assert WRITE_TOKEN not in log + published.stdout + published.stderr

@@ -3,13 +3,20 @@
 # `density-engine dataset` CLI; see docs/dataset.md.
 
 # DATASET_DIR, dataset_manifest_path() and _dataset_hf() live in common.smk (snakemake --lint: no functions here).
+#
+# The shards folder data/<model>/ is an output of dataset_shards next to the manifest (and a final target): when it is
+# missing (deleted, or pruned by the card while the model was disabled) the shards are re-built instead of trusting an
+# old manifest.
+# The card rule gets only the `models` entries of the enabled models and `hf`: changing `device`, `resources` or a
+# disabled model re-runs nothing.
 
 
 rule dataset_shards:
     input:
         densities_path("{model}"),
     output:
-        manifest="results/dataset/manifests/{model}.json",
+        manifest=dataset_manifest_path("{model}"),
+        data=directory(f"{DATASET_DIR}/data/{{model}}"),
     params:
         out_dir=DATASET_DIR,
     log:
@@ -25,12 +32,17 @@ rule dataset_shards:
 rule dataset_card:
     input:
         manifests=[dataset_manifest_path(model) for model in ENABLED_MODELS],
+        data=[f"{DATASET_DIR}/data/{model}" for model in ENABLED_MODELS],
     output:
         readme=f"{DATASET_DIR}/README.md",
         provenance=f"{DATASET_DIR}/provenance.json",
     params:
         out_dir=lambda wildcards, output: os.path.dirname(output.readme),
-        config_json=json.dumps(config, sort_keys=True, default=str),
+        config_json=json.dumps(
+            {"models": {model: config["models"][model] for model in ENABLED_MODELS}, "hf": config.get("hf") or {}},
+            sort_keys=True,
+            default=str,
+        ),
     log:
         "results/logs/dataset_card/card.log",
     localrule: True
@@ -46,6 +58,7 @@ rule publish:
         readme=rules.dataset_card.output.readme,
         provenance=rules.dataset_card.output.provenance,
         manifests=[dataset_manifest_path(model) for model in ENABLED_MODELS],
+        data=[f"{DATASET_DIR}/data/{model}" for model in ENABLED_MODELS],
     output:
         "results/publish/hf.json",
     params:
@@ -65,3 +78,5 @@ rule publish:
 
 
 FINAL_TARGETS.append(rules.dataset_card.output.readme)
+# The shard folders are targets too: Snakemake re-runs a job for a missing output only when a target needs it.
+FINAL_TARGETS.extend(f"{DATASET_DIR}/data/{model}" for model in ENABLED_MODELS)

@@ -35,6 +35,8 @@ _EXCLUDED_SOURCE_DIRS = {
 }  # fmt: skip
 _ALWAYS_SHIPPED_DIRS = ("workflow", "config", "resources")
 _MAX_SOURCE_FILE_BYTES = 10 * 1024 * 1024
+LEDGER_PATH = Path("results") / "vast" / "cost_ledger.json"
+"""The run's cost ledger (relative to the working directory), kept up to date during the run (docs/vast.md)."""
 
 
 @dataclass
@@ -47,6 +49,7 @@ class ExecutorSettings(ExecutorSettingsBase):
     )
     api_key: Optional[str] = field(
         default=None,
+        repr=False,  # never shown in a repr of the settings (logs, tracebacks)
         metadata={
             "help": "Vast.ai API key. Prefer leaving this empty: the key is then read from the VAST_API_KEY "
             "environment variable, else from the vastai CLI's key file (~/.config/vastai/vast_api_key or "
@@ -112,7 +115,10 @@ class ExecutorSettings(ExecutorSettingsBase):
     )
     keep_instances: bool = field(
         default=False,
-        metadata={"help": "Do not destroy instances at the end of the run (they keep billing!)."},
+        metadata={
+            "help": "Do not destroy the healthy instances at the end of the run (they keep billing!); hosts that died "
+            "or failed to boot, and all of them once the budget is reached, are destroyed anyway."
+        },
     )
     label_prefix: str = field(
         default="density-engine",
@@ -157,10 +163,11 @@ class Executor(RemoteExecutor):
     def __post_init__(self) -> None:
         import snakemake
 
-        from density_engine.vast.client import VastClient, resolve_api_key
+        from density_engine.vast.client import AuthError, VastClient, VastError, resolve_api_key
         from density_engine.vast.pool import HostPool, PoolSettings
         from density_engine.vast.runner import JobRunner, RunnerSettings, new_run_id
         from density_engine.vast.ssh import generate_run_key, load_private_key, public_key_line
+        from density_engine.vast.wheel import WheelSourceError
 
         self._runner = None
         self._pool = None
@@ -178,17 +185,29 @@ class Executor(RemoteExecutor):
             api_key = resolve_api_key(s.api_key)
         except Exception as exc:
             raise WorkflowError(f"vast executor: {exc}") from None
+        scale = float(os.environ.get(INTERVAL_SCALE_ENV, "1") or 1)
+        self._client = VastClient(api_key, s.api_url, interval_scale=scale)
+        try:  # a wrong key is found now, not at the first rent; transient trouble only warns
+            self._client.current_user()
+        except AuthError as exc:
+            self._client.close()
+            raise WorkflowError(
+                f"vast executor: the Vast.ai API key was rejected by {s.api_url} ({exc}). Check VAST_API_KEY / "
+                "--vast-api-key / ~/.config/vastai/vast_api_key (create a key at https://cloud.vast.ai/manage-keys/)."
+            ) from None
+        except VastError as exc:
+            self.logger.warning(f"vast executor: could not check the API key now ({exc}); continuing")
         self.run_id = new_run_id()
         self.workdir = Path.cwd()
         state_dir = self.workdir / ".snakemake" / "vast" / self.run_id
+        aux_dir = Path(".snakemake/auxiliary/vast-logs")
+        key_comment = f"{s.label_prefix}-{self.run_id}"  # `density-engine vast cleanup` removes leftover account keys
         if s.ssh_key:
             key = load_private_key(s.ssh_key)
-            public = public_key_line(key, f"density-engine-{self.run_id}")
+            public = public_key_line(key, key_comment)
         else:
-            key, public = generate_run_key(state_dir / "id_ed25519", f"density-engine-{self.run_id}")
+            key, public = generate_run_key(state_dir / "id_ed25519", key_comment)
             self._generated_key = state_dir / "id_ed25519"
-        scale = float(os.environ.get(INTERVAL_SCALE_ENV, "1") or 1)
-        self._client = VastClient(api_key, s.api_url, interval_scale=scale)
         pool_settings = PoolSettings(
             run_id=self.run_id,
             image=s.image,
@@ -202,9 +221,10 @@ class Executor(RemoteExecutor):
             boot_timeout=float(s.boot_timeout),
             unreachable_timeout=float(s.unreachable_timeout),
             keep_instances=bool(s.keep_instances),
+            log_dir=self.workdir / aux_dir / self.run_id / "instances",
+            ledger_path=self.workdir / LEDGER_PATH,
         )
         self._pool = HostPool(self._client, pool_settings, key, public, logger=self.logger)
-        self._pool.start()
         self._runner = JobRunner(
             self._pool,
             RunnerSettings(
@@ -212,6 +232,7 @@ class Executor(RemoteExecutor):
                 remote_root=s.remote_root.rstrip("/"),
                 remote_python=s.remote_python,
                 local_workdir=self.workdir,
+                aux_dir=aux_dir,
                 snakemake_version=snakemake.__version__,
                 unreachable_timeout=float(s.unreachable_timeout),
                 dispatch_threads=max(2, s.max_instances),
@@ -219,6 +240,13 @@ class Executor(RemoteExecutor):
             self._source_files,
             logger=self.logger,
         )
+        try:  # fail now, once and clearly, rather than at every job's staging
+            wheel = self._runner.prepare_wheel()
+        except (WheelSourceError, OSError) as exc:
+            self._runner.close()
+            self._client.close()
+            raise WorkflowError(f"vast executor: {exc}") from None
+        self._pool.start()
         base = float(self.workflow.remote_execution_settings.seconds_between_status_checks or 10)
         self._base_interval = max(0.5, base)
         self._max_interval = max(self._base_interval, min(60.0, 3 * self._base_interval))
@@ -226,7 +254,8 @@ class Executor(RemoteExecutor):
         atexit.register(self._teardown)
         self.logger.info(
             f"vast executor: run {self.run_id}, up to {s.max_instances} instance(s), "
-            f"labels {s.label_prefix}-{self.run_id}-*" + (f", budget ${s.budget:g}" if s.budget is not None else "")
+            f"labels {s.label_prefix}-{self.run_id}-*, code {wheel.name}"
+            + (f", budget ${s.budget:g}" if s.budget is not None else "")
         )
 
     # ---- command line of the remote job ----------------------------------------------------------------------------
@@ -298,6 +327,7 @@ class Executor(RemoteExecutor):
             outputs=outputs,
             optional_outputs=logs,
             needs=needs,
+            env={str(k): str(v) for k, v in self.envvars().items()},  # a 0600 file on the host, never in argv
         )
 
     # ---- executor API ----------------------------------------------------------------------------------------------
@@ -329,9 +359,14 @@ class Executor(RemoteExecutor):
         try:
             async with self.status_rate_limiter:
                 finished = await asyncio.to_thread(runner.poll)
-        except Exception as exc:  # never let the status thread die
+        except Exception as exc:  # never let the status thread die by accident
             self.logger.warning(f"vast executor: status cycle failed: {exc}")
             finished = []
+        if runner.budget_stopped:
+            # On purpose: an exception from check_active_jobs makes Snakemake stop scheduling, shut the executor down
+            # (teardown: instances destroyed, ledger written) and exit non-zero, with this one message and no
+            # retries, instead of every remaining job failing (and being retried) with the budget message.
+            raise WorkflowError(self._pool.budget_message())
         for remote in finished:
             self._finished_pending[remote.key] = remote
         changed = False
@@ -379,18 +414,13 @@ class Executor(RemoteExecutor):
                 return
             self._torn_down = True
             started = time.monotonic()
+            self._pool.stop()  # first: wakes dispatchers blocked in acquire/boot, so closing the runner is quick
             if self._runner is not None:
                 if any(not j.finished for j in self._runner.jobs.values()):
                     self._runner.cancel_all()
                 self._runner.close()
-            self._pool.close(destroy=True)
-            try:
-                path = self._pool.write_ledger(self.workdir / "results" / "vast" / "cost_ledger.json")
-                self.logger.info(self._pool.format_ledger() + f"\n  (written to {os.path.relpath(path)})")
-            except OSError as exc:
-                self.logger.warning(f"vast executor: could not write the cost ledger: {exc}")
-            if self._pool.budget_reached():
-                self.logger.error(self._pool.budget_message())
+            self._pool.close(destroy=True)  # destroys, sweeps by label and writes the final ledger
+            self.logger.info(self._pool.format_ledger() + f"\n  (written to {LEDGER_PATH})")
             if self._generated_key is not None:
                 if self.workflow.executor_settings.keep_instances:
                     self.logger.info(f"vast executor: SSH key of the kept instances: {self._generated_key}")

@@ -1,15 +1,18 @@
 """`density-engine vast status|cleanup`: see and destroy the Vast.ai instances of density-engine runs.
 
 Runs label every instance ``<label-prefix>-<run-id>-<n>``; both commands select instances by that label, so they also
-find instances left behind by a crashed or SIGKILLed controller. The API key is resolved like the vastai CLI does
-(``--api-key`` → ``VAST_API_KEY`` → ``~/.config/vastai/vast_api_key`` → ``~/.vast_api_key``) and is never printed.
+find instances left behind by a crashed or SIGKILLed controller. A run also registers its SSH key on the account with
+the comment ``<label-prefix>-<run-id>``; ``cleanup`` removes such leftover keys too. The API key is resolved like the
+vastai CLI does (``--api-key`` → ``VAST_API_KEY`` → ``~/.config/vastai/vast_api_key`` → ``~/.vast_api_key``) and is
+never printed.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -58,6 +61,18 @@ def _client(api_url: str, api_key: str | None, throttle_scale: float) -> VastCli
 def _select(instances: list[Instance], label_prefix: str, run_id: str | None) -> list[Instance]:
     prefix = f"{label_prefix}-{run_id}-" if run_id else f"{label_prefix}-"
     return [inst for inst in instances if (inst.label or "").startswith(prefix)]
+
+
+def _run_keys(keys: list[dict[str, Any]], label_prefix: str, run_id: str | None) -> list[dict[str, Any]]:
+    """Account SSH keys a run registered: comment ``<label-prefix>-<run-id>`` (``run_id`` given), or
+    ``<label-prefix>-<8 hex>`` (the shape of generated run ids) for every run; other keys are never selected."""
+    pattern = re.escape(f"{label_prefix}-") + (re.escape(run_id) if run_id else "[0-9a-f]{8}")
+    chosen = []
+    for key in keys:
+        fields = str(key.get("public_key") or key.get("ssh_key") or "").split()
+        if len(fields) >= 3 and re.fullmatch(pattern, fields[-1]) and key.get("id") is not None:
+            chosen.append(key)
+    return chosen
 
 
 def _cost_so_far(inst: Instance, now: float) -> float | None:
@@ -148,7 +163,8 @@ def cleanup(
     """Destroy every live instance whose label starts with the prefix (and run id); safe to repeat.
 
     After destroying, the instance list is read again and anything still there is destroyed again (Vast instances
-    have been seen to survive a first DELETE). Exits with status 1 when instances remain.
+    have been seen to survive a first DELETE). The runs' SSH keys left registered on the account (comment
+    ``<label-prefix>-<run-id>``) are removed as well. Exits with status 1 when instances remain.
     """
     from density_engine.vast.client import VastError
 
@@ -156,6 +172,13 @@ def cleanup(
     scope = f"{label_prefix}-{run_id}-*" if run_id else f"{label_prefix}-*"
     try:
         targets = _select(client.list_instances(), label_prefix, run_id)
+        keys = _run_keys(client.list_account_ssh_keys(), label_prefix, run_id)
+        verb = "would remove" if dry_run else "removing"
+        for key in keys:
+            click.echo(f"{verb} account SSH key {key['id']} ({str(key.get('public_key', '')).split()[-1]})")
+        if not dry_run:
+            for key in keys:
+                client.delete_account_ssh_key(int(key["id"]))
         if not targets:
             click.echo(f"Nothing to clean up: no live instances labelled {scope}.")
             return

@@ -12,7 +12,16 @@ Policy:
   a host that fails to boot is destroyed, its machine blacklisted, and another offer is tried;
 * every instance's cost is ``dph_total × (end − rent time)`` (storage is charged from creation, so the rent time is the
   conservative start); the sum over the run is checked against ``budget`` before every rent and at every status cycle;
-* every instance is labelled ``<label_prefix>-<run_id>-<n>`` so ``density-engine vast cleanup`` can find leftovers.
+* every instance is labelled ``<label_prefix>-<run_id>-<n>`` so ``density-engine vast cleanup`` can find leftovers;
+  at the end of the run (and a while after an ambiguous rent) the pool itself lists the instances with this run's label
+  prefix and destroys what is left (a rent whose answer was lost, a rent finishing during shutdown, a resurrection);
+* ``keep_instances`` keeps only healthy (``ready``) hosts at the end of a run; hosts that died or failed to boot, and
+  every host once the budget is reached, are always destroyed;
+* API errors while polling a booting instance mean "status unknown" until the boot deadline; whatever ends a boot
+  early (an unexpected exception, shutdown) destroys the instance before the error travels on;
+* the cost ledger is written (atomically) after every rent, readiness and destruction, at least every
+  ``ledger_interval`` seconds while hosts live (see :meth:`HostPool.maybe_write_ledger`), and at the end;
+* Vast's container log of an instance that failed to boot or died is fetched into ``log_dir`` before it is destroyed.
 """
 
 from __future__ import annotations
@@ -76,7 +85,11 @@ class NoOffers(PoolError):
 
 
 class BootFailed(PoolError):
-    """An instance did not become usable (timeout, fatal status, no SSH)."""
+    """An instance did not become usable (timeout, fatal status, no SSH). ``logs``: fetched container logs."""
+
+    def __init__(self, message: str, logs: list[Path] | None = None) -> None:
+        super().__init__(message)
+        self.logs = list(logs or [])
 
 
 @dataclass(frozen=True)
@@ -106,6 +119,19 @@ class PoolSettings:
     keep_instances: bool = False
     offer_limit: int = 20
     destroy_retry_delay: float = 1.0
+    log_dir: Path | None = None
+    """Folder for Vast container logs of hosts that failed to boot or died (None: not fetched)."""
+    ledger_path: Path | None = None
+    """Where the cost ledger JSON is kept up to date during the run (None: only :meth:`HostPool.write_ledger`)."""
+    ledger_interval: float = 30.0
+    """Most seconds between two ledger writes while instances live."""
+    ambiguous_rent_checks: tuple[float, ...] = (3.0, 10.0, 30.0)
+    """Delays (s) after an ambiguous rent at which the pool looks for (and destroys) an instance with its label."""
+
+    @property
+    def run_label_prefix(self) -> str:
+        """Label prefix of this run's instances: ``<label_prefix>-<run_id>-``."""
+        return f"{self.label_prefix}-{self.run_id}-"
 
     def boot_poll_interval(self) -> float:
         """How often a booting instance is polled (scaled to the boot timeout: ~60 polls, 0.2–10 s)."""
@@ -126,6 +152,13 @@ class LedgerEntry:
     ready_at: float | None = None
     destroyed_at: float | None = None
     end_reason: str = ""
+
+    @classmethod
+    def for_host(cls, host: Host, rented_at: float) -> LedgerEntry:
+        """A new (open) entry for a rented host."""
+        return cls(
+            host.instance_id, host.machine_id, host.gpu_name, host.num_gpus, host.dph_total, host.label, rented_at
+        )
 
     def cost(self, now: float) -> float:
         """Dollars spent on this instance up to ``now`` (or its destruction)."""
@@ -151,6 +184,7 @@ class Host:
     used_gpus: int = 0
     gpu_assignments: dict[str, list[int]] = field(default_factory=dict)
     unreachable_since: float | None = None
+    staging_failures: int = 0
     bootstrapped: str | None = None
     sources_hash: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -229,6 +263,9 @@ class HostPool:
         self._budget_hit = False
         self._account_key_id: int | None = None
         self._counter = 0
+        self._ambiguous_rents: dict[str, float] = {}  # label -> clock time of a rent whose answer was lost
+        self._ledger_lock = threading.Lock()
+        self._ledger_written = 0.0
 
     # ---- lifecycle -------------------------------------------------------------------------------------------------
 
@@ -258,30 +295,49 @@ class HostPool:
         """True once :meth:`close` was called."""
         return self._closed
 
-    def close(self, *, destroy: bool = True, wait_rents: float = 60.0) -> None:
-        """Stop renting, wake waiters, wait for in-flight rents, then destroy every instance (unless keep_instances)."""
+    def stop(self) -> None:
+        """Stop renting and wake every waiting or booting :meth:`acquire` (they raise :class:`PoolClosed`) without
+        destroying anything yet: the first step of a shutdown, so threads blocked in the pool can finish."""
         with self._cond:
             self._closed = True
             self._stop.set()
             self._cond.notify_all()
+
+    def close(self, *, destroy: bool = True, wait_rents: float = 60.0) -> None:
+        """Stop renting, wait for in-flight rents, destroy the instances, sweep by label, write the final ledger.
+
+        With ``keep_instances`` only healthy (``ready``) hosts are kept, and none once the budget was reached;
+        ``destroy=False`` keeps every live instance (nothing is destroyed or swept).
+        """
+        self.stop()
+        with self._cond:
             deadline = time.monotonic() + wait_rents
             while self._pending_rents and time.monotonic() < deadline:
                 self._cond.wait(0.2)
-        hosts = list(self.hosts)
+            hosts = list(self.hosts)
         for host in hosts:
             if host.conn is not None:
                 host.conn.close()
-        if destroy and not self.settings.keep_instances:
-            threads = [threading.Thread(target=self.destroy, args=(h, "end of run")) for h in hosts]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(timeout=120)
-        elif hosts:
-            live = [h.instance_id for h in hosts if h.state != "destroyed"]
+        keep: set[int] = set()
+        if not destroy:
+            keep = {h.instance_id for h in hosts if h.state != "destroyed"}
+        elif self.settings.keep_instances and not self.budget_reached():
+            keep = {h.instance_id for h in hosts if h.state == "ready"}
+        threads = [
+            threading.Thread(target=self.destroy, args=(h, "end of run"))
+            for h in hosts
+            if h.instance_id not in keep and h.state != "destroyed"
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        if destroy:
+            self.sweep(keep)
+        if keep:
             self.log.warning(
-                f"vast: keeping instances {live} (--vast-keep-instances): they keep billing until you run "
-                "`density-engine vast cleanup`"
+                f"vast: keeping instances {sorted(keep)} (--vast-keep-instances): they keep billing until you run "
+                f"`density-engine vast cleanup --label-prefix {self.settings.label_prefix}`"
             )
         if self._account_key_id is not None:
             try:
@@ -289,6 +345,52 @@ class HostPool:
             except Exception as exc:
                 self.log.warning(f"vast: could not remove the run's SSH key from the account: {exc}")
             self._account_key_id = None
+        self._write_ledger_now(final=True)
+
+    def sweep(self, keep: set[int] | frozenset[int] = frozenset(), *, rounds: int = 3) -> list[int]:
+        """Destroy every live instance labelled with this run's prefix except ``keep``: instances the pool lost track
+        of (an ambiguous rent whose label lookup missed, a rent that finished after shutdown, an instance that came
+        back after its DELETE). Repeats the listing up to ``rounds`` times; returns the ids destroyed."""
+        destroyed: list[int] = []
+        for _ in range(max(1, rounds)):
+            try:
+                leftovers = [
+                    inst
+                    for inst in self.client.list_instances(label_prefix=self.settings.run_label_prefix)
+                    if inst.id not in keep
+                ]
+            except Exception as exc:
+                self.log.warning(
+                    f"vast: could not list this run's instances for the end-of-run sweep ({exc}); check with "
+                    f"`density-engine vast status --run-id {self.settings.run_id}`"
+                )
+                return destroyed
+            if not leftovers:
+                return destroyed
+            for inst in leftovers:
+                self.log.warning(f"vast: instance {inst.id} ({inst.label}) is still live after the run: destroying it")
+                if self._destroy_found(inst, "end-of-run sweep"):
+                    destroyed.append(inst.id)
+        return destroyed
+
+    def _destroy_found(self, inst: Any, reason: str) -> bool:
+        """Destroy an instance found by label (tracked or not); untracked ones get a ledger entry first."""
+        with self._cond:
+            host = next((h for h in self.hosts if h.instance_id == inst.id), None)
+            if host is None:
+                rented_at = self._ambiguous_rents.get(inst.label or "")
+                if rented_at is None:
+                    rented_at = float(inst.start_date) if inst.start_date else self.clock()
+                host = Host(
+                    instance_id=int(inst.id), label=inst.label or "", machine_id=inst.machine_id,
+                    gpu_name=inst.gpu_name or "?", num_gpus=int(inst.num_gpus or 1),
+                    dph_total=float(inst.dph_total or 0.0), cpu_ram_mb=None, disk_gb=None, state="dead",
+                )  # fmt: skip
+                self.hosts.append(host)
+                self.ledger.append(LedgerEntry.for_host(host, rented_at))
+            else:  # a tracked host that is still (or, after its DELETE, again: a resurrection) live
+                host.state = "dead"
+        return self.destroy(host, reason)
 
     # ---- budget and ledger -----------------------------------------------------------------------------------------
 
@@ -306,24 +408,42 @@ class HostPool:
             self._budget_hit = True
         return self._budget_hit
 
-    def ledger_summary(self) -> dict[str, Any]:
-        """The cost ledger as a JSON-able dict."""
+    def ledger_summary(self, *, final: bool = False) -> dict[str, Any]:
+        """The cost ledger as a JSON-able dict (format: ``docs/vast.md``, "The cost ledger")."""
         now = self.clock()
         with self._cond:
             entries = [dict(asdict(e), cost_usd=round(e.cost(now), 9)) for e in self.ledger]
         return {
             "run_id": self.settings.run_id,
             "written_at": now,
+            "final": final,
             "budget_usd": self.settings.budget,
             "total_cost_usd": round(sum(e["cost_usd"] for e in entries), 9),
+            "live_instances": sum(1 for e in entries if e["destroyed_at"] is None),
             "instances": entries,
         }
 
-    def write_ledger(self, path: str | os.PathLike[str]) -> Path:
+    def write_ledger(self, path: str | os.PathLike[str], *, final: bool = False) -> Path:
         """Write the ledger atomically as JSON; return the path."""
         path = Path(path)
-        write_text_atomic(path, json.dumps(self.ledger_summary(), indent=2) + "\n")
+        with self._ledger_lock:  # one writer at a time, so an older snapshot never replaces a newer one
+            write_text_atomic(path, json.dumps(self.ledger_summary(final=final), indent=2) + "\n")
+            self._ledger_written = time.monotonic()
         return path
+
+    def _write_ledger_now(self, *, final: bool = False) -> None:
+        """Update ``settings.ledger_path`` (if set); a write failure is logged, never raised."""
+        if self.settings.ledger_path is None:
+            return
+        try:
+            self.write_ledger(self.settings.ledger_path, final=final)
+        except OSError as exc:
+            self.log.warning(f"vast: could not write the cost ledger {self.settings.ledger_path}: {exc}")
+
+    def maybe_write_ledger(self) -> None:
+        """Rewrite the ledger when ``ledger_interval`` passed since the last write (called every status cycle)."""
+        if time.monotonic() - self._ledger_written >= self.settings.ledger_interval:
+            self._write_ledger_now()
 
     def format_ledger(self) -> str:
         """Human-readable ledger table."""
@@ -403,6 +523,7 @@ class HostPool:
 
     def _rent_ready_host(self, needs: JobNeeds, slot: _RentSlot) -> Host:
         failures: list[str] = []
+        logs: list[Path] = []
         for _ in range(RENT_ATTEMPTS):
             with self._cond:
                 if not slot.pending:
@@ -412,15 +533,21 @@ class HostPool:
             booting_since = time.monotonic()
             try:
                 self._wait_ready(host)
-            except PoolClosed:
-                raise
             except (BootFailed, SshError) as exc:
+                if self._closed:
+                    self._discard(host, "shutting down")
+                    raise PoolClosed("the vast executor is shutting down") from exc
                 failures.append(f"instance {host.instance_id}: {exc}")
                 self.log.warning(f"vast: {host.name} did not become usable: {exc}; destroying it and renting another")
-                if host.machine_id is not None:
-                    self.blacklist.add(host.machine_id)
-                self.destroy(host, f"boot failed: {exc}")
+                log_path = self.fetch_container_log(host)
+                if log_path is not None:
+                    logs.append(log_path)
+                self._discard(host, f"boot failed: {exc}", blacklist=True)
                 continue
+            except BaseException as exc:  # shutdown, or anything unexpected: never leave a booting instance behind
+                why = "shutting down" if isinstance(exc, PoolClosed) else f"boot aborted: {type(exc).__name__}: {exc}"
+                self._discard(host, why)
+                raise
             ready_after = time.monotonic() - booting_since
             self.log.info(f"vast: {host.name} reachable over SSH {ready_after:.1f} s after the rent")
             with self._cond:
@@ -430,18 +557,33 @@ class HostPool:
                     if entry.instance_id == host.instance_id:
                         entry.ready_at = self.clock()
                 self._cond.notify_all()
+            self._write_ledger_now()
             return host
-        raise BootFailed(f"{RENT_ATTEMPTS} instances failed to boot: " + "; ".join(failures))
+        raise BootFailed(f"{RENT_ATTEMPTS} instances failed to boot: " + "; ".join(failures), logs)
+
+    def _discard(self, host: Host, reason: str, *, blacklist: bool = False) -> None:
+        """Take a host that never became ready out of the count (state ``dead``) and destroy it."""
+        with self._cond:
+            if host.state != "destroyed":
+                host.state = "dead"
+            if blacklist and host.machine_id is not None:
+                self.blacklist.add(host.machine_id)
+            self._cond.notify_all()
+        self.destroy(host, reason)
 
     def _rent(self, needs: JobNeeds, slot: _RentSlot) -> Host:
-        from density_engine.vast.client import OfferUnavailable
+        from density_engine.vast.client import AuthError, OfferUnavailable, RateLimited, VastError
 
         query = offer_query_for(self.settings, needs)
+        disk_gb = float(max(self.settings.disk_gb, needs.disk_gb or 0.0))
         tried: set[int] = set()
         for _search in range(2):  # re-search once when every offer of the first list vanished
             if self._closed:
                 raise PoolClosed("the vast executor is shutting down")
-            offers = self.client.search_offers(query, order="dph_total", limit=self.settings.offer_limit)
+            # the rented disk size makes offers' dph_total include the storage we pay for
+            offers = self.client.search_offers(
+                query, order="dph_total", limit=self.settings.offer_limit, disk_gb=disk_gb
+            )
             candidates = [o for o in offers if o.machine_id not in self.blacklist and o.id not in tried]
             if not candidates:
                 break
@@ -452,17 +594,24 @@ class HostPool:
                     raise BudgetExceeded(self.budget_message())
                 tried.add(offer.id)
                 label = self._next_label()
+                rent_started = self.clock()
                 try:
                     instance_id = self.client.create_instance(
                         offer.id,
                         image=self.settings.image,
-                        disk_gb=float(max(self.settings.disk_gb, needs.disk_gb or 0.0)),
+                        disk_gb=disk_gb,
                         label=label,
                         onstart=onstart_script(self.public_key),
                     )
                 except OfferUnavailable as exc:
                     self.log.info(f"vast: offer {offer.id} vanished before renting ({exc}); trying the next one")
                     continue
+                except (AuthError, RateLimited):
+                    raise  # certainly nothing rented
+                except VastError as exc:
+                    if exc.status is None or exc.status >= 500:  # the rent may have happened after all
+                        self._watch_ambiguous_rent(label, rent_started)
+                    raise
                 host = Host(
                     instance_id=int(instance_id),
                     label=label,
@@ -478,18 +627,9 @@ class HostPool:
                     if slot.pending:
                         self._pending_rents -= 1
                         slot.pending = False
-                    self.ledger.append(
-                        LedgerEntry(
-                            host.instance_id,
-                            host.machine_id,
-                            host.gpu_name,
-                            host.num_gpus,
-                            host.dph_total,
-                            label,
-                            rented_at=self.clock(),
-                        )
-                    )
+                    self.ledger.append(LedgerEntry.for_host(host, self.clock()))
                     closed = self._closed
+                self._write_ledger_now()
                 self.log.info(
                     f"vast: rented instance {host.instance_id} ({host.gpu_name} x{host.num_gpus}, "
                     f"${host.dph_total:.3f}/h, machine {host.machine_id}) label {label}"
@@ -504,12 +644,37 @@ class HostPool:
                 return host
         raise NoOffers(f"no Vast offer available for query {query!r} (blacklisted machines: {sorted(self.blacklist)})")
 
+    def _watch_ambiguous_rent(self, label: str, rented_at: float) -> None:
+        """A rent ended ambiguously (5xx, lost connection) and the client's label lookup found nothing: the instance may
+        still appear. Look for the label a few times in the background and destroy what turns up (the end-of-run
+        sweep covers whatever appears later still)."""
+        with self._cond:
+            self._ambiguous_rents[label] = rented_at
+        self.log.warning(f"vast: the rent labelled {label} ended ambiguously; destroying the instance if it appears")
+
+        def watch() -> None:
+            for delay in self.settings.ambiguous_rent_checks:
+                if self._stop.wait(delay):
+                    return  # shutting down: close() sweeps by label
+                try:
+                    found = [i for i in self.client.list_instances(label_prefix=label) if i.label == label]
+                except Exception as exc:
+                    self.log.debug(f"vast: looking up label {label} failed: {exc}")
+                    continue
+                for inst in found:
+                    self.log.warning(f"vast: the ambiguous rent {label} did create instance {inst.id}: destroying it")
+                    self._destroy_found(inst, "ambiguous rent")
+                if found:
+                    return
+
+        threading.Thread(target=watch, name=f"vast-ambiguous-{label}", daemon=True).start()
+
     def _sleep(self, seconds: float) -> None:
         if self._stop.wait(seconds):
             raise PoolClosed("the vast executor is shutting down")
 
     def _wait_ready(self, host: Host) -> None:
-        from density_engine.vast.client import InstanceGone
+        from density_engine.vast.client import InstanceGone, VastError
 
         start = time.monotonic()
         deadline = start + self.settings.boot_timeout
@@ -523,6 +688,9 @@ class HostPool:
             except InstanceGone as exc:
                 if time.monotonic() - start > lag_grace:
                     raise BootFailed(f"instance {host.instance_id} disappeared while booting") from exc
+                inst = None
+            except VastError as exc:  # 429 after all retries, 5xx, network: the status is unknown, not bad
+                self.log.debug(f"vast: status of booting instance {host.instance_id} unavailable: {exc}")
                 inst = None
             if inst is not None:
                 status = (inst.actual_status or "").lower()
@@ -581,9 +749,27 @@ class HostPool:
         self.log.warning(f"vast: retiring {host.name}: {reason}")
         if host.conn is not None:
             host.conn.close()
-        if self.settings.keep_instances:
-            return
+        # always destroyed, also with keep_instances: a dead host is useless and a budget stop must stop the billing
         threading.Thread(target=self.destroy, args=(host, reason), daemon=True).start()
+
+    def fetch_container_log(self, host: Host) -> Path | None:
+        """Save Vast's container log of ``host`` (before it is destroyed) into ``log_dir``; the path, or None when
+        logs are off or unavailable (never raises)."""
+        if self.settings.log_dir is None:
+            return None
+        try:
+            text = self.client.request_logs(host.instance_id, tail=1000, attempts=10, interval=0.5)
+        except Exception as exc:
+            self.log.debug(f"vast: container log of instance {host.instance_id} unavailable: {exc}")
+            return None
+        path = Path(self.settings.log_dir) / f"instance-{host.instance_id}.container.log"
+        try:
+            write_text_atomic(path, text)
+        except OSError as exc:
+            self.log.warning(f"vast: could not save the container log of instance {host.instance_id}: {exc}")
+            return None
+        self.log.info(f"vast: container log of instance {host.instance_id} saved to {path}")
+        return path
 
     def destroy(self, host: Host, reason: str, *, attempts: int = 6) -> bool:
         """Destroy an instance (retrying API errors), verify it is gone, close the ledger entry. Idempotent."""
@@ -614,7 +800,8 @@ class HostPool:
             if last is not None:
                 self.log.error(
                     f"vast: could NOT destroy instance {host.instance_id} ({last}); it may still be billing: run "
-                    f"`density-engine vast cleanup --label-prefix {self.settings.label_prefix}-{self.settings.run_id}`"
+                    f"`density-engine vast cleanup --label-prefix {self.settings.label_prefix} "
+                    f"--run-id {self.settings.run_id}`"
                 )
                 return False
             host.state = "destroyed"
@@ -627,4 +814,5 @@ class HostPool:
                         entry.end_reason = reason
                 self._cond.notify_all()
             self.log.info(f"vast: destroyed instance {host.instance_id} ({reason})")
-            return True
+        self._write_ledger_now()
+        return True

@@ -13,7 +13,12 @@ content hash), uploads the job's inputs, writes ``run.sh`` and starts it with ``
 ``poll`` runs ONE SSH command per host per cycle for all of that host's jobs; a job that exited 0 has its outputs,
 benchmark and log files downloaded atomically before it is reported done; a failed job's remote logs are fetched before
 anything is destroyed. A host that stays unreachable for ``unreachable_timeout`` (or whose instance is gone) fails its
-jobs with a retryable error and is destroyed and blacklisted.
+jobs with a retryable error and is destroyed and blacklisted, after Vast's container log was fetched; so is a host whose
+SSH keeps failing while staging (``MAX_STAGING_FAILURES`` in a row, or unreachable for ``unreachable_timeout``) even
+though Vast still reports it ``running``.
+
+Environment variables declared for the jobs (Snakemake ``envvars:`` / ``--envvars``) travel in a 0600 file
+``jobs/<key>/env`` that ``run.sh`` sources; they are never part of a command line.
 """
 
 from __future__ import annotations
@@ -44,7 +49,11 @@ log = logging.getLogger(__name__)
 STARTING_GRACE_S = 60.0
 """How long a launched job may go without a pid file before it counts as lost."""
 
+MAX_STAGING_FAILURES = 3
+"""Consecutive SSH failures while staging jobs after which a host is retired although Vast reports it running."""
+
 _KEY_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def job_key(jobid: object, attempt: int) -> str:
@@ -63,6 +72,8 @@ class RemoteJob:
     outputs: list[str]
     optional_outputs: list[str]
     needs: JobNeeds = field(default_factory=JobNeeds)
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    """Environment of the remote command (shipped in a 0600 file, never on a command line)."""
     state: str = "queued"  # queued | staging | running | succeeded | failed
     host: Host | None = None
     launched_at: float | None = None
@@ -257,16 +268,22 @@ class JobRunner:
 
     # ---- preparation -----------------------------------------------------------------------------------------------
 
+    def prepare_wheel(self) -> Path:
+        """Build (once) the wheel of this code that hosts install; raises WheelSourceError when there is no code."""
+        with self._prep_lock:
+            if self._wheel is None:
+                self._wheel = build_wheel(self.settings.local_workdir / self.settings.wheel_dir)
+            return self._wheel
+
     def _prepare_local(self) -> tuple[SourceBundle, Path]:
+        wheel = self.prepare_wheel()
         with self._prep_lock:
             if self._bundle is None:
                 self._bundle = SourceBundle(self._source_files(), self.settings.local_workdir)
                 self.log.info(
                     f"vast: workflow sources: {len(self._bundle.files)} files, {len(self._bundle.data) / 1024:.1f} KiB"
                 )
-            if self._wheel is None:
-                self._wheel = build_wheel(self.settings.local_workdir / self.settings.wheel_dir)
-            return self._bundle, self._wheel
+            return self._bundle, wheel
 
     def bootstrap(self, host: Host) -> None:
         """Prepare a host once: install this checkout's wheel unless already there, check snakemake, ship sources.
@@ -385,6 +402,7 @@ class JobRunner:
             self._fail(job, str(exc))
             return
         except PoolError as exc:
+            job.aux_logs = [self._relative(path) for path in getattr(exc, "logs", [])]
             self._fail(job, f"no host: {exc}")
             return
         job.host = host
@@ -404,19 +422,44 @@ class JobRunner:
             self._fail(job, f"{host.name}: {exc}")
         except SshError as exc:
             self.pool.release(host, job.needs.gpus, job.key)
-            status = self.pool.instance_status(host)
-            if status != "running":  # the host is gone or broken: do not hand it to the next job
-                self.pool.retire(host, f"SSH failed during staging and the instance is {status!r}")
+            self._staging_failed(host)
             self._fail(job, f"staging on {host.name} failed: {exc}")
         except OSError as exc:  # a local input is unreadable
             self.pool.release(host, job.needs.gpus, job.key)
             self._fail(job, f"staging failed: {exc}")
+
+    def _staging_failed(self, host: Host) -> None:
+        """Count an SSH failure while staging; retire the host when Vast says it is not running, after
+        ``MAX_STAGING_FAILURES`` failures in a row, or once it has been unreachable for ``unreachable_timeout``."""
+        now = time.monotonic()
+        host.staging_failures += 1
+        if host.unreachable_since is None:
+            host.unreachable_since = now
+        status = self.pool.instance_status(host)
+        waited = now - host.unreachable_since
+        if status != "running":  # the host is gone or broken: do not hand it to the next job
+            self.pool.retire(host, f"SSH failed during staging and the instance is {status!r}")
+        elif host.staging_failures >= MAX_STAGING_FAILURES or waited > self.settings.unreachable_timeout:
+            self.pool.retire(
+                host,
+                f"SSH failed for {host.staging_failures} staging attempt(s) in a row over {waited:.0f} s although "
+                "Vast reports the instance running",
+            )
+
+    def _relative(self, path: Path | str) -> str:
+        """``path`` relative to the local working directory (how Snakemake shows aux logs)."""
+        return os.path.relpath(path, self.settings.local_workdir)
 
     def _launch(self, host: Host, job: RemoteJob) -> None:
         s = self.settings
         conn = host.conn
         assert conn is not None
         jobdir = s.jobdir(job.key)
+        bad = sorted(name for name in job.env if not _ENV_NAME.fullmatch(name))
+        if bad:
+            raise ValueError(f"environment variable names {bad} of job {job.name} are not valid shell names")
+        env_file = f"{jobdir}/env"
+        env_text = "".join(f"export {name}={quote_command([value])}\n" for name, value in sorted(job.env.items()))
         pairs = []
         for rel in job.inputs:
             local = s.local_workdir / rel
@@ -437,6 +480,7 @@ class JobRunner:
                 f'export PATH={quote_command([s.venv + "/bin"])}:"$PATH"',
                 "export PYTHONNOUSERSITE=1",
                 f"export CUDA_VISIBLE_DEVICES={','.join(str(i) for i in job.gpu_ids) or '0'}",
+                f". {quote_command([env_file])} || exit 96",
                 "(",  # a subshell: an `exit` in the command still records its exit code
                 job.command,
                 ")",
@@ -446,8 +490,10 @@ class JobRunner:
                 "",
             ]
         )
-        # one SFTP session for the inputs and run.sh, one command to clear old state and start the job detached
-        conn.put_many(pairs, blobs=[(script.encode(), f"{jobdir}/run.sh", 0o700)])
+        # one SFTP session for the inputs, env (0600 from its creation on) and run.sh, one command to clear old state
+        # and start the job detached
+        blobs = [(env_text.encode(), env_file, 0o600), (script.encode(), f"{jobdir}/run.sh", 0o700)]
+        conn.put_many(pairs, blobs=blobs)
         leftovers = [f"{jobdir}/{name}" for name in ("pid", "exit_code", "job.log")]
         conn.exec(
             f"rm -f {quote_command(leftovers)} && cd {quote_command([jobdir])} && "
@@ -457,6 +503,8 @@ class JobRunner:
         )
         job.launched_at = time.monotonic()
         job.state = "running"
+        host.staging_failures = 0
+        host.unreachable_since = None
         if job.cancelled:
             self._kill_on_host(host, [job.key])
 
@@ -466,6 +514,7 @@ class JobRunner:
         """One status cycle: one SSH call per host with running jobs; returns jobs that finished since the last poll."""
         if self.pool.budget_reached() and not self.budget_stopped:
             self._stop_for_budget()
+        self.pool.maybe_write_ledger()
         with self._lock:
             running = [j for j in self.jobs.values() if j.state == "running"]
         by_host: dict[int, list[RemoteJob]] = {}
@@ -617,8 +666,14 @@ class JobRunner:
                 if status == "gone" or status in DEAD_STATUSES
                 else f"unreachable for {waited:.0f} s"
             )
+            container_log = self.pool.fetch_container_log(host)  # before the host is destroyed
+            aux = [self._relative(container_log)] if container_log is not None else []
+            note = f"; Vast's container log: {aux[0]}" if aux else ""
             for job in jobs:
-                self._fail(job, f"host {host.name} died while the job ran ({why}); the job can be retried elsewhere")
+                job.aux_logs = list(aux)
+                self._fail(
+                    job, f"host {host.name} died while the job ran ({why}); the job can be retried elsewhere{note}"
+                )
                 self.pool.release(host, job.needs.gpus, job.key)
             self.pool.retire(host, why)
 
@@ -657,7 +712,7 @@ class JobRunner:
     def _stop_for_budget(self) -> None:
         self.budget_stopped = True
         message = self.pool.budget_message()
-        self.log.error(f"vast: {message}")
+        self.log.warning("vast: budget reached: stopping the remaining jobs and destroying every instance")
         with self._lock:
             jobs = [j for j in self.jobs.values() if not j.finished]
         by_host: dict[int, tuple[Host, list[str]]] = {}
@@ -672,13 +727,19 @@ class JobRunner:
         for host in list(self.pool.hosts):
             self.pool.retire(host, "budget reached", blacklist=False)
 
-    def close(self) -> None:
-        """Stop the dispatcher threads (queued jobs fail as cancelled)."""
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the dispatcher threads (queued jobs fail as cancelled).
+
+        The pool is told to stop first, so dispatchers blocked in :meth:`HostPool.acquire` (waiting for a host, or for
+        one to boot) return at once instead of each being waited for; ``timeout`` bounds the whole wait.
+        """
         self._closed = True
+        self.pool.stop()
         for _ in self._threads:
             self._queue.put(None)
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout=5)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 def new_run_id() -> str:

@@ -15,7 +15,15 @@ from typing import NamedTuple
 import pytest
 
 from tests.fake_vast.server import FakeVast, running_fake
-from tests.fake_vast.sshd import SshdHost, generate_keypair, sshd_unavailable_reason
+from tests.fake_vast.sshd import (
+    REQUIRE_SSH_ENV,
+    SshdHost,
+    generate_keypair,
+    ssh_tests_required,
+    sshd_unavailable_reason,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -27,10 +35,20 @@ class SshKeyPair:
 
 
 def require_sshd() -> None:
-    """Skip the calling test with a clear message when real sshd tests cannot run on this machine."""
+    """Skip the calling test with a clear message when real sshd tests cannot run on this machine; on CI (``CI`` set)
+    or with ``DENSITY_ENGINE_REQUIRE_SSH=1`` fail it instead, so the SSH tests can never silently skip there."""
     reason = sshd_unavailable_reason()
-    if reason is not None:
-        pytest.skip(reason)
+    if reason is None:
+        return
+    if ssh_tests_required():
+        pytest.fail(f"real-sshd tests are required here (CI or {REQUIRE_SSH_ENV}=1) but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def controller_paths(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ...]:
+    """Folders of the controller side that fake hosts must not see: pytest's base temp folder (the controllers'
+    working directories) and the repository checkout (see ``SshdHost.hide_paths``)."""
+    return (tmp_path_factory.getbasetemp(), REPO_ROOT)
 
 
 @pytest.fixture(scope="session")
@@ -42,13 +60,16 @@ def ssh_keypair(tmp_path_factory: pytest.TempPathFactory) -> SshKeyPair:
 
 
 @pytest.fixture
-def sshd_factory(tmp_path: Path, ssh_keypair: SshKeyPair) -> Iterator[Callable[..., SshdHost]]:
+def sshd_factory(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, ssh_keypair: SshKeyPair
+) -> Iterator[Callable[..., SshdHost]]:
     """Start sshd hosts: ``factory(name="h1", start=True, **SshdHost kwargs)``; all are killed at teardown."""
     hosts: list[SshdHost] = []
 
     def factory(name: str | None = None, *, start: bool = True, **kwargs: object) -> SshdHost:
         kwargs.setdefault("authorized_keys", [ssh_keypair.public_key])
         kwargs.setdefault("key_path", ssh_keypair.private_path)
+        kwargs.setdefault("hide_paths", controller_paths(tmp_path_factory))
         host = SshdHost(tmp_path / (name or f"host-{len(hosts)}"), **kwargs)  # type: ignore[arg-type]
         hosts.append(host)
         if start:
@@ -75,11 +96,12 @@ class FakeVastHandle(NamedTuple):
 
 
 @pytest.fixture
-def fake_vast(tmp_path: Path) -> Iterator[FakeVastHandle]:
+def fake_vast(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeVastHandle]:
     """A running fake Vast.ai API (real HTTP on 127.0.0.1) whose instances are real sshd hosts; closed at teardown.
 
-    Adjust timing before renting via ``fake.t_null`` / ``fake.t_loading`` (defaults 0.2 s / 0.5 s).
+    Adjust timing before renting via ``fake.t_null`` / ``fake.t_loading`` (defaults 0.2 s / 0.5 s). The hosts do not
+    see the controller's folders (pytest's base temp folder, the checkout): see ``SshdHost.hide_paths``.
     """
     require_sshd()
-    with running_fake(tmp_path / "fake-vast") as fake:
+    with running_fake(tmp_path / "fake-vast", hide_paths=controller_paths(tmp_path_factory)) as fake:
         yield FakeVastHandle(fake.base_url, fake, fake.api_key)

@@ -34,7 +34,7 @@ import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -75,6 +75,8 @@ class Behaviour:
 
     reads_lag: float = 0.0
     """``GET /instances/{id}/`` answers ``{"instances": null}`` for this long after the rent."""
+    list_lag: float = 0.0
+    """``GET /api/v1/instances/`` omits the instance for this long after the rent (eventual consistency of the list)."""
     stuck_in: str | None = None
     """``"null"`` or ``"loading"``: the instance never gets further."""
     fatal_status: str | None = None
@@ -264,6 +266,7 @@ class FakeVast:
         credit: float = 100.0,
         isolate: bool | None = None,
         tick_interval: float = 0.02,
+        hide_paths: Iterable[Path] = (),
     ) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -274,6 +277,7 @@ class FakeVast:
         self.credit = credit
         self.isolate = isolate
         self.tick_interval = tick_interval
+        self.hide_paths = tuple(hide_paths)
         self.lock = threading.RLock()
         self.offers: dict[int, FakeOffer] = {}
         self.instances: dict[int, FakeInstance] = {}
@@ -530,15 +534,15 @@ class FakeVast:
                 time.sleep(0.01)
             with self.lock:
                 wanted = inst.live and inst.status == "running" and not self._stop.is_set()
+                # every destroy/death kills the sshd under self.lock, bumping its epoch: a start decided here is
+                # dropped (or killed by that kill) if the instance is destroyed before or while sshd starts
+                epoch = inst.sshd.epoch
             if not wanted:
                 return
             try:
-                inst.sshd.start()
+                inst.sshd.start(epoch=epoch)
             except RuntimeError:
                 logger.exception("sshd of fake instance %s failed to start", inst.id)
-            with self.lock:  # destroyed or died while sshd was starting
-                if not (inst.live and inst.status == "running") or self._stop.is_set():
-                    inst.sshd.kill()
 
         thread = threading.Thread(target=boot, daemon=True, name=f"fake-vast-boot-{inst.id}")
         thread.start()
@@ -723,6 +727,7 @@ class FakeVast:
             ports=[direct_port, proxy_port],
             authorized_keys=[key["public_key"] for key in self.account_keys.values()],
             isolate=self.isolate,
+            hide_paths=self.hide_paths,
         )
         now = self.clock()
         inst = FakeInstance(
@@ -771,7 +776,7 @@ class FakeVast:
         rows = []
         for inst in self.instances.values():
             self._advance(inst)
-            if not inst.live:
+            if not inst.live or self.clock() - inst.rented_at < inst.behaviour.list_lag:
                 continue
             row = self._row(inst)
             if all(self._matches(row, name, cond) for name, cond in filters.items()):

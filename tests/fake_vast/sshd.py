@@ -18,8 +18,17 @@ so that
   host's jobs, as a dying Vast machine would. sshd, as PID 1, reaps orphaned jobs, so no zombie looks alive to
   ``kill -0``; ``/proc`` is remounted, so PIDs written by remote jobs (``echo $!``) are meaningful to ``ps``/``kill``.
 
+Paths of the controller side that a remote job must never see (``hide_paths``: the pytest base temp folder, holding
+the controller's working directories, and the repository checkout) are covered with empty tmpfs mounts inside the
+namespace; the instance's own folder is bound back, so sshd still finds its config and keys. A staging bug that reads
+or writes an absolute controller path therefore fails instead of silently working through the shared filesystem.
+
 Without root the daemon runs in its own session only (``private_workspace`` is then False and the host ``/workspace`` is
-not touched); tests that need privacy skip in that case.
+not touched); tests that need privacy skip in that case, except on CI (``CI=true``) or with
+``DENSITY_ENGINE_REQUIRE_SSH=1``, where a missing sshd or a failing ``unshare`` is an error, never a skip.
+
+Start and kill are serialised per host: :meth:`SshdHost.kill` bumps an epoch, and a :meth:`SshdHost.start` that was
+decided before that kill (``start(epoch=...)``) does nothing, so a destroyed fake instance never gets a late sshd.
 """
 
 from __future__ import annotations
@@ -33,12 +42,25 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from pathlib import Path
 
 SSHD_BINARY = "/usr/sbin/sshd"
 WORKSPACE = Path("/workspace")
+REQUIRE_SSH_ENV = "DENSITY_ENGINE_REQUIRE_SSH"
+STAGING_MOUNT = Path("/run/fake-vast-inst")
+"""Mount point (inside each host's namespace only) that carries the instance folder across the hiding mounts."""
+
+
+def ssh_tests_required() -> bool:
+    """True on CI (``CI`` set to anything but false/0) or with ``DENSITY_ENGINE_REQUIRE_SSH=1``: real-sshd tests must
+    run there, so what would make them skip is an error instead."""
+    ci = os.environ.get("CI", "").strip().lower()
+    return ci not in ("", "0", "false", "no") or os.environ.get(REQUIRE_SSH_ENV, "").strip() == "1"
 
 
 def sshd_unavailable_reason() -> str | None:
@@ -50,9 +72,36 @@ def sshd_unavailable_reason() -> str | None:
     return None
 
 
+@lru_cache(maxsize=1)
+def isolation_unavailable_reason() -> str | None:
+    """Why sshd cannot run in a private mount + PID namespace here, or None when it can: needs root, util-linux
+    ``unshare`` and a kernel that allows the namespaces and mounts (probed once by doing exactly that)."""
+    if os.geteuid() != 0:
+        return "private /workspace needs root (mount namespace)"
+    if shutil.which("unshare") is None:
+        return "unshare (util-linux) not found"
+    with tempfile.TemporaryDirectory(prefix="fake-vast-probe-") as probe:
+        script = f"mount -t tmpfs fake-vast-probe {shlex.quote(probe)} && mount --bind / {shlex.quote(probe)} && true"
+        command = ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private", "sh", "-c"]
+        try:
+            result = subprocess.run([*command, script], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError) as exc:
+            return f"unshare probe failed: {exc}"
+    if result.returncode != 0:
+        return f"unshare probe exited {result.returncode}: {(result.stderr or result.stdout).strip()[-300:]}"
+    return None
+
+
 def can_isolate() -> bool:
-    """True when sshd can be started in a private mount + PID namespace (needs root and util-linux unshare)."""
-    return os.geteuid() == 0 and shutil.which("unshare") is not None
+    """True when sshd can be started in a private mount + PID namespace (see :func:`isolation_unavailable_reason`).
+
+    Where SSH tests are required (:func:`ssh_tests_required`) an unusable namespace raises instead of returning False,
+    so tests cannot quietly skip or lose their isolation on CI.
+    """
+    reason = isolation_unavailable_reason()
+    if reason is not None and ssh_tests_required():
+        raise RuntimeError(f"fake Vast hosts cannot be isolated: {reason} (required: CI or {REQUIRE_SSH_ENV}=1 is set)")
+    return reason is None
 
 
 def free_port() -> int:
@@ -82,7 +131,8 @@ class SshdHost:
 
     Attributes used by tests: ``host`` ("127.0.0.1"), ``port`` (first port), ``ports`` (all), ``user`` (the login
     user: the user running the tests), ``key_path`` (a private key that is authorized, when given), ``inst_dir``,
-    ``workspace_dir`` (what the host sees as ``/workspace``), ``log_path`` (sshd's stderr, ``-e``).
+    ``workspace_dir`` (what the host sees as ``/workspace``), ``log_path`` (sshd's stderr, ``-e``), ``hide_paths``
+    (controller folders covered with an empty tmpfs on the host), ``epoch`` (bumped by every kill).
     """
 
     def __init__(
@@ -93,6 +143,7 @@ class SshdHost:
         authorized_keys: Iterable[str] = (),
         key_path: Path | None = None,
         isolate: bool | None = None,
+        hide_paths: Iterable[Path] = (),
     ) -> None:
         self.inst_dir = Path(inst_dir)
         self.inst_dir.mkdir(parents=True, exist_ok=True)
@@ -107,8 +158,11 @@ class SshdHost:
         self.host_key_path = self.inst_dir / "ssh_host_ed25519_key"
         self.config_path = self.inst_dir / "sshd_config"
         self.log_path = self.inst_dir / "sshd.log"
+        self.hide_paths = tuple(Path(p).resolve() for p in hide_paths)
         self._process: subprocess.Popen[bytes] | None = None
         self._ready = False
+        self._lock = threading.Lock()  # serialises start and kill (the fake's boot thread vs. DELETE)
+        self._epoch = 0
         if not self.authorized_keys_path.exists():
             self.authorized_keys_path.write_text("")
         self.authorized_keys_path.chmod(0o600)
@@ -125,6 +179,11 @@ class SshdHost:
     def pid(self) -> int | None:
         """Host PID of the process-group leader (unshare, or sshd itself when not isolated)."""
         return self._process.pid if self._process is not None else None
+
+    @property
+    def epoch(self) -> int:
+        """Number of kills so far: pass it to :meth:`start` to start only if no kill happened since it was read."""
+        return self._epoch
 
     @property
     def running(self) -> bool:
@@ -185,6 +244,27 @@ class SshdHost:
         fast.write_text(f"# fake Vast host: fast non-interactive shell\nexport PATH={shlex.quote(path)}\n")
         return f"mount --bind {shlex.quote(str(fast))} {shlex.quote(str(bashrc))} && "
 
+    def _hide_mounts(self) -> str:
+        """Mount commands covering :attr:`hide_paths` with empty tmpfs folders. What the host itself needs from under
+        them (the instance folder: sshd's config, keys, authorized_keys, log; the test interpreter, e.g. a venv inside
+        the checkout) is carried across on :data:`STAGING_MOUNT` and bound back at its old path."""
+        hidden = sorted({p for p in self.hide_paths if p.is_dir() and p != Path("/")}, key=lambda p: len(p.parts))
+        hidden = [p for i, p in enumerate(hidden) if not any(p.is_relative_to(q) for q in hidden[:i])]
+        if not hidden:
+            return ""
+        needed = {self.inst_dir.resolve(), Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()}
+        keep = sorted(k for k in needed if any(k.is_relative_to(h) for h in hidden))
+        keep = [k for i, k in enumerate(keep) if not any(k.is_relative_to(q) for q in keep[:i])]
+        staging = shlex.quote(str(STAGING_MOUNT))
+        steps = [f"mount -t tmpfs -o size=1m,mode=755 fake-vast-keep {staging}"]
+        for n, path in enumerate(keep):
+            steps += [f"mkdir -p {staging}/{n}", f"mount --bind {shlex.quote(str(path))} {staging}/{n}"]
+        steps += [f"mount -t tmpfs -o size=1m,mode=755 fake-vast-hidden {shlex.quote(str(p))}" for p in hidden]
+        for n, path in enumerate(keep):
+            steps += [f"mkdir -p {shlex.quote(str(path))}", f"mount --bind {staging}/{n} {shlex.quote(str(path))}"]
+        steps.append(f"umount --recursive --lazy {staging}")
+        return " && ".join(steps) + " && "
+
     def command(self) -> list[str]:
         """The argv that starts this daemon."""
         sshd = [SSHD_BINARY, "-D", "-e", "-f", str(self.config_path)]
@@ -192,34 +272,53 @@ class SshdHost:
             return sshd
         script = (
             f"mount --bind {shlex.quote(str(self.workspace_dir))} {WORKSPACE} && {self._bashrc_bind()}"
-            f"exec {shlex.join(sshd)}"
+            f"{self._hide_mounts()}exec {shlex.join(sshd)}"
         )
         return ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private", "sh", "-c", script]
 
-    def start(self, *, wait: bool = True, timeout: float = 10.0) -> None:
-        """Start the daemon (own session/process group); by default wait until it answers with an SSH banner."""
-        if self.running:
-            return
-        if not self.host_key_path.exists():  # generated on first start: renting many never-booted hosts stays cheap
-            generate_keypair(self.host_key_path, comment="fake-vast-host")
-        if self.private_workspace:
-            WORKSPACE.mkdir(exist_ok=True)
-        if os.geteuid() == 0:
-            Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # privilege-separation dir sshd wants as root
-        with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(
-                self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
-            )
-        if wait:
-            self.wait_ready(timeout)
+    def start(self, *, wait: bool = True, timeout: float = 10.0, epoch: int | None = None) -> bool:
+        """Start the daemon (own session/process group); by default wait until it answers with an SSH banner.
 
-    def wait_ready(self, timeout: float = 10.0) -> None:
-        """Block until every port answers with an SSH banner; raise RuntimeError (with the sshd log) otherwise."""
+        With ``epoch`` (a value of :attr:`epoch` read earlier) nothing starts when :meth:`kill` ran since then, and a
+        kill while waiting for the banner is not an error: the host was destroyed meanwhile. Returns True when the
+        daemon runs (and, with ``wait``, answers) at the end.
+        """
+        with self._lock:
+            if epoch is not None and epoch != self._epoch:
+                return False
+            if self.running:
+                return True
+            if not self.host_key_path.exists():  # generated on first start: renting many never-booted hosts stays cheap
+                generate_keypair(self.host_key_path, comment="fake-vast-host")
+            if self.private_workspace:
+                WORKSPACE.mkdir(exist_ok=True)
+                if self.hide_paths:
+                    STAGING_MOUNT.mkdir(parents=True, exist_ok=True)
+            if os.geteuid() == 0:
+                Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # privilege-separation dir sshd wants as root
+            with self.log_path.open("ab") as log:
+                self._process = subprocess.Popen(
+                    self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+                )
+            started_epoch = self._epoch
+        if wait:
+            return self.wait_ready(timeout, epoch=started_epoch)
+        return True
+
+    def wait_ready(self, timeout: float = 10.0, *, epoch: int | None = None) -> bool:
+        """Block until every port answers with an SSH banner; raise RuntimeError (with the sshd log) otherwise.
+
+        With ``epoch``: return False (no error) as soon as a kill since that epoch ended the daemon.
+        """
         deadline = time.monotonic() + timeout
         pending = list(self.ports)
         self._ready = False
         while pending:
+            if epoch is not None and epoch != self._epoch:
+                return False
             if not self.running:
+                if epoch is not None and epoch != self._epoch:
+                    return False
                 raise RuntimeError(f"sshd in {self.inst_dir} exited early:\n{self.read_log()}")
             try:
                 with socket.create_connection((self.host, pending[0]), timeout=1.0) as sock:
@@ -232,12 +331,19 @@ class SshdHost:
                 self.kill()
                 raise RuntimeError(f"sshd in {self.inst_dir} not ready after {timeout} s:\n{self.read_log()}")
             time.sleep(0.02)
-        self._ready = True
+        with self._lock:
+            self._ready = self.running and (epoch is None or epoch == self._epoch)
+            return self._ready
 
     def kill(self) -> None:
-        """SIGKILL the daemon's process group; with isolation this also kills every process started over SSH."""
-        process, self._process = self._process, None
-        self._ready = False
+        """SIGKILL the daemon's process group; with isolation this also kills every process started over SSH.
+
+        Bumps :attr:`epoch`, so a start decided before this kill (``start(epoch=...)``) does nothing.
+        """
+        with self._lock:
+            self._epoch += 1
+            process, self._process = self._process, None
+            self._ready = False
         if process is None:
             return
         with contextlib.suppress(ProcessLookupError):

@@ -17,7 +17,14 @@ from typing import Any
 import pytest
 
 from density_engine.vast.client import Instance, InstanceGone, Offer, OfferUnavailable, SshEndpoint
-from tests.fake_vast.fixtures import fake_vast, require_sshd, ssh_keypair, sshd_factory, sshd_host  # noqa: F401
+from tests.fake_vast.fixtures import (  # noqa: F401
+    controller_paths,
+    fake_vast,
+    require_sshd,
+    ssh_keypair,
+    sshd_factory,
+    sshd_host,
+)
 from tests.fake_vast.sshd import SshdHost
 
 
@@ -49,6 +56,7 @@ class StubVast:
 
     root: Path
     public_keys: list[str]
+    hide_paths: tuple[Path, ...] = ()
     offers: list[Offer] = field(default_factory=list)
     boot_s: float = 0.3
     instances: dict[int, StubInstance] = field(default_factory=dict)
@@ -74,7 +82,9 @@ class StubVast:
         offer = next(o for o in self.offers if o.id == offer_id)
         with self.lock:
             instance_id = 1000 + len(self.instances)
-            host = SshdHost(self.root / f"inst-{instance_id}", authorized_keys=self.public_keys)
+            host = SshdHost(
+                self.root / f"inst-{instance_id}", authorized_keys=self.public_keys, hide_paths=self.hide_paths
+            )
             inst = StubInstance(instance_id, offer, label, host, time.monotonic(), self.boot_s)
             inst.stuck = offer.machine_id in self.stuck_machines
             inst.fatal_msg = self.fatal_machines.get(offer.machine_id or -1)
@@ -126,6 +136,14 @@ class StubVast:
     def attach_ssh_key(self, instance_id: int, public_key: str) -> None:
         self.instances[instance_id].host.add_authorized_key(public_key)
 
+    def request_logs(self, instance_id: int, **_: Any) -> str:
+        """Vast's container log: here the host's sshd log (gone with the instance, as on Vast)."""
+        self.calls.append(("logs", instance_id))
+        inst = self.instances.get(instance_id)
+        if inst is None or inst.destroyed:
+            raise InstanceGone(f"instance {instance_id} does not exist (any more)")
+        return f"container log of instance {instance_id}\n{inst.host.read_log()}"
+
     def kill(self, instance_id: int, status: str = "offline") -> None:
         """Make a running host die: sshd and every job on it are killed."""
         inst = self.instances[instance_id]
@@ -144,10 +162,10 @@ def make_offer(offer_id: int, machine_id: int, dph: float = 0.2, gpus: int = 1) 
 
 
 @pytest.fixture
-def stub_vast(tmp_path: Path, ssh_keypair: Any) -> Iterator[StubVast]:  # noqa: F811
+def stub_vast(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, ssh_keypair: Any) -> Iterator[StubVast]:  # noqa: F811
     """A :class:`StubVast` with 6 one-GPU offers on distinct machines; every sshd is killed at teardown."""
     require_sshd()
-    stub = StubVast(tmp_path / "stub", [ssh_keypair.public_key])
+    stub = StubVast(tmp_path / "stub", [ssh_keypair.public_key], controller_paths(tmp_path_factory))
     stub.offers = [make_offer(100 + i, 500 + i, dph=0.1 + 0.01 * i) for i in range(6)]
     yield stub
     for inst in stub.instances.values():
@@ -180,10 +198,25 @@ rule work:
     group: "work"
     params: sleep=SLEEP
     shell:
+        # markers on the host: results/started/<i> once the job runs, results/term/<i> when it receives SIGTERM (the
+        # executor's cancel), so tests tell "killed by us" from "died with its host" (SIGKILL of everything)
+        "mkdir -p results/started results/term && : > results/started/{wildcards.i}; "
+        "trap 'echo {wildcards.i} > results/term/{wildcards.i}; exit 143' TERM; "
         "python -c \\"import json, time; time.sleep({params.sleep}); "
-        "x = json.load(open('{input}'))['x']; open('{output}', 'w').write(str(x * x))\\" "
+        "x = json.load(open('{input}'))['x']; open('{output}', 'w').write(str(x * x))\\" & wait $! "
         "&& echo squared {wildcards.i} > {log}"
 """
+
+
+def venv_with_wheel(wheel: Path, venv: Path) -> str:
+    """A venv (seeing this interpreter's packages) with ``wheel`` pip-installed as a regular install; its python."""
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    subprocess.run(
+        [python, "-m", "pip", "install", "-q", "--no-deps", "--disable-pip-version-check", str(wheel)],
+        check=True, timeout=300,
+    )  # fmt: skip
+    return python
 
 
 def tiny_workflow(root: Path) -> Path:

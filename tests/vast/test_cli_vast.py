@@ -18,7 +18,7 @@ from density_engine.vast.client import VastClient
 from tests.fake_vast import fixtures
 from tests.fake_vast.fixtures import FakeVastHandle
 
-fake_vast = fixtures.fake_vast
+fake_vast, ssh_keypair = fixtures.fake_vast, fixtures.ssh_keypair
 CLI = [
     shutil.which("density-engine") or sys.executable,
     *([] if shutil.which("density-engine") else ["-c", "from density_engine.cli import main; main()"]),
@@ -72,6 +72,25 @@ def test_cleanup_dry_run_scope_and_idempotence(fake_vast: FakeVastHandle, monkey
     code, output = run_cli(fake_vast, monkeypatch, "cleanup")  # whole prefix: runB too, never "mine-1"
     assert code == 0 and [i.id for i in fake.live_instances()] == [other]
     assert {a1, a2} <= {i["id"] for i in fake.ledger() if i["destroyed_at"] is not None}
+
+
+def test_cleanup_removes_leftover_run_keys_from_the_account(
+    fake_vast: FakeVastHandle, monkeypatch: pytest.MonkeyPatch, ssh_keypair
+) -> None:
+    """A SIGKILLed run leaves its SSH key registered (comment <label-prefix>-<run id>): cleanup removes just those."""
+    client = VastClient(fake_vast.api_key, fake_vast.base_url, interval_scale=0)
+    body = ssh_keypair.public_key.split()[:2]
+    ids = {
+        comment: client.add_account_ssh_key(" ".join([*body, comment]))
+        for comment in ("density-engine-0a1b2c3d", "density-engine-deadbeef", "density-engine-laptop", "me@laptop")
+    }
+    code, output = run_cli(fake_vast, monkeypatch, "cleanup", "--run-id", "deadbeef", "--dry-run")
+    assert code == 0 and "would remove account SSH key" in output and len(fake_vast.fake.account_keys) == 4
+    code, output = run_cli(fake_vast, monkeypatch, "cleanup", "--run-id", "deadbeef")
+    assert code == 0 and set(fake_vast.fake.account_keys) == set(ids.values()) - {ids["density-engine-deadbeef"]}
+    code, output = run_cli(fake_vast, monkeypatch, "cleanup")  # every run's key; never the user's own keys
+    assert code == 0 and "Nothing to clean up" in output
+    assert set(fake_vast.fake.account_keys) == {ids["density-engine-laptop"], ids["me@laptop"]}
 
 
 def test_cleanup_without_key_fails_clearly(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from density_engine.vast.client import VastClient
 from tests.fake_vast import fixtures
 from tests.fake_vast.fixtures import FakeVastHandle, SshKeyPair, require_sshd
 from tests.fake_vast.server import FakeVast, ManualClock, running_fake
-from tests.fake_vast.sshd import can_isolate, generate_keypair
+from tests.fake_vast.sshd import SshdHost, can_isolate, generate_keypair
 
 pytestmark = pytest.mark.ssh
 fake_vast, ssh_keypair = fixtures.fake_vast, fixtures.ssh_keypair
@@ -142,6 +143,34 @@ def test_die_kills_sshd_and_jobs_then_recovers(
     wait_for(lambda: record.sshd.ready)
     if can_isolate():  # the job died with the host
         assert ssh(fake, instance_id, ssh_keypair, f"kill -0 {pid} 2>/dev/null && echo alive || echo dead") == "dead\n"
+
+
+def test_destroy_while_sshd_starts_leaves_no_sshd(
+    manual_fake: tuple[FakeVast, ManualClock, VastClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The boot thread decided to start sshd, then the instance is destroyed before sshd runs: no sshd may appear
+    afterwards (a late one used to live on for ~1 s after "destroyed", breaking "all sshds gone" checks)."""
+    fake, clock, client = manual_fake
+    entered, proceed = threading.Event(), threading.Event()
+    original_start = SshdHost.start
+
+    def gated_start(self: SshdHost, *args: object, **kwargs: object) -> bool:
+        entered.set()
+        assert proceed.wait(10)
+        return original_start(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SshdHost, "start", gated_start)
+    instance_id = client.create_instance(fake.offer_ids()[0], image="i", disk_gb=10, label="race-1")
+    clock.advance(0.7)
+    fake.tick()  # running: the boot thread heads for sshd.start()
+    assert entered.wait(10)
+    client.destroy_instance(instance_id)
+    proceed.set()
+    record = fake.instance(instance_id)
+    deadline = time.monotonic() + 2.0  # longer than an sshd start takes: a late sshd would show up
+    while time.monotonic() < deadline:
+        assert not record.sshd.running, "sshd runs after its instance was destroyed"
+        time.sleep(0.01)
 
 
 def test_sshd_late_after_running(manual_fake: tuple[FakeVast, ManualClock, VastClient]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,9 +11,9 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from tests.fake_vast import fixtures
+from tests.fake_vast import fixtures, sshd
 from tests.fake_vast.fixtures import SshKeyPair
-from tests.fake_vast.sshd import SshdHost, can_isolate, generate_keypair
+from tests.fake_vast.sshd import REQUIRE_SSH_ENV, SshdHost, can_isolate, generate_keypair
 
 pytestmark = pytest.mark.ssh
 ssh_keypair, sshd_factory, sshd_host = fixtures.ssh_keypair, fixtures.sshd_factory, fixtures.sshd_host
@@ -129,3 +130,65 @@ def test_restart_after_kill_serves_same_workspace(sshd_host: SshdHost) -> None:
         assert run(client, "cat /workspace/kept") == (0, "x")
     finally:
         client.close()
+
+
+@pytest.mark.skipif(not can_isolate(), reason="hiding controller folders needs a mount namespace (root + unshare)")
+def test_controller_folders_are_hidden_from_the_host(sshd_host: SshdHost, tmp_path: Path) -> None:
+    """A job on the host cannot read (or write) the controller's files through absolute paths: pytest's base temp
+    folder and the checkout are empty there, only the host's own instance folder stays where sshd expects it."""
+    controller_file = tmp_path / "controller-only.txt"
+    controller_file.write_text("local")
+    repo_file = fixtures.REPO_ROOT / "pyproject.toml"
+    assert repo_file.is_file() and sshd_host.hide_paths
+    client = connect(sshd_host, sshd_host.key_path)
+    try:
+        for path in (controller_file, repo_file):
+            assert run(client, f"test -e {path} && echo visible || echo hidden") == (0, "hidden\n"), path
+        # the instance folder (sshd config, keys) is still there, and writes to a hidden path never reach the controller
+        assert run(client, f"test -f {sshd_host.config_path} && echo ok")[1] == "ok\n"
+        run(client, f"mkdir -p {tmp_path} && echo remote > {controller_file}")
+    finally:
+        client.close()
+    assert controller_file.read_text() == "local"
+
+
+def test_required_ssh_tests_fail_instead_of_skipping(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fixtures, "sshd_unavailable_reason", lambda: "sshd not found (simulated)")
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv(REQUIRE_SSH_ENV, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="simulated"):
+        fixtures.require_sshd()  # a developer machine without sshd: skip
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception):
+        fixtures.require_sshd()
+    for name, value in (("CI", "true"), (REQUIRE_SSH_ENV, "1")):
+        with monkeypatch.context() as env:
+            env.setenv(name, value)
+            with pytest.raises(pytest.fail.Exception, match=r"required.*simulated"):
+                fixtures.require_sshd()  # CI: the SSH tests must run, so a missing sshd fails loudly
+
+
+def test_isolation_is_probed_and_required_on_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Root and an unshare binary are not enough: a kernel or container that forbids the namespaces is detected by
+    trying, and where SSH tests are required that is an error, not a quiet loss of isolation."""
+    calls: list[list[str]] = []
+
+    def refused(argv: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        calls.append(argv)
+        return subprocess.CompletedProcess(argv, 1, "", "unshare: unshare failed: Operation not permitted")
+
+    monkeypatch.setattr(sshd.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(sshd.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(sshd.subprocess, "run", refused)
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv(REQUIRE_SSH_ENV, raising=False)
+    sshd.isolation_unavailable_reason.cache_clear()
+    try:
+        assert "Operation not permitted" in (sshd.isolation_unavailable_reason() or "")
+        assert calls and calls[0][0] == "unshare"
+        assert sshd.can_isolate() is False
+        monkeypatch.setenv(REQUIRE_SSH_ENV, "1")
+        with pytest.raises(RuntimeError, match="Operation not permitted"):
+            sshd.can_isolate()
+    finally:
+        sshd.isolation_unavailable_reason.cache_clear()

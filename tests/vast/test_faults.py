@@ -6,6 +6,7 @@ Pool-level cases (fast, no Snakemake) use the real REST client; the last ones ru
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from density_engine.vast.client import VastClient
+from density_engine.vast.client import VastClient, VastError
 from density_engine.vast.pool import HostPool, JobNeeds, PoolSettings
 from density_engine.vast.ssh import generate_run_key
 from tests.vast.conftest import run_controller, start_controller, tiny_workflow, vast_command, vast_env
@@ -120,6 +121,70 @@ def test_delete_failing_with_5xx_is_retried_until_gone(fake_vast, http_pool) -> 
     assert len(fake.requests_to("DELETE", "/api/v0/instances/{id}/")) >= 4
 
 
+def test_rate_limited_status_polls_while_booting_mean_unknown_not_failure(fake_vast, http_pool) -> None:
+    """429s that outlast the client's retries while an instance boots are waited out until the boot deadline: the
+    acquisition still gets that host, and with max_instances=1 nothing is left holding the only slot."""
+    _, fake, _ = fake_vast
+    fake.rate_limit("GET", "/api/v0/instances/{id}/", first_n=10)  # > 1 + max_retries: one poll raises RateLimited
+    pool = http_pool(max_instances=1)
+    host = pool.acquire(JobNeeds())
+    assert host.conn.exec("true").ok
+    assert len(fake.instances) == 1 and fake.instances[host.instance_id].live
+
+
+def test_ambiguous_rent_whose_lookup_missed_is_destroyed(fake_vast, http_pool) -> None:
+    """The rent's answer is lost (502) and the label lookup misses (the list lags): the instance exists and bills.
+    The pool looks for the label again shortly after and destroys it; the end-of-run sweep is the last net."""
+    _, fake, _ = fake_vast
+    fake.queue_rent_behaviour(list_lag=1.0)
+    fake.fail_rent_answers(1, status=502)
+    pool = http_pool(ambiguous_rent_checks=(1.5,))
+    with pytest.raises(VastError, match="502"):
+        pool.acquire(JobNeeds())
+    [leaked] = fake.live_instances()
+    assert leaked.label.startswith("density-engine-faultrun-")
+    deadline = time.monotonic() + 15
+    while fake.live_instances() or not (pool.ledger and pool.ledger[0].destroyed_at):
+        assert time.monotonic() < deadline, "the ambiguous rent's instance was never destroyed"
+        time.sleep(0.1)
+    assert [e.instance_id for e in pool.ledger] == [leaked.id]  # it is billed to this run's ledger
+    assert pool.ledger[0].end_reason == "ambiguous rent"
+
+
+def test_end_of_run_sweep_destroys_instances_the_pool_lost(fake_vast, http_pool) -> None:
+    _, fake, api_key = fake_vast
+    pool = http_pool(ambiguous_rent_checks=())
+    host = pool.acquire(JobNeeds())
+    other = VastClient(api_key, fake.base_url, interval_scale=0)
+    lost = other.create_instance(cheapest(fake, 3)[2], image="i", disk_gb=10, label="density-engine-faultrun-99")
+    foreign = other.create_instance(cheapest(fake, 4)[3], image="i", disk_gb=10, label="density-engine-otherrun-1")
+    pool.close()
+    assert [i.id for i in fake.live_instances()] == [foreign]  # another run's instance is never touched
+    assert {host.instance_id, lost} <= {e.instance_id for e in pool.ledger if e.destroyed_at is not None}
+    other.destroy_instance(foreign)
+
+
+def test_offer_search_prices_the_rented_disk(fake_vast, http_pool) -> None:
+    _, fake, _ = fake_vast
+    host = http_pool(disk_gb=40.0).acquire(JobNeeds(disk_gb=90.0))
+    searches = fake.requests_to("POST", "/api/v0/bundles/")
+    assert searches and all(req.body["allocated_storage"] == 90.0 for req in searches)
+    assert fake.instances[host.instance_id].disk == 90.0
+    assert host.dph_total == pytest.approx(fake.instances[host.instance_id].dph_total)  # the ledger's price is right
+
+
+def test_container_log_of_a_failed_boot_is_saved(fake_vast, http_pool, tmp_path: Path) -> None:
+    _, fake, _ = fake_vast
+    first = cheapest(fake)[0]
+    fake.set_offer_behaviour(first, fatal_status="loading", fatal_status_msg="toomanyrequests: pull rate limit")
+    pool = http_pool(log_dir=tmp_path / "container-logs")
+    host = pool.acquire(JobNeeds())
+    failed = next(i for i in fake.instances.values() if i.offer.id == first)
+    assert host.instance_id != failed.id and not failed.live
+    saved = tmp_path / "container-logs" / f"instance-{failed.id}.container.log"
+    assert saved.is_file() and saved.read_text().strip()  # fetched before the destroy (afterwards Vast has none)
+
+
 # ---- whole runs: snakemake --profile profiles/vast against the fake -------------------------------------------------
 
 
@@ -146,6 +211,11 @@ def wait_for(predicate, timeout: float, what: str, log_path: Path) -> None:
         time.sleep(0.2)
 
 
+def host_markers(fake, kind: str) -> list[Path]:
+    """Marker files the tiny workflow's jobs wrote on the fake hosts (``results/<kind>/<i>``, kind started|term)."""
+    return [p for inst in fake.instances.values() for p in inst.sshd.workspace_dir.rglob(f"results/{kind}/*")]
+
+
 def test_sigint_during_a_run_kills_jobs_and_destroys_every_instance(fake_vast, tmp_path: Path) -> None:
     base_url, fake, api_key = fake_vast
     work = tiny_workflow(tmp_path / "wf")
@@ -154,7 +224,7 @@ def test_sigint_during_a_run_kills_jobs_and_destroys_every_instance(fake_vast, t
         vast_command(base_url, "--config", "count=2", "sleep=120"), work, vast_env(api_key), log_path
     )
     try:
-        wait_for(lambda: log_path.read_text().count("started on instance") >= 2, 90, "2 remote jobs", log_path)
+        wait_for(lambda: len(host_markers(fake, "started")) == 2, 90, "2 remote jobs running", log_path)
         assert len(fake.live_instances()) == 2
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(timeout=60)
@@ -165,6 +235,9 @@ def test_sigint_during_a_run_kills_jobs_and_destroys_every_instance(fake_vast, t
     assert "Terminating processes on user request" in log
     assert fake.live_instances() == [], log[-4000:]
     assert "Vast cost ledger" in log
+    # cancel_jobs killed the remote jobs (SIGTERM to their process groups) before the hosts were destroyed (SIGKILL
+    # of the whole host would leave no marker): each job's TERM trap wrote one
+    assert sorted(p.name for p in host_markers(fake, "term")) == ["0", "1"], log[-4000:]
 
 
 def test_sigkill_of_the_controller_then_cleanup_destroys_leftovers(fake_vast, tmp_path: Path) -> None:
@@ -188,6 +261,8 @@ def test_sigkill_of_the_controller_then_cleanup_destroys_leftovers(fake_vast, tm
     assert done.returncode == 0, done.stdout + done.stderr
     assert fake.live_instances() == []
     assert api_key not in done.stdout + done.stderr
+    assert fake.account_keys == {}  # the dead run's SSH key is no longer registered on the account
+    assert "removing account SSH key" in done.stdout
 
 
 def test_budget_reached_stops_renting_and_ends_cleanly(fake_vast, tmp_path: Path) -> None:
@@ -197,8 +272,24 @@ def test_budget_reached_stops_renting_and_ends_cleanly(fake_vast, tmp_path: Path
     cmd = vast_command(base_url, "--config", "count=2", "sleep=60", "--vast-budget", "0.0002", max_instances=1)
     code, log = run_controller(cmd, work, vast_env(api_key))
     assert code != 0
-    assert "Vast budget reached" in log and "Raise --vast-budget" in log
+    # one clean stop: the executor ends the run with the budget message (a WorkflowError from the status check, on
+    # purpose), and no job is failed and resubmitted (the profile has retries: 2) with it
+    assert "WorkflowError:\nVast budget reached" in log and "Raise --vast-budget" in log, log[-4000:]
+    assert "Trying to restart job" not in log and "Error in group" not in log and "Error in rule" not in log
     assert fake.live_instances() == []
     assert len(fake.instances) == 1  # nothing rented after the budget was reached
-    ledger = (work / "results" / "vast" / "cost_ledger.json").read_text()
-    assert '"budget_usd": 0.0002' in ledger
+    ledger = json.loads((work / "results" / "vast" / "cost_ledger.json").read_text())
+    assert ledger["budget_usd"] == 0.0002 and ledger["final"] is True and ledger["live_instances"] == 0
+    assert ledger["total_cost_usd"] >= 0.0002 and ledger["instances"][0]["end_reason"] == "budget reached"
+
+
+def test_wrong_api_key_stops_the_run_at_start(fake_vast, tmp_path: Path) -> None:
+    base_url, fake, _ = fake_vast
+    work = tiny_workflow(tmp_path / "wf")
+    wrong = "not-the-key-" + "x" * 20
+    code, log = run_controller(vast_command(base_url, "--config", "count=1"), work, vast_env(wrong))
+    assert code != 0
+    assert "the Vast.ai API key was rejected" in log and "HTTP 401" in log, log[-3000:]
+    assert wrong not in log
+    assert fake.instances == {} and "Trying to restart job" not in log  # found before any job or rent
+    assert not fake.requests_to("PUT", "/api/v0/asks/{id}/")

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.vast.conftest import REPO, vast_env
+from tests.vast.conftest import REPO, vast_env, venv_with_wheel
 
 SETTINGS = [
     "api-url", "api-key", "offer-query", "max-price", "max-instances", "budget", "image", "disk-gb", "ssh-key",
@@ -31,6 +31,13 @@ def test_plugin_is_discovered_with_exactly_the_issue_settings() -> None:
         assert f.default is not dataclasses.MISSING, f.name
     assert plugin.common_settings.can_transfer_local_files and plugin.common_settings.implies_no_shared_fs
     assert not plugin.common_settings.job_deploy_sources and not plugin.common_settings.pass_envvar_declarations_to_cmd
+
+
+def test_api_key_never_shows_in_the_settings_repr() -> None:
+    import snakemake_executor_plugin_vast as plugin
+
+    settings = plugin.ExecutorSettings(api_key="very-secret-vast-key")
+    assert "very-secret-vast-key" not in repr(settings) and "max_instances=4" in repr(settings)
 
 
 def test_plugin_import_is_cheap() -> None:
@@ -66,14 +73,8 @@ def test_plugin_is_discovered_from_a_regular_wheel_install(tmp_path: Path) -> No
     """Not only the editable install: the wheel the hosts get (built from this checkout) registers the plugin too."""
     from density_engine.vast.wheel import build_wheel
 
-    wheel = build_wheel(tmp_path / "wheels")
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
-    python = str(venv / "bin" / "python")
-    subprocess.run(
-        [python, "-m", "pip", "install", "-q", "--no-deps", "--disable-pip-version-check", str(wheel)],
-        check=True, timeout=300,
-    )  # fmt: skip
+    python = venv_with_wheel(build_wheel(tmp_path / "wheels"), venv)
     code = (
         "import snakemake_executor_plugin_vast as p, density_engine.vast.runner; "
         "from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry as R; "

@@ -132,9 +132,8 @@ def test_destroy_retries_api_errors(stub_vast, ssh_keypair) -> None:
     assert stub_vast.live() == []
 
 
-def test_close_interrupts_a_waiting_acquire(stub_vast, ssh_keypair) -> None:
-    stub_vast.stuck_machines = {500, 501, 502, 503, 504, 505}
-    pool = make_pool(stub_vast, ssh_keypair, boot_timeout=60.0)
+def acquire_in_background(pool: HostPool) -> tuple[threading.Thread, list[Exception]]:
+    """Start ``pool.acquire()`` in a thread; the list collects what it raises."""
     errors: list[Exception] = []
 
     def worker() -> None:
@@ -143,8 +142,15 @@ def test_close_interrupts_a_waiting_acquire(stub_vast, ssh_keypair) -> None:
         except Exception as exc:
             errors.append(exc)
 
-    thread = threading.Thread(target=worker)
+    thread = threading.Thread(target=worker, daemon=True)
     thread.start()
+    return thread, errors
+
+
+def test_close_interrupts_a_waiting_acquire(stub_vast, ssh_keypair) -> None:
+    stub_vast.stuck_machines = {500, 501, 502, 503, 504, 505}
+    pool = make_pool(stub_vast, ssh_keypair, boot_timeout=60.0)
+    thread, errors = acquire_in_background(pool)
     time.sleep(0.5)
     started = time.monotonic()
     pool.close()
@@ -171,3 +177,89 @@ def test_keep_instances_leaves_them_running_for_cleanup(stub_vast, ssh_keypair) 
         logger.removeHandler(handler)
     assert any("still live and billing" in r and str(host.instance_id) in r for r in records)
     stub_vast.destroy_instance(host.instance_id)
+
+
+def test_unexpected_error_while_booting_destroys_the_instance_and_frees_its_slot(stub_vast, ssh_keypair) -> None:
+    """Whatever ends a boot early (here a bug-like ValueError from the status call) destroys the instance before the
+    error travels on, so it neither bills on nor holds the only max_instances slot (the next acquire would hang)."""
+    pool = make_pool(stub_vast, ssh_keypair, max_instances=1)
+    original = stub_vast.get_instance
+
+    def broken_first(instance_id: int):
+        if instance_id == 1000:
+            raise ValueError("unexpected answer")
+        return original(instance_id)
+
+    stub_vast.get_instance = broken_first  # type: ignore[method-assign]
+    try:
+        with pytest.raises(ValueError, match="unexpected answer"):
+            pool.acquire(JobNeeds())
+        assert stub_vast.live() == [] and pool.hosts[0].state in ("dead", "destroyed")
+        got: list = []
+        waiter = threading.Thread(target=lambda: got.append(pool.acquire(JobNeeds())), daemon=True)
+        waiter.start()
+        waiter.join(15)
+        assert got and got[0].instance_id == 1001, "the failed boot still holds the only instance slot"
+    finally:
+        pool.close()
+    assert stub_vast.live() == []
+
+
+def test_keep_instances_keeps_only_healthy_hosts(stub_vast, ssh_keypair) -> None:
+    """--vast-keep-instances keeps ready hosts at the end, never dead ones (retired at once) or booting ones."""
+    stub_vast.stuck_machines = {502}
+    pool = make_pool(stub_vast, ssh_keypair, keep_instances=True, max_instances=3, boot_timeout=30.0)
+    healthy, doomed = pool.acquire(JobNeeds()), pool.acquire(JobNeeds())
+    booting, errors = acquire_in_background(pool)  # the third host never boots
+    deadline = time.monotonic() + 10
+    while len(stub_vast.instances) < 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    pool.retire(doomed, "host died")
+    while doomed.instance_id in stub_vast.live():
+        assert time.monotonic() < deadline, "a dead host was kept although it is useless"
+        time.sleep(0.05)
+    pool.close()
+    booting.join(10)
+    assert len(errors) == 1 and isinstance(errors[0], PoolClosed)
+    assert stub_vast.live() == [healthy.instance_id]
+    stub_vast.destroy_instance(healthy.instance_id)
+
+
+def test_keep_instances_does_not_survive_the_budget(stub_vast, ssh_keypair) -> None:
+    pool = make_pool(stub_vast, ssh_keypair, keep_instances=True, budget=0.00003)  # reached ~1.1 s after the rent
+    host = pool.acquire(JobNeeds())
+    pool.release(host, 1)
+    deadline = time.monotonic() + 10
+    while not pool.budget_reached():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    pool.close()
+    assert stub_vast.live() == [] and pool.ledger[0].destroyed_at is not None
+
+
+def test_ledger_file_is_kept_up_to_date_during_the_run(stub_vast, ssh_keypair, tmp_path: Path) -> None:
+    path = tmp_path / "results" / "vast" / "cost_ledger.json"
+    pool = make_pool(stub_vast, ssh_keypair, ledger_path=path, ledger_interval=0.0)
+    first = pool.acquire(JobNeeds())
+    ledger = json.loads(path.read_text())  # written when the host was rented and when it became ready
+    assert ledger["final"] is False and ledger["live_instances"] == 1
+    assert ledger["instances"][0]["instance_id"] == first.instance_id and ledger["instances"][0]["ready_at"]
+    written = ledger["written_at"]
+    time.sleep(0.05)
+    pool.maybe_write_ledger()  # the periodic update (every status cycle, at most every ledger_interval)
+    assert json.loads(path.read_text())["written_at"] > written
+    assert json.loads(path.read_text())["total_cost_usd"] > ledger["total_cost_usd"]
+    pool.retire(first, "host died")
+    deadline = time.monotonic() + 10
+    while json.loads(path.read_text())["live_instances"]:
+        assert time.monotonic() < deadline, "the destroy did not update the ledger file"
+        time.sleep(0.05)
+    second = pool.acquire(JobNeeds())
+    pool.close()
+    ledger = json.loads(path.read_text())
+    assert ledger["final"] is True and ledger["live_instances"] == 0
+    assert [e["instance_id"] for e in ledger["instances"]] == [first.instance_id, second.instance_id]
+    assert [e["end_reason"] for e in ledger["instances"]] == ["host died", "end of run"]
+    assert ledger["total_cost_usd"] == pytest.approx(sum(e["cost_usd"] for e in ledger["instances"]))
+    assert not list(path.parent.glob(".*tmp"))  # atomic writes leave no temp files

@@ -39,11 +39,16 @@ def make_runner(stub_vast, ssh_keypair, local_workdir: Path, tmp_path: Path):
         pytest.skip("runner tests need a private /workspace per host (root + unshare)")
 
     def factory(
-        max_instances: int = 1, unreachable_timeout: float = 30.0, remote_root: str = "/workspace/density-engine"
+        max_instances: int = 1,
+        unreachable_timeout: float = 30.0,
+        remote_root: str = "/workspace/density-engine",
+        boot_timeout: float = 20.0,
+        snakemake_version: str | None = None,
     ) -> JobRunner:
         settings = PoolSettings(
-            run_id="run42", image="img", max_instances=max_instances, boot_timeout=20.0,
+            run_id="run42", image="img", max_instances=max_instances, boot_timeout=boot_timeout,
             unreachable_timeout=unreachable_timeout, ssh_user=getpass.getuser(), destroy_retry_delay=0.05,
+            log_dir=local_workdir / ".snakemake" / "auxiliary" / "vast-logs" / "run42" / "instances",
         )  # fmt: skip
         pool = HostPool(stub_vast, settings, load_private_key(ssh_keypair.private_path), ssh_keypair.public_key)
         runner = JobRunner(
@@ -53,7 +58,7 @@ def make_runner(stub_vast, ssh_keypair, local_workdir: Path, tmp_path: Path):
                 remote_root=remote_root,
                 remote_python="python3",
                 local_workdir=local_workdir,
-                snakemake_version=__import__("snakemake").__version__,
+                snakemake_version=snakemake_version or __import__("snakemake").__version__,
                 unreachable_timeout=unreachable_timeout,
                 dispatch_threads=2,
             ),
@@ -142,7 +147,9 @@ def test_exit_zero_without_output_is_a_failure(make_runner, local_workdir: Path)
     assert not (local_workdir / "out" / "1.txt").exists()
 
 
-def test_host_dying_mid_job_fails_it_retryably_and_destroys_the_host(make_runner, stub_vast) -> None:
+def test_host_dying_mid_job_fails_it_retryably_and_destroys_the_host(
+    make_runner, stub_vast, local_workdir: Path
+) -> None:
     runner = make_runner(unreachable_timeout=1.5)
     runner.submit(job(0, "sleep 60"))
     deadline = time.monotonic() + 30
@@ -154,6 +161,10 @@ def test_host_dying_mid_job_fails_it_retryably_and_destroys_the_host(make_runner
     [failed] = wait_all(runner, 1)
     assert time.monotonic() - started >= 1.5
     assert failed.state == "failed" and "died" in failed.error
+    # Vast's container log was fetched before the host was destroyed and travels with the job error
+    assert failed.aux_logs and failed.aux_logs[0].endswith("instance-1000.container.log")
+    assert "container log of instance 1000" in (local_workdir / failed.aux_logs[0]).read_text()
+    assert failed.aux_logs[0] in failed.error
     deadline = time.monotonic() + 10
     while stub_vast.live():
         assert time.monotonic() < deadline, "dead host not destroyed"
@@ -174,3 +185,90 @@ def test_cancel_kills_the_remote_process_group(make_runner, stub_vast) -> None:
     assert host.conn.exec(count).stdout.strip() == "2"
     runner.cancel_all()
     assert host.conn.exec(count).stdout.strip() == "0"
+
+
+def wait_running(runner: JobRunner, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(j.state == "running" for j in runner.jobs.values()):
+        assert time.monotonic() < deadline, f"no job started: {runner.jobs}"
+        time.sleep(0.1)
+
+
+def test_install_is_skipped_when_the_host_has_this_version(make_runner, stub_vast, caplog) -> None:
+    """A host whose venv already holds this exact density-engine version (a kept instance, a later run) gets no wheel
+    upload and no install: one probe decides."""
+    runner = make_runner()
+    runner.submit(job(0))
+    assert [j.state for j in wait_all(runner, 1)] == ["succeeded"]
+    host = runner.pool.hosts[0]
+    host.bootstrapped = None  # as for a new run that meets this host: the probe must find the installed version
+    uploads: list[str] = []
+    original_put = host.conn.put
+    host.conn.put = lambda local, remote, **kw: (uploads.append(remote), original_put(local, remote, **kw))[1]
+    caplog.set_level("INFO", logger="density_engine.vast.runner")
+    runner.submit(job(1))
+    assert [j.state for j in wait_all(runner, 1)] == ["succeeded"]
+    assert uploads == []  # no wheel went up
+    assert f"already has density-engine {host.bootstrapped}" in caplog.text
+    assert len(stub_vast.instances) == 1
+
+
+def test_snakemake_version_mismatch_on_the_host_is_a_clear_error(make_runner, stub_vast) -> None:
+    runner = make_runner(snakemake_version="0.0.1")
+    runner.submit(job(0))
+    [failed] = wait_all(runner, 1)
+    installed = __import__("snakemake").__version__
+    assert failed.state == "failed"
+    assert "snakemake on instance 1000" in failed.error and f"is {installed}" in failed.error
+    assert "controller runs 0.0.1; the versions must be equal" in failed.error
+    assert runner.pool.hosts[0].state in ("dead", "destroyed")  # that host can never run our jobs: retired
+
+
+def test_declared_env_vars_reach_the_job_in_a_private_file(make_runner, stub_vast, local_workdir: Path) -> None:
+    secret = "s3cr3t 'quoted' $(not run)"
+    remote = job(0, 'mkdir -p out && printf %s "$DE_TEST_TOKEN" > out/0.txt')
+    remote.env = {"DE_TEST_TOKEN": secret}
+    runner = make_runner()
+    runner.submit(remote)
+    assert [j.state for j in wait_all(runner, 1)] == ["succeeded"]
+    assert (local_workdir / "out" / "0.txt").read_text() == secret
+    jobdir = stub_vast.instances[1000].host.workspace_dir / "density-engine" / "runs" / "run42" / "jobs" / "0-a1"
+    assert (jobdir / "env").stat().st_mode & 0o777 == 0o600
+    assert secret not in (jobdir / "run.sh").read_text()  # never on a command line
+
+
+def test_close_returns_at_once_while_a_dispatcher_waits_for_a_boot(make_runner, stub_vast) -> None:
+    stub_vast.stuck_machines = {500, 501, 502, 503, 504, 505}
+    runner = make_runner(boot_timeout=120.0)
+    runner.submit(job(0))
+    deadline = time.monotonic() + 10
+    while not stub_vast.instances:  # the dispatcher is inside acquire, waiting for the stuck host to boot
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    started = time.monotonic()
+    runner.close()
+    assert time.monotonic() - started < 2.0, "closing the runner waited for the blocked dispatcher"
+    [failed] = runner.collect_finished()
+    assert failed.state == "failed" and "shutting down" in failed.error
+    assert stub_vast.live() == []  # the booting instance was destroyed on the way out
+
+
+def test_host_with_broken_ssh_that_vast_reports_running_is_retired(make_runner, stub_vast) -> None:
+    runner = make_runner(max_instances=1)
+    runner.submit(job(0))
+    assert [j.state for j in wait_all(runner, 1)] == ["succeeded"]
+    broken = runner.pool.hosts[0]
+    stub_vast.kill(broken.instance_id, status="running")  # sshd gone, but the API still says running
+    failures = []
+    for n in (1, 2, 3):  # one after another: each meets the broken host and fails retryably
+        runner.submit(job(n))
+        failures += wait_all(runner, 1)
+    assert [j.state for j in failures] == ["failed"] * 3, [j.error for j in failures]
+    assert all("staging on instance 1000" in (j.error or "") for j in failures)
+    deadline = time.monotonic() + 10
+    while broken.instance_id in stub_vast.live():
+        assert time.monotonic() < deadline, "the broken host was never retired"
+        time.sleep(0.1)
+    runner.submit(job(3))  # the next job gets a fresh host
+    [done] = wait_all(runner, 1)
+    assert done.state == "succeeded" and done.host is not None and done.host.instance_id != broken.instance_id

@@ -18,7 +18,7 @@ rule dataset_shards:
         manifest=dataset_manifest_path("{model}"),
         data=directory(f"{DATASET_DIR}/data/{{model}}"),
     params:
-        out_dir=DATASET_DIR,
+        out_dir=lambda wildcards, output: os.path.dirname(os.path.dirname(output.data)),
     log:
         "results/logs/dataset_shards/{model}.log",
     localrule: True

@@ -478,6 +478,9 @@ class JobRunner:
                 f"mv {quote_command([jobdir + '/pid.tmp', jobdir + '/pid'])}",
                 f"cd {quote_command([s.workdir])} || exit 97",
                 f'export PATH={quote_command([s.venv + "/bin"])}:"$PATH"',
+                # bash re-reads ~/.bashrc in any shell it thinks sshd started (SSH_CLIENT set, shell level 1), which
+                # can reset PATH inside the rule's shell; the job is detached from SSH, so drop those markers
+                "unset SSH_CLIENT SSH2_CLIENT SSH_CONNECTION SSH_TTY",
                 "export PYTHONNOUSERSITE=1",
                 f"export CUDA_VISIBLE_DEVICES={','.join(str(i) for i in job.gpu_ids) or '0'}",
                 f". {quote_command([env_file])} || exit 96",

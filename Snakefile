@@ -40,6 +40,7 @@ for _model in ENABLED_MODELS:
             _model
         input:
             densities_path(_model),
+            densities_manifest_path(_model),
             f"results/report/{_model}/validation.csv",
             f"results/report/{_model}/runtime.png",
         localrule: True

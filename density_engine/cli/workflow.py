@@ -1,4 +1,4 @@
-"""`density-engine` commands of the workflow stage: validate-config, specs, merge, report-figures.
+"""`density-engine` commands of the workflow stage: validate-config, grid, specs, merge, report-figures/-costs.
 
 The Snakemake rules call these; each one is also usable by hand. Errors are reported as one line naming the key or
 the file (click exits with status 1 or 2).
@@ -7,25 +7,35 @@ the file (click exits with status 1 or 2).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from density_engine.workflow.chunks import ModelPlan
 
 
 def _fail(message: str) -> click.ClickException:
     return click.ClickException(message)
 
 
+def _base_dir_option(function: Callable[..., None]) -> Callable[..., None]:
+    """The ``--base-dir`` option of every command that reads a model config."""
+    return click.option(
+        "--base-dir",
+        type=click.Path(path_type=Path),
+        default=Path("."),
+        show_default=True,
+        help="Folder that relative paths (sampler files) are resolved against.",
+    )(function)
+
+
 @click.command("validate-config")
 @click.argument("config_files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--schema", type=click.Path(path_type=Path), default=None, help="Schema file (default: found from cwd).")
-@click.option(
-    "--base-dir",
-    type=click.Path(path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="Folder that relative paths (sampler files) are resolved against.",
-)
+@_base_dir_option
 def validate_config_command(config_files: tuple[Path, ...], schema: Path | None, base_dir: Path) -> None:
     """Validate workflow config files (later files override earlier ones per top-level key) and print the plan."""
     from density_engine.workflow.chunks import plan_model
@@ -59,13 +69,7 @@ def _deep_update(base: dict, update: dict) -> dict:
 @click.option("--model", required=True, help="Model name (registry name).")
 @click.option("--model-config", "model_config", required=True, help="The model's config section as JSON.")
 @click.option("--out", "out_path", required=True, type=click.Path(path_type=Path), help="Grid parquet to write.")
-@click.option(
-    "--base-dir",
-    type=click.Path(path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="Folder that relative paths (sampler files) are resolved against.",
-)
+@_base_dir_option
 def grid_command(model: str, model_config: str, out_path: Path, base_dir: Path) -> None:
     """Sample a model's parameter grid (param_id + parameters) into a parquet file."""
     from density_engine.workflow.chunks import write_grid
@@ -103,13 +107,7 @@ def _model_config(text: str) -> dict:
     help="Parameter grid parquet (from `density-engine grid`); sampled afresh when omitted.",
 )
 @click.option("--chunks", "chunk_range", default=None, help="Chunk range FIRST:STOP (default: all chunks).")
-@click.option(
-    "--base-dir",
-    type=click.Path(path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="Folder that relative paths (sampler files) are resolved against.",
-)
+@_base_dir_option
 def specs_command(
     model: str, model_config: str, out_dir: Path, grid_path: Path | None, chunk_range: str | None, base_dir: Path
 ) -> None:
@@ -134,17 +132,53 @@ def specs_command(
     click.echo(f"{model}: wrote {len(paths)} chunk specs to {out_dir}")
 
 
-@click.command("merge")
-@click.option("--model", required=True, help="Model name; every chunk must hold rows of this model only.")
-@click.option("--chunks-dir", required=True, type=click.Path(path_type=Path), help="Folder with chunk_NNNNN.parquet.")
-@click.option("--num-chunks", required=True, type=click.IntRange(min=1), help="Number of chunks (0 .. n-1) to merge.")
-@click.option("--out", "out_path", required=True, type=click.Path(path_type=Path), help="Merged parquet file.")
-def merge_command(model: str, chunks_dir: Path, num_chunks: int, out_path: Path) -> None:
-    """Validate a model's chunk parquet files and merge them into one densities parquet (atomic write)."""
-    from density_engine.workflow.merge import MergeError, chunk_files, merge_chunks
+def _model_plan(model: str, model_config: str, base_dir: Path) -> ModelPlan:
+    """The chunk plan of a model config given as JSON (the same plan the Snakefile builds its DAG from)."""
+    from density_engine.workflow.chunks import plan_model
+    from density_engine.workflow.config import ConfigError
+    from density_engine.workflow.samplers import SamplingError
 
     try:
-        summary = merge_chunks(model, chunk_files(chunks_dir, num_chunks), out_path)
+        return plan_model(model, _model_config(model_config), base_dir)
+    except (ConfigError, SamplingError, KeyError, ValueError) as exc:
+        raise _fail(f"models.{model}: {exc}") from None
+
+
+@click.command("merge")
+@click.option("--model", required=True, help="Model name; every chunk must hold rows of this model only.")
+@click.option("--model-config", "model_config", required=True, help="The model's config section as JSON.")
+@click.option(
+    "--chunks-dir", required=True, type=click.Path(path_type=Path), help="Folder with chunk_NNNNN.<key>.parquet."
+)
+@click.option("--specs-dir", required=True, type=click.Path(path_type=Path), help="Folder with chunk_NNNNN.<key>.json.")
+@click.option("--out", "out_path", required=True, type=click.Path(path_type=Path), help="Merged parquet file.")
+@click.option(
+    "--manifest",
+    "manifest_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Merge manifest to write (default: densities.<plan key>.json beside --out).",
+)
+@_base_dir_option
+def merge_command(
+    model: str,
+    model_config: str,
+    chunks_dir: Path,
+    specs_dir: Path,
+    out_path: Path,
+    manifest_path: Path | None,
+    base_dir: Path,
+) -> None:
+    """Check the chunks of the current config against their specs and merge them into one densities parquet.
+
+    The chunk files are the model config's plan (chunk_NNNNN.<content key>.parquet): chunks of older configs in the
+    same folder are ignored. The output is written atomically, then the manifest densities.<plan key>.json.
+    """
+    from density_engine.workflow.merge import MergeError, merge_model
+
+    plan = _model_plan(model, model_config, base_dir)
+    try:
+        summary = merge_model(plan, chunks_dir, specs_dir, out_path, manifest_path)
     except MergeError as exc:
         raise _fail(str(exc)) from None
     except ValueError as exc:  # ChunkError from read_chunk names the file
@@ -155,15 +189,48 @@ def merge_command(model: str, chunks_dir: Path, num_chunks: int, out_path: Path)
 @click.command("report-figures")
 @click.option("--model", required=True, help="Model name.")
 @click.option("--densities", required=True, type=click.Path(exists=True, path_type=Path), help="Merged parquet.")
+@click.option(
+    "--manifest",
+    "manifest_path",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="The merge manifest (densities.<plan key>.json): names the chunks whose benchmarks are read.",
+)
 @click.option("--benchmarks-dir", required=True, type=click.Path(path_type=Path), help="simulate benchmark TSVs.")
-@click.option("--num-chunks", required=True, type=click.IntRange(min=0), help="Number of chunks of the model.")
 @click.option("--out-dir", required=True, type=click.Path(path_type=Path), help="Folder for the figures.")
-def report_figures_command(model: str, densities: Path, benchmarks_dir: Path, num_chunks: int, out_dir: Path) -> None:
-    """Write the report figures of one model (coverage, fan charts, validation, runtimes)."""
+def report_figures_command(
+    model: str, densities: Path, manifest_path: Path, benchmarks_dir: Path, out_dir: Path
+) -> None:
+    """Write the report figures of one model (coverage, fan charts, validation, runtimes of the merged chunks)."""
+    from density_engine.workflow.merge import MergeError, read_manifest
     from density_engine.workflow.report import write_report_figures
 
-    summary = write_report_figures(model, densities, benchmarks_dir, num_chunks, out_dir)
+    try:
+        stems = read_manifest(manifest_path)["chunks"]
+    except MergeError as exc:
+        raise _fail(str(exc)) from None
+    summary = write_report_figures(model, densities, benchmarks_dir, stems, out_dir)
     click.echo(json.dumps(summary))
+
+
+@click.command("report-costs")
+@click.option(
+    "--ledger",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Vast cost ledger JSON (results/vast/cost_ledger.json); a missing file means a local run.",
+)
+@click.option("--out", "out_path", required=True, type=click.Path(path_type=Path), help="Cost table CSV to write.")
+def report_costs_command(ledger: Path, out_path: Path) -> None:
+    """Write the per-run cost table of the report: one row per rented Vast instance plus a total, or one row saying
+    that the run was local."""
+    from density_engine.workflow.report import LedgerError, write_cost_table
+
+    try:
+        table = write_cost_table(ledger, out_path)
+    except LedgerError as exc:
+        raise _fail(str(exc)) from None
+    click.echo(f"wrote {len(table)} cost row(s) to {out_path}")
 
 
 COMMANDS: list[click.Command] = [
@@ -172,4 +239,5 @@ COMMANDS: list[click.Command] = [
     specs_command,
     merge_command,
     report_figures_command,
+    report_costs_command,
 ]

@@ -9,6 +9,12 @@ resolved parameter ranges, seed, its row range, horizons, paths, quantiles, dt, 
 samplers the whole design). It is computed without sampling and is part of the spec file name
 (``chunk_00003.<key>.json``): a chunk whose content changes gets a new spec file, which is what re-runs exactly that
 chunk (raising ``n_samples`` under Sobol re-runs only the last, partial chunk and adds new ones).
+
+Every per-chunk file is named after the same key: ``chunk_00003.<key>.json`` (spec), ``chunk_00003.<key>.parquet``
+(simulated chunk), ``.log`` and ``.tsv`` (benchmark). A content change therefore changes the names of both the
+input and the output of the chunk job, which re-runs it without relying on Snakemake's metadata (``--rerun-triggers
+mtime`` or a deleted ``.snakemake/`` still see it), and a chunk file of an older config never passes for a current
+one.
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ from density_engine.atomic import atomic_path, write_text_atomic
 
 SPEC_VERSION = 1
 CHUNK_NAME = "chunk_{chunk:05d}"
+#: Length of a content key (hex digits of a SHA-256) and the pattern of one (a Snakemake wildcard constraint).
+KEY_LENGTH = 16
+KEY_PATTERN = rf"[0-9a-f]{{{KEY_LENGTH}}}"
 #: Chunk specs written per spec job. A job with thousands of outputs makes Snakemake's DAG work quadratic; batches of
 #: 100 keep a 10,000-chunk dry run linear.
 SPEC_BATCH_CHUNKS = 100
@@ -46,6 +55,17 @@ class ModelPlan:
     @property
     def chunk_names(self) -> list[str]:
         return [CHUNK_NAME.format(chunk=k) for k in range(self.num_chunks)]
+
+    @property
+    def chunk_stems(self) -> list[str]:
+        """``chunk_00003.<key>`` per chunk: the name of its spec, parquet, log and benchmark file without extension."""
+        return [chunk_stem(k, key) for k, key in enumerate(self.chunk_keys)]
+
+    @property
+    def plan_key(self) -> str:
+        """Content key of the model's whole plan (every chunk key, in order): names the merge manifest
+        ``results/<model>/densities.<plan key>.json``, so any change of the merged content is a new target file."""
+        return _hash({"model": self.model, "chunk_keys": list(self.chunk_keys)})
 
     def batches(self, batch_size: int = SPEC_BATCH_CHUNKS) -> list[range]:
         """Chunk ranges written by one spec job each."""
@@ -85,7 +105,7 @@ def _model_definition(model_name: str, model_cfg: Mapping[str, Any], base_dir: s
 
 
 def _hash(payload: Any) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:KEY_LENGTH]
 
 
 def plan_model(model_name: str, model_cfg: Mapping[str, Any], base_dir: str | Path = ".") -> ModelPlan:
@@ -182,9 +202,45 @@ def write_grid(model_name: str, model_cfg: Mapping[str, Any], out_path: str | Pa
     return len(frame)
 
 
+def chunk_stem(chunk: int, key: str) -> str:
+    """``chunk_00003.<content key>``: the name (without extension) of every file of one chunk."""
+    return f"{CHUNK_NAME.format(chunk=chunk)}.{key}"
+
+
 def spec_file_name(chunk: int, key: str) -> str:
     """``chunk_00003.<content key>.json``: the key in the name makes a changed chunk a new input file."""
-    return f"{CHUNK_NAME.format(chunk=chunk)}.{key}.json"
+    return f"{chunk_stem(chunk, key)}.json"
+
+
+def chunk_file_name(chunk: int, key: str) -> str:
+    """``chunk_00003.<content key>.parquet``: the key in the name makes a changed chunk a new output file."""
+    return f"{chunk_stem(chunk, key)}.parquet"
+
+
+def densities_manifest_name(plan_key: str) -> str:
+    """``densities.<plan key>.json``: the manifest written beside a model's merged ``densities.parquet``."""
+    return f"densities.{plan_key}.json"
+
+
+def chunk_settings(model_name: str, model_cfg: Mapping[str, Any]) -> str:
+    """The model settings every chunk of a model is simulated with, as one compact line (the simulate rule's params
+    and the first line of its log), e.g. ``sampler=sobol seed=1 num_paths=20000 num_quantiles=512 horizons=1,5,20
+    dt=None substeps=1 chunk_size=4``."""
+    from density_engine.workflow.config import model_settings
+
+    dt, substeps = model_settings(model_name, model_cfg)
+    sampler = model_cfg.get("sampler", "sobol")
+    fields = {
+        "sampler": sampler if isinstance(sampler, str) else f"file:{sampler['file']}",
+        "seed": int(model_cfg["seed"]),
+        "num_paths": int(model_cfg["num_paths"]),
+        "num_quantiles": int(model_cfg.get("num_quantiles", 512)),
+        "horizons": ",".join(str(int(h)) for h in model_cfg["horizons"]),
+        "dt": dt,
+        "substeps": substeps,
+        "chunk_size": int(model_cfg["chunk_size"]),
+    }
+    return " ".join(f"{name}={value}" for name, value in fields.items())
 
 
 def write_specs(

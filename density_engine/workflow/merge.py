@@ -1,23 +1,39 @@
-"""Per-model merge: validate every chunk parquet and stream them into ``results/<model>/densities.parquet``.
+"""Per-model merge: check every chunk against its spec and stream the chunks into ``results/<model>/densities.parquet``.
 
-Each chunk is validated by :func:`density_engine.engine.chunkio.read_chunk` (schema, no NaN/inf, non-decreasing
-quantiles, no duplicate (param_id, horizon); a bad chunk raises ``ChunkError`` naming the file). The merge adds the
-checks across chunks: one model, the same columns, and no parameter set in two chunks. The output keeps the chunk
-schema and is written atomically (temporary file in the same folder, then ``os.replace``); file metadata carries the
-chunks' provenance keys (one value, or a JSON list of the distinct values), the summed ``wall_time_s`` and a
+The chunks to merge come from the model's chunk plan (:func:`planned_chunks`): for every chunk of the *current* config
+its ``chunk_NNNNN.<key>.parquet`` and ``chunk_NNNNN.<key>.json`` spec; chunk files of older configs (other keys) in the
+same folder are never merged. Each chunk is validated by :func:`density_engine.engine.chunkio.read_chunk` (schema, no
+NaN/inf, non-decreasing quantiles, no duplicate (param_id, horizon); a bad chunk raises ``ChunkError`` naming the file)
+and then checked against its spec (:func:`check_against_spec`: exactly the spec's param_id x horizon rows, the same
+model, num_paths, seed, num_quantiles, dt, substeps and parameter values). The merge adds the checks across chunks:
+one model, the same columns, and no parameter set in two chunks. The output keeps the chunk schema and is written with
+:func:`density_engine.atomic.atomic_path` (temp file beside it, fsync, rename); file metadata carries the chunks'
+provenance keys (one value, or a JSON list of the distinct values), the summed ``wall_time_s`` and a
 ``density_engine.merge`` record.
+
+:func:`merge_model` also writes the merge manifest ``densities.<plan key>.json`` beside the output (model, plan key,
+rows, the merged chunk names). Its name changes with any change of the merged content, so the workflow's targets
+change with the config even where Snakemake's metadata cannot tell (``--rerun-triggers mtime``, deleted metadata).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from density_engine.workflow.chunks import CHUNK_NAME
+import numpy as np
+
+from density_engine.atomic import atomic_path, write_text_atomic
+from density_engine.workflow.chunks import (
+    KEY_PATTERN,
+    ModelPlan,
+    chunk_file_name,
+    densities_manifest_name,
+    spec_file_name,
+)
 
 #: Rows buffered before a row group is written (about 30 MB at 512 float32 quantiles per row).
 ROW_GROUP_ROWS = 16_384
@@ -29,9 +45,12 @@ class MergeError(ValueError):
     """Chunks that cannot be merged; the message names the file."""
 
 
-def chunk_files(chunks_dir: str | Path, num_chunks: int) -> list[Path]:
-    """The expected chunk files ``chunk_00000.parquet`` .. of a model (stale extra chunks are ignored)."""
-    return [Path(chunks_dir) / f"{CHUNK_NAME.format(chunk=k)}.parquet" for k in range(num_chunks)]
+def planned_chunks(plan: ModelPlan, chunks_dir: str | Path, specs_dir: str | Path) -> list[tuple[Path, Path]]:
+    """(chunk parquet, spec JSON) of every chunk of ``plan``, in chunk order, named after the chunks' content keys."""
+    return [
+        (Path(chunks_dir) / chunk_file_name(k, key), Path(specs_dir) / spec_file_name(k, key))
+        for k, key in enumerate(plan.chunk_keys)
+    ]
 
 
 def _read_valid_chunk(path: Path) -> Any:
@@ -41,6 +60,67 @@ def _read_valid_chunk(path: Path) -> Any:
         raise MergeError(f"{path}: chunk file is missing")
     result = read_chunk(path)
     return result[0] if isinstance(result, tuple) else result
+
+
+def _read_spec(path: Path) -> dict[str, Any]:
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MergeError(f"{path}: chunk spec is missing") from None
+    except (OSError, ValueError) as exc:
+        raise MergeError(f"{path}: not a readable chunk spec ({exc})") from exc
+    if not isinstance(spec, dict) or not isinstance(spec.get("parameter_sets"), list):
+        raise MergeError(f"{path}: not a chunk spec (no parameter_sets list)")
+    return spec
+
+
+def _row_difference(pairs: set[tuple[int, int]], expected: set[tuple[int, int]]) -> str:
+    """The (param_id, horizon) rows missing from / not asked for by the spec (first five of each)."""
+    parts = []
+    for what, rows in (("missing", sorted(expected - pairs)), ("not in the spec", sorted(pairs - expected))):
+        if rows:
+            parts.append(f"{what}: (param_id, horizon) {', '.join(map(str, rows[:5]))}{' ...' * (len(rows) > 5)}")
+    return "; ".join(parts)
+
+
+def check_against_spec(table: Any, spec: Mapping[str, Any], chunk_path: Path, spec_path: Path) -> None:
+    """Raise :class:`MergeError` naming ``chunk_path`` (and its spec) unless ``table`` holds exactly the spec's
+    param_id x horizon rows, simulated with the spec's model, num_paths, seed, num_quantiles, dt, substeps and
+    parameter values."""
+    prefix = f"{chunk_path}: does not match its spec {spec_path}"
+
+    def differs(what: str, values: list[Any], wanted: Any) -> MergeError:
+        found = values[0] if len(values) == 1 else values
+        return MergeError(f"{prefix}: {what} is {found!r} in the chunk, {wanted!r} in the spec")
+
+    sets = spec["parameter_sets"]
+    horizons = sorted(int(h) for h in spec["horizons"])
+    pairs = set(zip(table.column("param_id").to_pylist(), table.column("horizon").to_pylist(), strict=True))
+    expected = {(int(s["param_id"]), h) for s in sets for h in horizons}
+    if table.num_rows != len(expected) or pairs != expected:
+        raise MergeError(
+            f"{prefix}: {table.num_rows} rows, the spec asks for {len(sets)} parameter sets x {len(horizons)} "
+            f"horizons = {len(expected)} rows ({_row_difference(pairs, expected)})"
+        )
+    for column in ("model", "num_paths", "seed", "substeps", "dt"):
+        values = table.column(column).unique().to_pylist()
+        if values != [spec[column]]:
+            raise differs(column, values, spec[column])
+    width = table.schema.field("quantiles").type.list_size
+    if width != spec["num_quantiles"]:
+        raise differs("num_quantiles", [width], spec["num_quantiles"])
+    names = list(sets[0]["params"])
+    spec_ids = np.array([int(s["param_id"]) for s in sets])
+    spec_values = np.array([[float(s["params"][name]) for name in names] for s in sets]).reshape(len(sets), len(names))
+    row_ids = table.column("param_id").to_numpy()
+    by_id = np.argsort(spec_ids, kind="stable")
+    set_of_row = by_id[np.searchsorted(spec_ids[by_id], row_ids)]  # the rows' param_ids are the spec's (checked above)
+    for column, name in enumerate(names):
+        got, wanted = table.column(name).to_numpy(), spec_values[set_of_row, column]
+        bad = np.flatnonzero(got != wanted)
+        if bad.size:
+            row = int(bad[0])
+            raise differs(f"parameter {name} of param_id {int(row_ids[row])}", [float(got[row])], float(wanted[row]))
 
 
 def _file_metadata(schema: Any) -> dict[str, str]:
@@ -74,66 +154,119 @@ def _combine_metadata(values: dict[str, list[str]], num_chunks: int) -> dict[str
     return merged
 
 
-def merge_chunks(model: str, paths: Sequence[str | Path], out_path: str | Path) -> dict[str, int]:
-    """Validate and merge chunk files of ``model`` into ``out_path``; return ``{"chunks": n, "rows": n}``."""
+def merge_chunks(
+    model: str,
+    paths: Sequence[str | Path],
+    out_path: str | Path,
+    specs: Sequence[str | Path] | None = None,
+) -> dict[str, int]:
+    """Validate and merge chunk files of ``model`` into ``out_path``; return ``{"chunks": n, "rows": n}``.
+
+    ``specs`` (one per chunk, same order) checks every chunk against its spec (:func:`check_against_spec`).
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     paths = [Path(p) for p in paths]
+    spec_paths = [Path(p) for p in specs] if specs is not None else None
     if not paths:
         raise MergeError(f"no chunk files to merge for model {model!r}")
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    if spec_paths is not None and len(spec_paths) != len(paths):
+        raise MergeError(f"{len(paths)} chunk files but {len(spec_paths)} specs for model {model!r}")
+    metadata_values: dict[str, list[str]] = {}
+    for path in paths:  # footers only: the provenance metadata must be known before the writer opens
+        if not path.is_file():
+            raise MergeError(f"{path}: chunk file is missing")
+        try:
+            footer_schema = pq.read_schema(path)
+        except (OSError, pa.ArrowException) as exc:
+            raise MergeError(f"{path}: not a readable parquet file ({exc})") from exc
+        for key, value in _file_metadata(footer_schema).items():
+            metadata_values.setdefault(key, []).append(value)
+    merged_metadata = _combine_metadata(metadata_values, len(paths))
     schema: pa.Schema | None = None
     owner: dict[int, Path] = {}
-    metadata_values: dict[str, list[str]] = {}
     buffer: list[pa.Table] = []
     buffered = rows = 0
-    writer: pq.ParquetWriter | None = None
-    try:
-        for path in paths:  # footers only: the provenance metadata must be known before the writer opens
-            if not path.is_file():
-                raise MergeError(f"{path}: chunk file is missing")
-            try:
-                footer_schema = pq.read_schema(path)
-            except (OSError, pa.ArrowException) as exc:
-                raise MergeError(f"{path}: not a readable parquet file ({exc})") from exc
-            for key, value in _file_metadata(footer_schema).items():
-                metadata_values.setdefault(key, []).append(value)
-        merged_metadata = _combine_metadata(metadata_values, len(paths))
-        for path in paths:
-            table = _read_valid_chunk(path)
-            models = set(table.column("model").unique().to_pylist())
-            if models != {model}:
-                raise MergeError(f"{path}: holds rows of model(s) {sorted(models)}, expected {model!r}")
-            plain = table.replace_schema_metadata(None)
-            if schema is None:
-                schema = plain.schema
-                writer = pq.ParquetWriter(tmp, schema.with_metadata(merged_metadata), compression="zstd")
-            elif not plain.schema.equals(schema):
-                raise MergeError(f"{path}: columns/types differ from {paths[0]}:\n{plain.schema}\nvs\n{schema}")
-            for param_id in set(table.column("param_id").to_pylist()):
-                if param_id in owner:
-                    raise MergeError(f"{path}: param_id {param_id} is also in {owner[param_id]}")
-                owner[param_id] = path
-            buffer.append(plain)
-            buffered += plain.num_rows
-            rows += plain.num_rows
-            if buffered >= ROW_GROUP_ROWS:
+    with atomic_path(out_path) as tmp:
+        writer: pq.ParquetWriter | None = None
+        try:
+            for index, path in enumerate(paths):
+                table = _read_valid_chunk(path)
+                models = set(table.column("model").unique().to_pylist())
+                if models != {model}:
+                    raise MergeError(f"{path}: holds rows of model(s) {sorted(models)}, expected {model!r}")
+                if spec_paths is not None:
+                    check_against_spec(table, _read_spec(spec_paths[index]), path, spec_paths[index])
+                plain = table.replace_schema_metadata(None)
+                if schema is None:
+                    schema = plain.schema
+                    writer = pq.ParquetWriter(tmp, schema.with_metadata(merged_metadata), compression="zstd")
+                elif not plain.schema.equals(schema):
+                    raise MergeError(f"{path}: columns/types differ from {paths[0]}:\n{plain.schema}\nvs\n{schema}")
+                for param_id in set(table.column("param_id").to_pylist()):
+                    if param_id in owner:
+                        raise MergeError(f"{path}: param_id {param_id} is also in {owner[param_id]}")
+                    owner[param_id] = path
+                buffer.append(plain)
+                buffered += plain.num_rows
+                rows += plain.num_rows
+                if buffered >= ROW_GROUP_ROWS:
+                    writer.write_table(pa.concat_tables(buffer), row_group_size=ROW_GROUP_ROWS)
+                    buffer, buffered = [], 0
+            assert writer is not None
+            if buffer:
                 writer.write_table(pa.concat_tables(buffer), row_group_size=ROW_GROUP_ROWS)
-                buffer, buffered = [], 0
-        assert writer is not None
-        if buffer:
-            writer.write_table(pa.concat_tables(buffer), row_group_size=ROW_GROUP_ROWS)
-        writer.close()
-        writer = None
-        os.replace(tmp, out_path)
-    except BaseException:
-        if writer is not None:
-            writer.close()
-        tmp.unlink(missing_ok=True)
-        raise
+        finally:
+            if writer is not None:
+                writer.close()
     return {"chunks": len(paths), "rows": rows}
+
+
+def merge_model(
+    plan: ModelPlan,
+    chunks_dir: str | Path,
+    specs_dir: str | Path,
+    out_path: str | Path,
+    manifest_path: str | Path | None = None,
+) -> dict[str, int]:
+    """Merge the chunks of ``plan`` (checked against their specs) into ``out_path`` and write the merge manifest.
+
+    ``manifest_path`` defaults to ``densities.<plan key>.json`` beside ``out_path``. Manifests of other plans in that
+    folder are removed *before* the merge, so no manifest ever names content that the densities file does not hold.
+    """
+    out_path = Path(out_path)
+    expected_name = densities_manifest_name(plan.plan_key)
+    manifest_path = Path(manifest_path) if manifest_path is not None else out_path.parent / expected_name
+    stale_name = re.compile(rf"densities\.{KEY_PATTERN}\.json")
+    if stale_name.fullmatch(manifest_path.name) and manifest_path.name != expected_name:
+        raise MergeError(f"{manifest_path}: the model config's plan of {plan.model} has manifest {expected_name}")
+    if manifest_path.parent.is_dir():
+        for stale in manifest_path.parent.iterdir():
+            if stale != manifest_path and stale_name.fullmatch(stale.name):
+                stale.unlink(missing_ok=True)
+    manifest_path.unlink(missing_ok=True)
+    pairs = planned_chunks(plan, chunks_dir, specs_dir)
+    summary = merge_chunks(plan.model, [c for c, _ in pairs], out_path, specs=[s for _, s in pairs])
+    manifest = {
+        "model": plan.model,
+        "plan_key": plan.plan_key,
+        "densities": out_path.name,
+        "num_sets": plan.num_sets,
+        "rows": summary["rows"],
+        "chunks": plan.chunk_stems,
+    }
+    write_text_atomic(manifest_path, json.dumps(manifest, indent=1) + "\n")
+    return summary
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """A merge manifest written by :func:`merge_model`; :class:`MergeError` names the file if it is unusable."""
+    path = Path(path)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise MergeError(f"{path}: not a readable merge manifest ({exc})") from exc
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("chunks"), list):
+        raise MergeError(f"{path}: not a merge manifest (no chunks list)")
+    return manifest

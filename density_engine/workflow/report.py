@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,6 @@ import numpy as np
 import pandas as pd
 
 from density_engine.atomic import atomic_path
-from density_engine.workflow.chunks import CHUNK_NAME
 
 MAX_COVERAGE_POINTS = 5_000
 FAN_SETS = 4
@@ -155,11 +156,13 @@ def validation_table(frame: pd.DataFrame, parameters: list[str], model: str) -> 
     return pd.DataFrame(rows, columns=columns)
 
 
-def plot_validation(table: pd.DataFrame, model: str, out: Path) -> None:
-    """z-scores (simulated - exact) / standard error per horizon, with +-4 guide lines."""
+def validation_figure(table: pd.DataFrame, model: str) -> Any:
+    """z-scores (simulated - exact) / standard error per horizon with +-4 guide lines (left), simulated vs exact with
+    +-2 s.e. bars (right). Constrained layout keeps the right panel's labels clear of the left panel."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    figure, (ax_z, ax_xy) = plt.subplots(1, 2, figsize=(10, 3.8))
+    figure, (ax_z, ax_xy) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
     if table.empty:
         for ax in (ax_z, ax_xy):
             ax.text(0.5, 0.5, "no reference available", ha="center", va="center")
@@ -169,6 +172,7 @@ def plot_validation(table: pd.DataFrame, model: str, out: Path) -> None:
         for level in (-4, 4):
             ax_z.axhline(level, color="grey", linestyle="--", linewidth=1)
         ax_z.axhline(0, color="black", linewidth=0.8)
+        ax_z.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax_z.set_xlabel("horizon (model steps)")
         ax_z.set_ylabel(f"z-score of the {statistic}")
         ax_z.set_title(f"max |z| = {np.nanmax(np.abs(table['z'])):.2f} over {len(table)} rows")
@@ -178,15 +182,24 @@ def plot_validation(table: pd.DataFrame, model: str, out: Path) -> None:
         ax_xy.set_xlabel(f"exact {statistic}")
         ax_xy.set_ylabel(f"simulated {statistic} (+-2 s.e.)")
     figure.suptitle(f"{model}: simulation vs reference")
+    return figure
+
+
+def plot_validation(table: pd.DataFrame, model: str, out: Path) -> None:
+    """Write :func:`validation_figure` as PNG."""
+    import matplotlib.pyplot as plt
+
+    figure = validation_figure(table, model)
     _save(figure, out)
     plt.close(figure)
 
 
-def read_benchmarks(benchmarks_dir: str | Path, num_chunks: int) -> pd.DataFrame:
-    """Per-chunk runtime (seconds) and peak memory from Snakemake's benchmark TSVs (missing files are skipped)."""
+def read_benchmarks(benchmarks_dir: str | Path, chunk_stems: Sequence[str]) -> pd.DataFrame:
+    """Per-chunk runtime (seconds) and peak memory from Snakemake's benchmark TSVs ``<chunk stem>.tsv`` of the current
+    chunks (``ModelPlan.chunk_stems``; benchmarks of older configs are not read, missing files are skipped)."""
     rows = []
-    for chunk in range(num_chunks):
-        path = Path(benchmarks_dir) / f"{CHUNK_NAME.format(chunk=chunk)}.tsv"
+    for chunk, stem in enumerate(chunk_stems):
+        path = Path(benchmarks_dir) / f"{stem}.tsv"
         if not path.is_file():
             continue
         bench = pd.read_csv(path, sep="\t")
@@ -197,20 +210,23 @@ def read_benchmarks(benchmarks_dir: str | Path, num_chunks: int) -> pd.DataFrame
     return pd.DataFrame(rows, columns=["chunk", "seconds", "max_rss_mb"])
 
 
-def plot_runtime(bench: pd.DataFrame, model: str, out: Path) -> None:
-    """Bar chart of seconds per chunk and a histogram of the same."""
+def runtime_figure(bench: pd.DataFrame, model: str) -> Any:
+    """Bar chart of seconds per chunk (integer chunk numbers on the x axis) and a histogram of the same."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    figure, (ax_bar, ax_hist) = plt.subplots(1, 2, figsize=(10, 3.6))
+    figure, (ax_bar, ax_hist) = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
     if bench.empty:
         for ax in (ax_bar, ax_hist):
             ax.text(0.5, 0.5, "no benchmark files", ha="center", va="center")
         title = f"{model}: no chunk runtimes recorded"
     else:
         ax_bar.bar(bench["chunk"], bench["seconds"], width=0.8)
+        ax_bar.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax_bar.set_xlabel("chunk")
         ax_bar.set_ylabel("wall-clock seconds")
         ax_hist.hist(bench["seconds"], bins=min(40, max(3, len(bench) // 3)))
+        ax_hist.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax_hist.set_xlabel("wall-clock seconds per chunk")
         ax_hist.set_ylabel("chunks")
         title = (
@@ -218,12 +234,20 @@ def plot_runtime(bench: pd.DataFrame, model: str, out: Path) -> None:
             f"mean {bench['seconds'].mean():.2f} s per chunk"
         )
     figure.suptitle(title)
+    return figure
+
+
+def plot_runtime(bench: pd.DataFrame, model: str, out: Path) -> None:
+    """Write :func:`runtime_figure` as PNG."""
+    import matplotlib.pyplot as plt
+
+    figure = runtime_figure(bench, model)
     _save(figure, out)
     plt.close(figure)
 
 
 def write_report_figures(
-    model: str, densities: str | Path, benchmarks_dir: str | Path, num_chunks: int, out_dir: str | Path
+    model: str, densities: str | Path, benchmarks_dir: str | Path, chunk_stems: Sequence[str], out_dir: str | Path
 ) -> dict[str, Any]:
     """Write coverage.png, fan.png, validation.png, validation.csv and runtime.png; return a small summary."""
     import matplotlib
@@ -236,7 +260,7 @@ def write_report_figures(
     table = validation_table(frame, parameters, model)
     _write_csv(table, out_dir / "validation.csv")
     plot_validation(table, model, out_dir / "validation.png")
-    bench = read_benchmarks(benchmarks_dir, num_chunks)
+    bench = read_benchmarks(benchmarks_dir, chunk_stems)
     plot_runtime(bench, model, out_dir / "runtime.png")
     summary = {
         "model": model,
@@ -248,3 +272,85 @@ def write_report_figures(
         "total_chunk_seconds": float(bench["seconds"].sum()) if len(bench) else 0.0,
     }
     return json.loads(json.dumps(summary))
+
+
+# ---- costs of rented hosts ---------------------------------------------------------------------------------------
+
+COST_COLUMNS = [
+    "run_id",
+    "instance",
+    "gpu",
+    "usd_per_hour",
+    "rented_at_utc",
+    "ended_at_utc",
+    "hours",
+    "cost_usd",
+    "end_reason",
+]
+LOCAL_RUN = "local run: no rented hosts"
+
+
+class LedgerError(ValueError):
+    """A cost ledger that cannot be read; the message names the file."""
+
+
+def _utc(timestamp: float | None) -> str:
+    if timestamp is None:
+        return ""
+    return datetime.fromtimestamp(float(timestamp), tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def cost_table(ledger: Mapping[str, Any] | None) -> pd.DataFrame:
+    """The report's cost table from a Vast cost ledger (``HostPool.ledger_summary()``, docs/vast.md: run_id,
+    written_at, final, budget_usd, total_cost_usd, instances[...]): one row per rented instance and a total row (its
+    end_reason notes the budget and, for a ledger written while the run was going on, "run in progress"); ``None``
+    (no ledger) gives the one row of a local run."""
+    if ledger is None:
+        return pd.DataFrame([{"run_id": "local", "instance": LOCAL_RUN, "cost_usd": 0.0}], columns=COST_COLUMNS)
+    written_at = ledger.get("written_at")
+    rows = []
+    for entry in ledger.get("instances", []):
+        ended = entry.get("destroyed_at")
+        end = ended if ended is not None else written_at
+        hours = (float(end) - float(entry["rented_at"])) / 3600.0 if end is not None else float("nan")
+        rows.append(
+            {
+                "run_id": ledger.get("run_id", ""),
+                "instance": str(entry["instance_id"]),
+                "gpu": f"{entry.get('gpu_name', '')} x{entry.get('num_gpus', 1)}",
+                "usd_per_hour": float(entry["dph_total"]),
+                "rented_at_utc": _utc(entry["rented_at"]),
+                "ended_at_utc": _utc(ended),
+                "hours": hours,
+                "cost_usd": float(entry["cost_usd"]),
+                "end_reason": entry.get("end_reason") or "live when the ledger was written",
+            }
+        )
+    budget = ledger.get("budget_usd")
+    notes = [f"budget ${budget:g}"] if budget is not None else []
+    if ledger.get("final") is False:  # written during the run: live instances are costed up to written_at
+        notes.append(f"run in progress at {_utc(written_at)}")
+    rows.append(
+        {
+            "run_id": ledger.get("run_id", ""),
+            "instance": f"total ({len(rows)} instance(s))",
+            "hours": sum(r["hours"] for r in rows),
+            "cost_usd": float(ledger.get("total_cost_usd", sum(r["cost_usd"] for r in rows))),
+            "end_reason": "; ".join(notes),
+        }
+    )
+    return pd.DataFrame(rows, columns=COST_COLUMNS)
+
+
+def write_cost_table(ledger_path: str | Path, out: str | Path) -> pd.DataFrame:
+    """Write :func:`cost_table` of the ledger at ``ledger_path`` (a missing file: a local run) as CSV; return it."""
+    ledger_path = Path(ledger_path)
+    if ledger_path.is_file():
+        try:
+            table = cost_table(json.loads(ledger_path.read_text(encoding="utf-8")))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise LedgerError(f"{ledger_path}: not a readable Vast cost ledger ({type(exc).__name__}: {exc})") from exc
+    else:
+        table = cost_table(None)
+    _write_csv(table, Path(out))
+    return table

@@ -16,10 +16,16 @@ from tests.vast.conftest import REPO, run_controller, vast_command, vast_env
 
 pytestmark = [pytest.mark.ssh, pytest.mark.slow]
 
-TARGETS = [
-    "results/chunks/gjrgarch_normalized/chunk_00000.parquet",
-    "results/chunks/gjrgarch_normalized/chunk_00001.parquet",
-]
+
+def chunk_targets(root: Path) -> list[str]:
+    """The copy's two GARCH chunk files: results/chunks/<model>/chunk_NNNNN.<content key>.parquet, from its config's
+    chunk plan (the one the Snakefile builds)."""
+    from density_engine.workflow.chunks import plan_model
+    from density_engine.workflow.config import load_yaml, validate_config
+
+    config = validate_config(load_yaml(root / "config/config.yaml"), root / "workflow/schemas/config.schema.yaml", root)
+    plan = plan_model("gjrgarch_normalized", config["models"]["gjrgarch_normalized"], root)
+    return [f"results/chunks/gjrgarch_normalized/{stem}.parquet" for stem in plan.chunk_stems]
 
 
 def tiny_copy(dest: Path) -> Path:
@@ -46,11 +52,11 @@ def chunk_tables(root: Path) -> dict[str, object]:
     return {str(p.relative_to(root)): pq.read_table(p).replace_schema_metadata(None) for p in files}
 
 
-def simulate_locally(remote: Path, local: Path) -> None:
+def simulate_locally(remote: Path, local: Path, targets: list[str]) -> None:
     """The local reference: the same `density-engine simulate` command on the same specs, on this machine's CPU."""
     procs = []
-    for rel in TARGETS:
-        # the spec of results/chunks/<model>/<chunk>.parquet is results/specs/<model>/<chunk>[.<content key>].json
+    for rel in targets:
+        # the spec of results/chunks/<model>/<chunk>.<content key>.parquet is results/specs/<model>/<same stem>.json
         stem = Path(rel).stem
         specs = sorted((remote / "results" / "specs" / Path(rel).parent.name).glob(f"{stem}*.json"))
         assert len(specs) == 1, specs
@@ -81,10 +87,11 @@ def test_demo_workflow_on_fake_vast_matches_a_local_run(fake_vast, tmp_path: Pat
     local = tmp_path / "local"
     env = vast_env(api_key)
 
-    cmd = vast_command(base_url, *TARGETS, "--group-components", "simulate=1")  # 2 submissions, 2 hosts
+    targets = chunk_targets(remote)
+    cmd = vast_command(base_url, *targets, "--group-components", "simulate=1")  # 2 submissions, 2 hosts
     code, log = run_controller(cmd, remote, env, timeout=300)
     assert code == 0, log[-8000:]
-    simulate_locally(remote, local)
+    simulate_locally(remote, local, targets)
 
     expected, got = chunk_tables(local), chunk_tables(remote)
     assert len(expected) == 2 and sorted(got) == sorted(expected)
@@ -93,7 +100,7 @@ def test_demo_workflow_on_fake_vast_matches_a_local_run(fake_vast, tmp_path: Pat
         assert table.num_rows == 4  # 2 parameter sets x 2 horizons
     # the chunks were computed on the hosts: they exist in the hosts' private /workspace folders
     remote_chunks = [p for inst in fake.instances.values() for p in inst.sshd.workspace_dir.rglob("chunk_*.parquet")]
-    assert sorted(p.name for p in remote_chunks) == ["chunk_00000.parquet", "chunk_00001.parquet"]
+    assert sorted(p.name for p in remote_chunks) == sorted(Path(t).name for t in targets)
     for rel in ("results/logs/simulate", "results/benchmarks/simulate"):
         assert len([p for p in (remote / rel).rglob("*") if p.is_file()]) == 2
 
@@ -107,6 +114,6 @@ def test_demo_workflow_on_fake_vast_matches_a_local_run(fake_vast, tmp_path: Pat
     assert any(p.name == "run.sh" for p in files)  # the scan did cover the hosts' job folders
     assert not list((remote / ".snakemake" / "vast").rglob("id_ed25519*"))  # the per-run key is gone with its hosts
     # Snakemake's metadata was written for the downloaded chunks: a second run would not simulate them again
-    code, log = run_controller(vast_command(base_url, *TARGETS, "-n"), remote, env)
+    code, log = run_controller(vast_command(base_url, *targets, "-n"), remote, env)
     assert code == 0 and not re.search(r"^simulate\s+\d+", log, re.MULTILINE), log[-3000:]
     assert len(fake.instances) <= 2

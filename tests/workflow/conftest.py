@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from density_engine.workflow.chunks import ModelPlan, plan_model
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW_FILES = ("Snakefile", "workflow", "config", "resources", "environment.yml")
 
@@ -59,8 +61,9 @@ TINY_CONFIG: dict = {
 }
 
 
-def copy_workflow(destination: Path, config: dict) -> Path:
-    """Copy the workflow files into ``destination`` and write ``config`` as its config/config.yaml."""
+def copy_workflow(destination: Path, config: dict | None) -> Path:
+    """Copy the workflow files into ``destination`` and write ``config`` as its config/config.yaml (``None``: keep the
+    shipped demo config)."""
     destination.mkdir(parents=True, exist_ok=True)
     for name in WORKFLOW_FILES:
         source = REPO_ROOT / name
@@ -68,9 +71,34 @@ def copy_workflow(destination: Path, config: dict) -> Path:
             shutil.copytree(source, destination / name, ignore=shutil.ignore_patterns("__pycache__"))
         elif source.is_file():
             shutil.copy2(source, destination / name)
-    (destination / "config").mkdir(exist_ok=True)
-    (destination / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    if config is not None:
+        (destination / "config").mkdir(exist_ok=True)
+        (destination / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return destination
+
+
+def _plan(config: dict, model: str) -> ModelPlan:
+    """The chunk plan of ``model`` under ``config``, validated and with defaults as the Snakefile has it."""
+    from density_engine.workflow.config import validate_config
+
+    validated = validate_config(config, REPO_ROOT / "workflow/schemas/config.schema.yaml", base_dir=REPO_ROOT)
+    return plan_model(model, validated["models"][model], REPO_ROOT)
+
+
+def chunk_stems(config: dict, model: str) -> list[str]:
+    """``chunk_NNNNN.<content key>`` of every chunk of ``model`` under ``config`` (the plan the Snakefile builds):
+    ``results/chunks/<model>/<stem>.parquet`` and the spec, log and benchmark of the same stem are the current files."""
+    return _plan(config, model).chunk_stems
+
+
+def plan_key(config: dict, model: str) -> str:
+    """The plan key of ``model`` under ``config``: its merge manifest is ``results/<model>/densities.<key>.json``."""
+    return _plan(config, model).plan_key
+
+
+def chunk_file(config: dict, model: str, chunk: int) -> str:
+    """The chunk parquet of chunk number ``chunk`` of ``model`` under ``config``, relative to the workflow folder."""
+    return f"results/chunks/{model}/{chunk_stems(config, model)[chunk]}.parquet"
 
 
 def snakemake_env() -> dict[str, str]:

@@ -31,6 +31,11 @@ def test_content_keys_change_exactly_for_affected_chunks() -> None:
     assert grown[:2] == base[:2]  # Sobol is prefix-stable: full chunks keep their content
     assert grown[2] != base[2]  # the partial last chunk gains a set
     assert len(grown) == 4
+    base_plan = plan_model(GARCH, _garch(n_samples=5, chunk_size=2))
+    assert base_plan.plan_key == plan_model(GARCH, _garch(n_samples=5, chunk_size=2)).plan_key
+    assert base_plan.plan_key != plan_model(GARCH, _garch(n_samples=8, chunk_size=2)).plan_key
+    assert base_plan.plan_key != plan_model(GARCH, _garch(n_samples=5, chunk_size=2, num_paths=5000)).plan_key
+    assert base_plan.chunk_stems == [f"chunk_0000{k}.{key}" for k, key in enumerate(base)]
     new_horizons = plan_model(GARCH, _garch(n_samples=5, chunk_size=2, horizons=[1, 3, 10])).chunk_keys
     assert all(a != b for a, b in zip(base, new_horizons, strict=True))
     lhs = plan_model(GARCH, _garch(n_samples=5, chunk_size=2, sampler="lhs")).chunk_keys

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import shutil
@@ -17,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from .conftest import TINY_CONFIG, run_snakemake, snakemake_env
+from .conftest import REPO_ROOT, TINY_CONFIG, chunk_file, chunk_stems, plan_key, run_snakemake, snakemake_env
 
 GARCH = "gjrgarch_normalized"
 MODELS = ("gjrgarch_normalized", "rough_heston")
@@ -25,7 +26,7 @@ MODELS = ("gjrgarch_normalized", "rough_heston")
 
 def _planned_chunks(stdout: str) -> set[str]:
     """Chunk parquet files that a dry run would (re)compute."""
-    return set(re.findall(r"output: (results/chunks/[\w/]+\.parquet)", stdout))
+    return set(re.findall(r"output: (results/chunks/[\w/.]+\.parquet)", stdout))
 
 
 def _processes_in(folder: Path) -> list[int]:
@@ -48,6 +49,10 @@ def test_end_to_end_outputs(finished_workflow: Path) -> None:
         assert table.num_rows == model_cfg["n_samples"] * len(model_cfg["horizons"])
         assert sorted(set(table.column("param_id").to_pylist())) == list(range(model_cfg["n_samples"]))
         assert b"density_engine.merge" in table.schema.metadata
+        manifests = list((finished_workflow / f"results/{model}").glob("densities.*.json"))
+        assert [p.name for p in manifests] == [f"densities.{plan_key(TINY_CONFIG, model)}.json"]
+        manifest = json.loads(manifests[0].read_text())
+        assert manifest["chunks"] == chunk_stems(TINY_CONFIG, model) and manifest["rows"] == table.num_rows
         validation = pd.read_csv(finished_workflow / f"results/report/{model}/validation.csv")
         assert len(validation) == table.num_rows
         # z = (simulated - exact) / Monte Carlo s.e.: |z| < 5 for all of these <= 8 rows fails by chance with
@@ -55,8 +60,12 @@ def test_end_to_end_outputs(finished_workflow: Path) -> None:
         assert validation["z"].abs().max() < 5, validation
         for figure in ("coverage", "fan", "validation", "runtime"):
             assert (finished_workflow / f"results/report/{model}/{figure}.png").stat().st_size > 5_000
-        assert (finished_workflow / f"results/benchmarks/simulate/{model}/chunk_00000.tsv").is_file()
+        for stem in chunk_stems(TINY_CONFIG, model):  # every per-chunk file is named after the chunk's content key
+            for folder, extension in (("chunks", "parquet"), ("benchmarks/simulate", "tsv"), ("logs/simulate", "log")):
+                assert (finished_workflow / f"results/{folder}/{model}/{stem}.{extension}").is_file()
     assert (finished_workflow / "results/hf/README.md").is_file()
+    costs = pd.read_csv(finished_workflow / "results/report/costs.csv")  # no cost ledger: one "local run" row
+    assert costs[["run_id", "instance", "cost_usd"]].values.tolist() == [["local", "local run: no rented hosts", 0]]
     second = run_snakemake(finished_workflow, "-n")
     assert "Nothing to be done" in second.stdout + second.stderr
 
@@ -69,11 +78,54 @@ def test_config_change_reruns_exactly_the_affected_chunks(finished_workflow: Pat
     override = tmp_path / "changed.yaml"
     override.write_text(yaml.safe_dump(changed))
     dry = run_snakemake(finished_workflow, "-n", "--configfile", str(override))
-    assert _planned_chunks(dry.stdout) == {
-        "results/chunks/gjrgarch_normalized/chunk_00002.parquet",
-        "results/chunks/rough_heston/chunk_00000.parquet",
-    }
+    assert _planned_chunks(dry.stdout) == {chunk_file(changed, GARCH, 2), chunk_file(changed, "rough_heston", 0)}
+    assert chunk_file(changed, GARCH, 1) == chunk_file(TINY_CONFIG, GARCH, 1)  # unchanged content, unchanged name
     assert "rule grid_gjrgarch" in dry.stdout  # n_samples changed the grid: re-sampled, but only chunk 2 re-runs
+
+
+@pytest.mark.parametrize("forget", ["mtime-only", "metadata"])
+def test_num_paths_change_reruns_without_snakemake_metadata(
+    finished_workflow: Path, tmp_path: Path, forget: str
+) -> None:
+    """The chunk names carry the content keys: a settings change is seen from the file names alone, with mtime as the
+    only rerun trigger, or with .snakemake/metadata deleted; the merge then holds the new settings only."""
+    workdir = tmp_path / "wf"
+    shutil.copytree(finished_workflow, workdir, symlinks=True)
+    changed = copy.deepcopy(TINY_CONFIG)
+    changed["models"][GARCH]["num_paths"] = 5000  # every GARCH chunk changes, rough Heston does not
+    (workdir / "config/config.yaml").write_text(yaml.safe_dump(changed))
+    flags = ["--rerun-triggers", "mtime"] if forget == "mtime-only" else []
+    if forget == "metadata":
+        shutil.rmtree(workdir / ".snakemake/metadata")
+    dry = run_snakemake(workdir, "-n", *flags)  # the whole workflow (`all`)
+    assert _planned_chunks(dry.stdout) == {chunk_file(changed, GARCH, k) for k in (0, 1)}
+    assert {"merge_gjrgarch_normalized", "report_figures", "dataset_shards"} <= set(
+        re.findall(r"^rule (\w+):", dry.stdout, re.MULTILINE)
+    )
+    manifest = f"results/{GARCH}/densities.{plan_key(changed, GARCH)}.json"
+    run_snakemake(workdir, "-c", "2", manifest, *flags)  # up to the merge (report and dataset as dry-run above)
+    merged = pq.read_table(workdir / f"results/{GARCH}/densities.parquet")
+    assert merged.num_rows == changed["models"][GARCH]["n_samples"] * len(changed["models"][GARCH]["horizons"])
+    assert set(merged.column("num_paths").to_pylist()) == {5000}
+    manifests = [f"results/{GARCH}/{p.name}" for p in (workdir / f"results/{GARCH}").glob("densities.*.json")]
+    assert manifests == [manifest]  # the old plan's manifest is gone
+    assert len(list((workdir / "results/chunks" / GARCH).glob("*.parquet"))) == 4  # the old chunks stay, unmerged
+    again = run_snakemake(workdir, "-n", manifest, *flags)
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_simulate_params_and_log_carry_the_model_settings(finished_workflow: Path) -> None:
+    model_cfg = TINY_CONFIG["models"][GARCH]
+    stem = chunk_stems(TINY_CONFIG, GARCH)[1]
+    log = (finished_workflow / f"results/logs/simulate/{GARCH}/{stem}.log").read_text().splitlines()
+    key = stem.split(".")[1]
+    assert log[0] == (
+        f"{GARCH} chunk 00001 key {key}: sampler=sobol seed={model_cfg['seed']} num_paths={model_cfg['num_paths']} "
+        f"num_quantiles=64 horizons=1,3 dt=None substeps=1 chunk_size={model_cfg['chunk_size']}"
+    )
+    target = chunk_file(TINY_CONFIG, GARCH, 1)
+    dry = run_snakemake(finished_workflow, "-n", "--forcerun", "simulate", "--printshellcmds", target)
+    assert f"key {key}: 'sampler=sobol seed={model_cfg['seed']} num_paths=" in dry.stdout
 
 
 def test_bad_config_stops_before_any_job(make_workflow) -> None:
@@ -101,7 +153,7 @@ def test_dag_rulegraph_and_lint(finished_workflow: Path, tmp_path: Path) -> None
     dag = run_snakemake(finished_workflow, "--dag", "--forceall").stdout
     assert dag.lstrip().startswith("digraph snakemake_dag")
     rulegraph = run_snakemake(finished_workflow, "--rulegraph").stdout
-    assert all(rule in rulegraph for rule in ("simulate", "merge", "report_figures", "all"))
+    assert all(rule in rulegraph for rule in ("simulate", f"merge_{GARCH}", "report_figures", "report_costs", "all"))
     if shutil.which("dot"):
         svg = subprocess.run(["dot", "-Tsvg"], input=dag, capture_output=True, text=True, check=True).stdout
         assert "<svg" in svg
@@ -114,8 +166,79 @@ def test_html_report(finished_workflow: Path, tmp_path: Path) -> None:
     run_snakemake(finished_workflow, "--report", str(report))
     html = report.read_text(errors="replace")
     assert report.stat().st_size > 50_000
-    for caption_phrase in ("Parameter-space coverage", "Quantile fan charts", "z-score", "Per-chunk runtime"):
+    for caption_phrase in ("Parameter-space coverage", "Quantile fan charts", "z-score", "Per-chunk runtime", "Costs"):
         assert caption_phrase in html
+    assert "read from the 64 stored quantile" in html  # the config's num_quantiles (Jinja), not a hard-coded 512
+    assert "64 for gjrgarch_normalized, 64 for rough_heston" in html  # workflow.rst: per enabled model
+
+
+def _ledger(run_id: str, costs: list[float]) -> dict:
+    """A cost ledger in the vast executor's format (density_engine.vast.pool.HostPool.ledger_summary)."""
+    instances = [
+        {
+            "instance_id": 1000 + i,
+            "machine_id": 50 + i,
+            "gpu_name": "RTX 4090",
+            "num_gpus": 1,
+            "dph_total": 0.4,
+            "label": f"density-engine-{run_id}-{i}",
+            "rented_at": 1_700_000_000.0,
+            "ready_at": 1_700_000_100.0,
+            "destroyed_at": 1_700_000_000.0 + cost / 0.4 * 3600,
+            "end_reason": "end of run",
+            "cost_usd": cost,
+        }
+        for i, cost in enumerate(costs)
+    ]
+    return {
+        "run_id": run_id,
+        "written_at": 1_700_010_000.0,
+        "final": True,
+        "budget_usd": 10.0,
+        "total_cost_usd": sum(costs),
+        "live_instances": 0,
+        "instances": instances,
+    }
+
+
+def test_cost_table_follows_the_vast_ledger(finished_workflow: Path, tmp_path: Path) -> None:
+    workdir = tmp_path / "wf"
+    shutil.copytree(finished_workflow, workdir, symlinks=True)
+    ledger = workdir / "results/vast/cost_ledger.json"
+    ledger.parent.mkdir(parents=True)
+    ledger.write_text(json.dumps(_ledger("abc123", [0.25, 0.5])))
+    dry = run_snakemake(workdir, "-n")
+    assert re.findall(r"^rule (\w+):", dry.stdout, re.MULTILINE) == ["report_costs", "all"]  # nothing else re-runs
+    run_snakemake(workdir, "-c", "1")
+    costs = pd.read_csv(workdir / "results/report/costs.csv")
+    assert costs["instance"].tolist() == ["1000", "1001", "total (2 instance(s))"]
+    assert costs["cost_usd"].tolist() == pytest.approx([0.25, 0.5, 0.75])
+    assert costs["hours"].tolist() == pytest.approx([0.625, 1.25, 1.875])
+    assert set(costs["run_id"]) == {"abc123"} and costs["end_reason"].iloc[-1] == "budget $10"
+    assert "Nothing to be done" in run_snakemake(workdir, "-n").stdout
+    time.sleep(0.01)
+    ledger.write_text(json.dumps(_ledger("def456", [1.0])))  # the next vast run's ledger
+    run_snakemake(workdir, "-c", "1")
+    assert pd.read_csv(workdir / "results/report/costs.csv")["run_id"].tolist() == ["def456", "def456"]
+
+
+def test_failing_merge_names_the_chunk_under_the_local_profile(finished_workflow: Path, tmp_path: Path) -> None:
+    """A chunk with two rows dropped fails the merge; profiles/local (show-failed-logs) prints the merge log, so the
+    chunk's name reaches the terminal."""
+    workdir = tmp_path / "wf"
+    shutil.copytree(finished_workflow, workdir, symlinks=True)
+    shutil.copytree(REPO_ROOT / "profiles", workdir / "profiles")
+    bad = workdir / chunk_file(TINY_CONFIG, GARCH, 1)
+    table = pq.read_table(bad)
+    pq.write_table(table.slice(0, table.num_rows - 2), bad)
+    target = f"results/{GARCH}/densities.parquet"
+    result = run_snakemake(
+        workdir, "--profile", "profiles/local", "-c1", "--forcerun", f"merge_{GARCH}", target, check=False
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"{bad.relative_to(workdir)}: does not match its spec" in output, output[-4000:]
+    assert "2 rows, the spec asks for 2 parameter sets x 2 horizons = 4 rows" in output
 
 
 @pytest.mark.slow
@@ -127,7 +250,8 @@ def test_killed_run_recovers_with_rerun_incomplete(finished_workflow: Path, tmp_
     (workdir / "config/config.yaml").write_text(yaml.safe_dump(config))
     chunks = workdir / "results/chunks" / GARCH
     logs = workdir / "results/logs/simulate" / GARCH
-    targets = [f"results/chunks/{GARCH}/chunk_0000{k}.parquet" for k in (2, 3)]
+    stems = chunk_stems(config, GARCH)
+    targets = [chunk_file(config, GARCH, k) for k in (2, 3)]
     command = [sys.executable, "-m", "snakemake", "--workflow-profile", "none", "-c", "1", *targets]
     process = subprocess.Popen(
         command,
@@ -140,7 +264,7 @@ def test_killed_run_recovers_with_rerun_incomplete(finished_workflow: Path, tmp_
 
     def one_done_other_running() -> tuple[int, int] | None:
         for done, running in ((2, 3), (3, 2)):  # -c1 runs the two new chunks one after the other, in either order
-            if (chunks / f"chunk_0000{done}.parquet").exists() and (logs / f"chunk_0000{running}.log").exists():
+            if (chunks / f"{stems[done]}.parquet").exists() and (logs / f"{stems[running]}.log").exists():
                 return done, running
         return None
 
@@ -155,15 +279,33 @@ def test_killed_run_recovers_with_rerun_incomplete(finished_workflow: Path, tmp_
     for pid in _processes_in(workdir.resolve()):
         os.kill(pid, signal.SIGKILL)
     process.wait(timeout=30)
-    assert not (chunks / f"chunk_0000{running}.parquet").exists()  # atomic writes: no partial file under that name
+    assert not (chunks / f"{stems[running]}.parquet").exists()  # atomic writes: no partial file under that name
     kept = (0, 1, done)
-    finished_mtimes = {k: (chunks / f"chunk_0000{k}.parquet").stat().st_mtime_ns for k in kept}
+    finished_mtimes = {k: (chunks / f"{stems[k]}.parquet").stat().st_mtime_ns for k in kept}
     run_snakemake(workdir, "--unlock")  # kill -9 leaves Snakemake's lock behind (Ctrl-C would not)
     result = run_snakemake(workdir, "-c", "2", "--rerun-incomplete", f"results/{GARCH}/densities.parquet")
     log = result.stdout + result.stderr
-    assert {k: (chunks / f"chunk_0000{k}.parquet").stat().st_mtime_ns for k in kept} == finished_mtimes
-    assert re.findall(r"output: (results/chunks/[\w/]+\.parquet)", log) == [
-        f"results/chunks/{GARCH}/chunk_0000{running}.parquet"
-    ]
+    assert {k: (chunks / f"{stems[k]}.parquet").stat().st_mtime_ns for k in kept} == finished_mtimes
+    assert re.findall(r"output: (results/chunks/[\w/.]+\.parquet)", log) == [chunk_file(config, GARCH, running)]
     merged = pq.read_table(workdir / f"results/{GARCH}/densities.parquet")
     assert merged.num_rows == 8 * len(config["models"][GARCH]["horizons"])
+
+
+@pytest.mark.slow
+def test_shipped_demo_config_end_to_end(make_workflow) -> None:
+    """config/config.yaml as shipped (all three models), `snakemake -c 2` as a user runs it: every model's densities
+    have n_samples x horizons rows of num_quantiles quantiles, and a second run has nothing to do."""
+    workdir = make_workflow(None)
+    demo = yaml.safe_load((REPO_ROOT / "config/config.yaml").read_text())
+    run_snakemake(workdir, "-c", "2", timeout=600)
+    enabled = [name for name, model_cfg in demo["models"].items() if model_cfg.get("enabled", True)]
+    assert enabled == ["gjrgarch_normalized", "rough_heston", "rough_bergomi"]
+    for model in enabled:
+        model_cfg = demo["models"][model]
+        table = pq.read_table(workdir / f"results/{model}/densities.parquet")
+        assert table.num_rows == model_cfg["n_samples"] * len(model_cfg["horizons"]), model
+        assert table.schema.field("quantiles").type.list_size == model_cfg["num_quantiles"] == 512
+        assert set(table.column("num_paths").to_pylist()) == {model_cfg["num_paths"]}
+        assert sorted(set(table.column("horizon").to_pylist())) == model_cfg["horizons"]
+    second = run_snakemake(workdir, "-n")
+    assert "Nothing to be done" in second.stdout + second.stderr

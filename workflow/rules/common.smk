@@ -1,7 +1,11 @@
 # Shared set-up: config validation, chunk plans, paths and input functions used by every stage.
 #
 # Other stage files use: ENABLED_MODELS (list of model names), PLANS[model] (a density_engine.workflow.chunks.ModelPlan:
-# num_sets, num_chunks, chunk_names, chunk_keys), densities_path(model) and FINAL_TARGETS (append final outputs).
+# num_sets, num_chunks, chunk_names, chunk_keys, chunk_stems, plan_key), MODEL_CONFIG_JSON[model] and
+# CHUNK_SETTINGS[model] (rule params), densities_path(model), densities_manifest_path(model) and FINAL_TARGETS (append
+# final outputs).
+#
+# Every per-chunk file is named chunk_NNNNN.<key>.<ext>, <key> being the chunk's content key (specs.smk).
 
 import json
 import os
@@ -10,7 +14,15 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from density_engine.workflow.chunks import grid_file_name, plan_model, spec_file_name
+from density_engine.workflow.chunks import (
+    KEY_PATTERN,
+    chunk_file_name,
+    chunk_settings,
+    densities_manifest_name,
+    grid_file_name,
+    plan_model,
+    spec_file_name,
+)
 from density_engine.workflow.config import ConfigError, validate_config
 
 # One clear message naming the key and the allowed values, before any job starts; then snakemake's own validation
@@ -23,6 +35,10 @@ validate(config, "../schemas/config.schema.yaml", set_default=True)
 
 ENABLED_MODELS = [name for name, model_cfg in config["models"].items() if model_cfg["enabled"]]
 PLANS = {name: plan_model(name, config["models"][name], base_dir=".") for name in ENABLED_MODELS}
+#: The model's config section as JSON: what the grid, specs, merge and report commands rebuild the plan from.
+MODEL_CONFIG_JSON = {name: json.dumps(config["models"][name], sort_keys=True) for name in ENABLED_MODELS}
+#: The settings every chunk of a model is simulated with, one line (simulate's params; first line of its log).
+CHUNK_SETTINGS = {name: chunk_settings(name, config["models"][name]) for name in ENABLED_MODELS}
 
 #: Final outputs of every stage; each rule file appends its own, the Snakefile's `all` rule requests them.
 FINAL_TARGETS = []
@@ -31,6 +47,7 @@ FINAL_TARGETS = []
 wildcard_constraints:
     model="|".join(ENABLED_MODELS) or "no-model-enabled",
     chunk=r"\d{5}",
+    key=KEY_PATTERN,
 
 
 def spec_path(model, chunk):
@@ -43,23 +60,32 @@ def grid_path(model):
     return f"results/grid/{model}/{grid_file_name(PLANS[model].grid_key)}"
 
 
-def chunk_spec_file(wildcards):
-    """Input function of simulate: this chunk's current spec file."""
-    return spec_path(wildcards.model, int(wildcards.chunk))
-
-
-def chunk_path(model, chunk_name):
-    return f"results/chunks/{model}/{chunk_name}.parquet"
+def chunk_path(model, chunk):
+    """The parquet of chunk number `chunk` under the current config (the simulate rule's output)."""
+    return f"results/chunks/{model}/{chunk_file_name(chunk, PLANS[model].chunk_keys[chunk])}"
 
 
 def densities_path(model):
     return f"results/{model}/densities.parquet"
 
 
-def model_chunk_files(wildcards):
-    """Input function: every chunk parquet of one model."""
-    plan = PLANS[wildcards.model]
-    return [chunk_path(wildcards.model, name) for name in plan.chunk_names]
+def densities_manifest_path(model):
+    """The merge manifest beside the densities; its name carries the plan key (merge.smk)."""
+    return f"results/{model}/{densities_manifest_name(PLANS[model].plan_key)}"
+
+
+def model_densities_manifest(wildcards):
+    """Input function: the current merge manifest of one model."""
+    return densities_manifest_path(wildcards.model)
+
+
+#: The vast executor's cost ledger: kept up to date during a vast run, written a final time at its end (docs/vast.md).
+VAST_COST_LEDGER = "results/vast/cost_ledger.json"
+
+
+def cost_ledger_input(wildcards):
+    """Input function of report_costs: the cost ledger when one exists (its appearance or update re-runs the table)."""
+    return [VAST_COST_LEDGER] if os.path.exists(VAST_COST_LEDGER) else []
 
 
 #: Hugging Face dataset folder (dataset.smk).

@@ -1,22 +1,45 @@
 # Per-model merge of the validated chunks into results/<model>/densities.parquet (runs on the controller).
+#
+# - The inputs are the chunks of the current plan (chunk_NNNNN.<key>.parquet, common.smk) and their specs: chunk
+#   files of older configs that are still in results/chunks/<model>/ are never merged. The merge command rebuilds the
+#   same plan from the model config and checks every chunk against its spec (rows = the spec's param_id x horizon, and
+#   its model, num_paths, seed, num_quantiles, dt, substeps and parameter values); a bad chunk's error names the file
+#   (--show-failed-logs prints the log, as profiles/local does). The specs are ancient() (a rewritten spec of the same
+#   content re-runs nothing); as inputs they are re-written if missing, e.g. after a config change was reverted (the
+#   spec writer removed the old keys' specs, so those chunks are then simulated again).
+# - Beside the densities it writes the merge manifest results/<model>/densities.<plan key>.json (the plan key hashes
+#   every chunk key), which `all` requests. Any change of what the model's densities must hold is therefore a missing
+#   target file, so the merge and everything after it re-run also where Snakemake's metadata cannot tell
+#   (--rerun-triggers mtime, deleted .snakemake/): a missing *input* of an existing output is no rerun reason there.
+#   One rule per model because the manifest name has the plan key where the densities path has none.
 
 
-rule merge:
-    input:
-        model_chunk_files,
-    output:
-        "results/{model}/densities.parquet",
-    params:
-        chunks_dir="results/chunks/{model}",
-        num_chunks=lambda wildcards: PLANS[wildcards.model].num_chunks,
-    log:
-        "results/logs/merge/{model}.log",
-    localrule: True
-    conda:
-        "../../environment.yml"
-    shell:
-        "density-engine merge --model {wildcards.model} --chunks-dir {params.chunks_dir}"
-        " --num-chunks {params.num_chunks} --out {output} > {log} 2>&1"
+for _model in ENABLED_MODELS:
+
+    rule:
+        name:
+            f"merge_{_model}"
+        input:
+            chunks=[chunk_path(_model, chunk) for chunk in range(PLANS[_model].num_chunks)],
+            specs=[ancient(spec_path(_model, chunk)) for chunk in range(PLANS[_model].num_chunks)],
+        output:
+            densities=densities_path(_model),
+            manifest=densities_manifest_path(_model),
+        params:
+            model=_model,
+            model_config=MODEL_CONFIG_JSON[_model],
+            chunks_dir=lambda wildcards, input: os.path.dirname(input.chunks[0]),
+            specs_dir=lambda wildcards, input: os.path.dirname(input.specs[0]),
+        log:
+            f"results/logs/merge/{_model}.log",
+        localrule: True
+        conda:
+            "../../environment.yml"
+        shell:
+            "density-engine merge --model {params.model} --model-config {params.model_config:q}"
+            " --chunks-dir {params.chunks_dir} --specs-dir {params.specs_dir}"
+            " --out {output.densities} --manifest {output.manifest} > {log} 2>&1"
 
 
 FINAL_TARGETS.extend(densities_path(model) for model in ENABLED_MODELS)
+FINAL_TARGETS.extend(densities_manifest_path(model) for model in ENABLED_MODELS)

@@ -1,10 +1,13 @@
 # Report figures per model: parameter-space coverage, quantile fan charts, validation against the model references,
-# per-chunk runtimes (from the simulate benchmark files). `snakemake --report report.html` collects them with captions.
+# per-chunk runtimes (benchmark files of the merged chunks, chunk_NNNNN.<key>.tsv, named by the merge manifest), and
+# one cost table of the run (from the vast executor's cost ledger, or a "local run" row). `snakemake --report
+# report.html` collects them with captions.
 
 
 rule report_figures:
     input:
         densities="results/{model}/densities.parquet",
+        manifest=model_densities_manifest,
     output:
         coverage=report(
             "results/report/{model}/coverage.png",
@@ -38,7 +41,6 @@ rule report_figures:
         ),
     params:
         benchmarks_dir="results/benchmarks/simulate/{model}",
-        num_chunks=lambda wildcards: PLANS[wildcards.model].num_chunks,
         out_dir="results/report/{model}",
     log:
         "results/logs/report_figures/{model}.log",
@@ -47,9 +49,33 @@ rule report_figures:
         "../../environment.yml"
     shell:
         "density-engine report-figures --model {wildcards.model} --densities {input.densities}"
-        " --benchmarks-dir {params.benchmarks_dir} --num-chunks {params.num_chunks} --out-dir {params.out_dir}"
+        " --manifest {input.manifest} --benchmarks-dir {params.benchmarks_dir} --out-dir {params.out_dir}"
         " > {log} 2>&1"
 
 
 FINAL_TARGETS.extend(f"results/report/{model}/validation.csv" for model in ENABLED_MODELS)
 FINAL_TARGETS.extend(f"results/report/{model}/runtime.png" for model in ENABLED_MODELS)
+
+
+# The cost table runs after every model's merge (so every rented host of the run is in the ledger by then) and reads
+# the vast executor's cost ledger, which the executor keeps up to date during the run and writes a final time when the
+# run ends. The ledger is an input only when it exists: a local run writes its one "local run" row once; a new or
+# updated ledger re-runs this step (and nothing else) on the next invocation, which picks up the final ledger.
+rule report_costs:
+    input:
+        densities=[densities_path(model) for model in ENABLED_MODELS],
+        ledger=cost_ledger_input,
+    output:
+        report("results/report/costs.csv", caption="../report/costs.rst", category="costs", subcategory="vast"),
+    params:
+        ledger=VAST_COST_LEDGER,
+    log:
+        "results/logs/report_costs/costs.log",
+    localrule: True
+    conda:
+        "../../environment.yml"
+    shell:
+        "density-engine report-costs --ledger {params.ledger} --out {output} > {log} 2>&1"
+
+
+FINAL_TARGETS.append(rules.report_costs.output[0])

@@ -1,7 +1,13 @@
 # One Monte Carlo chunk: spec JSON -> chunk parquet, by the `density-engine simulate` CLI.
 #
-# - The spec file name carries the chunk's content key (specs.smk): a config change that alters this chunk's content
-#   gives it a new input file and re-runs it; the spec is ancient(), so rewriting unchanged specs re-runs nothing.
+# - Input and output names carry the chunk's content key (specs.smk; the {key} wildcard passes straight through):
+#   results/specs/<model>/chunk_00003.<key>.json -> results/chunks/<model>/chunk_00003.<key>.parquet (log and
+#   benchmark likewise). A config change that alters this chunk's content changes both names, so the chunk re-runs
+#   whatever Snakemake's metadata says (also with --rerun-triggers mtime or after deleting .snakemake/), and a chunk
+#   of an older config is never taken for the current one. The spec is ancient(): rewriting an unchanged spec (its
+#   batch was rewritten for another chunk) re-runs nothing.
+# - params: the content key and the model settings (one line, also the first line of the log), so Snakemake's params
+#   trigger and `--list-changes params` see the settings too.
 # - resources scale with the attempt number (retries get more memory and time); gpu=1 and group "simulate" let the
 #   vast profile batch chunks onto rented GPU hosts. The device comes from config as a string resource (so it is not
 #   a rerun trigger); torch uses `threads` CPU threads (1: `-c all` runs one chunk per core; --set-threads simulate=N).
@@ -11,13 +17,16 @@
 
 rule simulate:
     input:
-        spec=ancient(chunk_spec_file),
+        spec=ancient("results/specs/{model}/chunk_{chunk}.{key}.json"),
     output:
-        chunk="results/chunks/{model}/chunk_{chunk}.parquet",
+        chunk="results/chunks/{model}/chunk_{chunk}.{key}.parquet",
+    params:
+        key="{key}",
+        settings=lambda wildcards: CHUNK_SETTINGS[wildcards.model],
     log:
-        "results/logs/simulate/{model}/chunk_{chunk}.log",
+        "results/logs/simulate/{model}/chunk_{chunk}.{key}.log",
     benchmark:
-        "results/benchmarks/simulate/{model}/chunk_{chunk}.tsv"
+        "results/benchmarks/simulate/{model}/chunk_{chunk}.{key}.tsv"
     threads: 1
     resources:
         gpu=1,
@@ -29,5 +38,6 @@ rule simulate:
     conda:
         "../../environment.yml"
     shell:
-        "density-engine simulate --spec {input.spec} --out {output.chunk} --device {resources.device}"
-        " --threads {threads} > {log} 2>&1"
+        "echo {wildcards.model} chunk {wildcards.chunk} key {params.key}: {params.settings:q} > {log};"
+        " density-engine simulate --spec {input.spec} --out {output.chunk} --device {resources.device}"
+        " --threads {threads} >> {log} 2>&1"

@@ -6,8 +6,9 @@
 #   (One job with ten thousand outputs would make Snakemake's DAG handling quadratic; batches keep it linear.)
 #
 # Both names carry content keys: hashes of everything that decides the grid / the chunk, computed from the config
-# without sampling when the DAG is built. A config change that alters a chunk's content gives it a new spec file name,
-# so exactly that chunk re-runs; grid and spec inputs are ancient(), so rewriting unchanged specs re-runs nothing.
+# without sampling when the DAG is built. A config change that alters a chunk's content gives it a new spec file name
+# (and chunk output name, simulate.smk), so exactly that chunk re-runs; grid and spec inputs are ancient(), so
+# rewriting unchanged specs re-runs nothing.
 
 
 for _model in ENABLED_MODELS:
@@ -19,7 +20,7 @@ for _model in ENABLED_MODELS:
             grid_path(_model),
         params:
             model=_model,
-            model_config=json.dumps(config["models"][_model], sort_keys=True),
+            model_config=MODEL_CONFIG_JSON[_model],
         log:
             f"results/logs/grid/{_model}.log",
         localrule: True
@@ -40,7 +41,7 @@ for _model in ENABLED_MODELS:
                 [spec_path(_model, chunk) for chunk in _chunks],
             params:
                 model=_model,
-                model_config=json.dumps(config["models"][_model], sort_keys=True),
+                model_config=MODEL_CONFIG_JSON[_model],
                 chunks=f"{_chunks.start}:{_chunks.stop}",
                 out_dir=lambda wildcards, output: os.path.dirname(output[0]),
             log:

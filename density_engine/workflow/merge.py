@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from density_engine.atomic import atomic_path, write_text_atomic
+from density_engine.engine.chunkio import ChunkSpec, SpecError, load_spec
 from density_engine.workflow.chunks import (
     KEY_PATTERN,
     ModelPlan,
@@ -62,16 +63,14 @@ def _read_valid_chunk(path: Path) -> Any:
     return result[0] if isinstance(result, tuple) else result
 
 
-def _read_spec(path: Path) -> dict[str, Any]:
+def _read_spec(path: Path) -> ChunkSpec:
+    """The validated spec of a chunk (:func:`~density_engine.engine.chunkio.load_spec`); errors as MergeError."""
+    if not path.is_file():
+        raise MergeError(f"{path}: chunk spec is missing")
     try:
-        spec = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MergeError(f"{path}: chunk spec is missing") from None
-    except (OSError, ValueError) as exc:
-        raise MergeError(f"{path}: not a readable chunk spec ({exc})") from exc
-    if not isinstance(spec, dict) or not isinstance(spec.get("parameter_sets"), list):
-        raise MergeError(f"{path}: not a chunk spec (no parameter_sets list)")
-    return spec
+        return load_spec(path)
+    except SpecError as exc:
+        raise MergeError(str(exc)) from None
 
 
 def _row_difference(pairs: set[tuple[int, int]], expected: set[tuple[int, int]]) -> str:
@@ -83,7 +82,7 @@ def _row_difference(pairs: set[tuple[int, int]], expected: set[tuple[int, int]])
     return "; ".join(parts)
 
 
-def check_against_spec(table: Any, spec: Mapping[str, Any], chunk_path: Path, spec_path: Path) -> None:
+def check_against_spec(table: Any, spec: ChunkSpec, chunk_path: Path, spec_path: Path) -> None:
     """Raise :class:`MergeError` naming ``chunk_path`` (and its spec) unless ``table`` holds exactly the spec's
     param_id x horizon rows, simulated with the spec's model, num_paths, seed, num_quantiles, dt, substeps and
     parameter values."""
@@ -93,10 +92,10 @@ def check_against_spec(table: Any, spec: Mapping[str, Any], chunk_path: Path, sp
         found = values[0] if len(values) == 1 else values
         return MergeError(f"{prefix}: {what} is {found!r} in the chunk, {wanted!r} in the spec")
 
-    sets = spec["parameter_sets"]
-    horizons = sorted(int(h) for h in spec["horizons"])
+    sets = spec.parameter_sets
+    horizons = sorted(spec.horizons)
     pairs = set(zip(table.column("param_id").to_pylist(), table.column("horizon").to_pylist(), strict=True))
-    expected = {(int(s["param_id"]), h) for s in sets for h in horizons}
+    expected = {(s.param_id, h) for s in sets for h in horizons}
     if table.num_rows != len(expected) or pairs != expected:
         raise MergeError(
             f"{prefix}: {table.num_rows} rows, the spec asks for {len(sets)} parameter sets x {len(horizons)} "
@@ -104,14 +103,14 @@ def check_against_spec(table: Any, spec: Mapping[str, Any], chunk_path: Path, sp
         )
     for column in ("model", "num_paths", "seed", "substeps", "dt"):
         values = table.column(column).unique().to_pylist()
-        if values != [spec[column]]:
-            raise differs(column, values, spec[column])
+        if values != [getattr(spec, column)]:
+            raise differs(column, values, getattr(spec, column))
     width = table.schema.field("quantiles").type.list_size
-    if width != spec["num_quantiles"]:
-        raise differs("num_quantiles", [width], spec["num_quantiles"])
-    names = list(sets[0]["params"])
-    spec_ids = np.array([int(s["param_id"]) for s in sets])
-    spec_values = np.array([[float(s["params"][name]) for name in names] for s in sets]).reshape(len(sets), len(names))
+    if width != spec.num_quantiles:
+        raise differs("num_quantiles", [width], spec.num_quantiles)
+    names = list(sets[0].params)
+    spec_ids = np.array([s.param_id for s in sets])
+    spec_values = np.array([[s.params[name] for name in names] for s in sets]).reshape(len(sets), len(names))
     row_ids = table.column("param_id").to_numpy()
     by_id = np.argsort(spec_ids, kind="stable")
     set_of_row = by_id[np.searchsorted(spec_ids[by_id], row_ids)]  # the rows' param_ids are the spec's (checked above)

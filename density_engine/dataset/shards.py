@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from density_engine.atomic import write_bytes_atomic
 from density_engine.dataset.inputs import DatasetInputError, ModelTable, distinct_metadata
-from density_engine.engine.chunkio import MOMENT_COLUMNS
+from density_engine.engine.chunkio import MOMENT_COLUMNS, quantile_levels
 
 MANIFEST_VERSION = 2
 # About 2 KiB per row in memory (512 float32 + scalars), about 1.5 KiB on disk: 100k rows ≈ 200 MB in memory,
@@ -307,7 +307,7 @@ def _checked_metadata(data: ModelTable) -> dict[str, list[Any]]:
     (what the card states); it is checked and left out (the provenance states the formula)."""
     metadata = distinct_metadata(data.file_metadata)
     q = data.num_quantiles
-    expected = (np.arange(q) + 0.5) / q
+    expected = quantile_levels(q)
     for candidate in metadata.pop("quantile_levels", []):
         values = np.asarray(candidate, dtype=np.float64)
         if values.shape != expected.shape or not np.allclose(values, expected, rtol=0, atol=1e-12):
@@ -337,7 +337,7 @@ def quantile_standard_errors(table: pa.Table) -> dict[str, Any]:
     quantiles = table.column("quantiles").combine_chunks()
     width = quantiles.type.list_size
     flat = quantiles.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
-    levels = (np.arange(width) + 0.5) / width
+    levels = quantile_levels(width)
     scores = ndtri(levels)
     num_paths = table.column("num_paths").to_numpy().astype(np.float64)
     std = table.column("std").to_numpy().astype(np.float64)

@@ -48,6 +48,14 @@ METADATA_KEYS = (
 PARQUET_COMPRESSION = "zstd"
 
 
+def quantile_levels(num_quantiles: int) -> np.ndarray:
+    """Levels ``p_j = (j + 0.5) / num_quantiles``, j = 0..M-1 (float64): the chunk contract's quantile levels (here,
+    torch-free, so the dataset and report code can use them; the engine's order statistics are in ``quantiles``)."""
+    if isinstance(num_quantiles, bool) or not isinstance(num_quantiles, int) or num_quantiles < 1:
+        raise ValueError(f"num_quantiles must be a positive integer, got {num_quantiles!r}")
+    return (np.arange(num_quantiles, dtype=np.float64) + 0.5) / num_quantiles
+
+
 class SpecError(ValueError):
     """A chunk spec is missing or invalid; the message names the file and the key."""
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from density_engine.engine.chunkio import quantile_levels
+
 
 @dataclass(frozen=True)
 class PathSummary:
@@ -18,13 +20,6 @@ class PathSummary:
     skew: np.ndarray
     kurt: np.ndarray
     num_paths: int
-
-
-def quantile_levels(num_quantiles: int) -> np.ndarray:
-    """Levels ``p_j = (j + 0.5) / num_quantiles``, j = 0..M-1 (float64)."""
-    if isinstance(num_quantiles, bool) or not isinstance(num_quantiles, int) or num_quantiles < 1:
-        raise ValueError(f"num_quantiles must be a positive integer, got {num_quantiles!r}")
-    return (np.arange(num_quantiles, dtype=np.float64) + 0.5) / num_quantiles
 
 
 def order_statistic_indices(num_samples: int, num_quantiles: int) -> np.ndarray:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from density_engine.atomic import atomic_path
+from density_engine.engine.chunkio import quantile_levels
 
 MAX_COVERAGE_POINTS = 5_000
 FAN_SETS = 4
@@ -99,7 +100,7 @@ def plot_fan(frame: pd.DataFrame, quantiles: np.ndarray, parameters: list[str], 
     import matplotlib.pyplot as plt
 
     num_levels = quantiles.shape[1]
-    levels = (np.arange(num_levels) + 0.5) / num_levels
+    levels = quantile_levels(num_levels)
 
     def column(p: float) -> int:
         return int(np.argmin(np.abs(levels - p)))

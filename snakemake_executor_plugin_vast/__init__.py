@@ -24,6 +24,8 @@ from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 from snakemake_interface_executor_plugins.settings import CommonSettings, ExecutorSettingsBase
 
+from density_engine.layout import VAST_COST_LEDGER  # a constants module: no imports of its own
+
 DEFAULT_IMAGE = "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime"
 DEFAULT_OFFER_QUERY = "reliability>0.98 direct_port_count>=1 inet_down>=100 cuda_vers>=12.4"
 INTERVAL_SCALE_ENV = "DENSITY_ENGINE_VAST_API_INTERVAL_SCALE"
@@ -35,7 +37,7 @@ _EXCLUDED_SOURCE_DIRS = {
 }  # fmt: skip
 _ALWAYS_SHIPPED_DIRS = ("workflow", "config", "resources")
 _MAX_SOURCE_FILE_BYTES = 10 * 1024 * 1024
-LEDGER_PATH = Path("results") / "vast" / "cost_ledger.json"
+LEDGER_PATH = Path(VAST_COST_LEDGER)
 """The run's cost ledger (relative to the working directory), kept up to date during the run (docs/vast.md)."""
 
 

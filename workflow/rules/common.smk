@@ -14,6 +14,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from density_engine.layout import VAST_COST_LEDGER  # the vast executor's cost ledger (docs/vast.md)
 from density_engine.workflow.chunks import (
     KEY_PATTERN,
     chunk_file_name,
@@ -77,10 +78,6 @@ def densities_manifest_path(model):
 def model_densities_manifest(wildcards):
     """Input function: the current merge manifest of one model."""
     return densities_manifest_path(wildcards.model)
-
-
-#: The vast executor's cost ledger: kept up to date during a vast run, written a final time at its end (docs/vast.md).
-VAST_COST_LEDGER = "results/vast/cost_ledger.json"
 
 
 def cost_ledger_input(wildcards):

@@ -3,8 +3,8 @@
 Recorded in every chunk's metadata (and so in the dataset card), and used as the version of the wheel that the Vast
 executor installs on rented hosts (``density_engine.vast.wheel``). A checkout computes it from its files; a host that
 installed that wheel reads the same string from the installed distribution's metadata, so a chunk simulated locally
-and one simulated remotely from the same sources carry the same code version. Other installs (e.g. ``pip install``
-of an sdist) report the plain package version.
+and one simulated remotely from the same sources carry the same code version. A regular install (e.g. ``pip install
+.``) hashes its installed package files instead, as the host wheel built from it does.
 """
 
 from __future__ import annotations
@@ -63,18 +63,47 @@ def source_version(root: Path) -> str:
     return f"{base_version(root)}+g{digest.hexdigest()[:12]}"
 
 
+def installed_package_files(dist: metadata.Distribution) -> dict[str, Path]:
+    """The installed source files of :data:`PACKAGES` of ``dist`` (archive name -> path; no bytecode, and not the git
+    commit stamp, which every host wheel gets anew), from the distribution's file list (RECORD)."""
+    files: dict[str, Path] = {}
+    for entry in dist.files or []:
+        parts = entry.parts
+        if not parts or parts[0] not in PACKAGES or "__pycache__" in parts or entry.suffix in {".pyc", ".pyo"}:
+            continue
+        if entry.as_posix() == f"density_engine/{GIT_COMMIT_FILE}":
+            continue
+        path = Path(str(dist.locate_file(entry)))
+        if path.is_file():
+            files[entry.as_posix()] = path
+    return files
+
+
+def installed_version(dist: metadata.Distribution, files: dict[str, Path]) -> str:
+    """The code version of an installed distribution: its version when it already carries ``+g<hash>`` (a host wheel
+    built from a checkout), else ``<version>+g<12 hex of the sha256 over the installed package files>``."""
+    if "+g" in dist.version:
+        return dist.version
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + files[name].read_bytes() + b"\0")
+    return f"{dist.version}+g{digest.hexdigest()[:12]}"
+
+
 @lru_cache(maxsize=1)
 def code_version() -> str:
-    """This installation's code version (see the module docstring)."""
+    """This installation's code version (see the module docstring): the version the host wheel built from this same
+    code gets (:mod:`density_engine.vast.wheel`), for a checkout and for a regular install alike."""
     root = checkout_root()
     if root is not None:
         return source_version(root)
     try:
-        return metadata.version(DIST_NAME)
+        dist = metadata.distribution(DIST_NAME)
     except metadata.PackageNotFoundError:  # pragma: no cover - imported from a copied folder
         from density_engine import __version__
 
         return __version__
+    return installed_version(dist, installed_package_files(dist))
 
 
 def checkout_git_commit(root: Path) -> str:

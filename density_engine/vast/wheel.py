@@ -78,26 +78,14 @@ def _installed_source() -> WheelSource:
             f"cannot build the host wheel: {DIST_NAME} is neither a checkout (no pyproject.toml next to the package) "
             "nor an installed distribution; install it (`pip install -e .` from the checkout) or run from the checkout"
         ) from None
-    files: dict[str, Path] = {}
-    for entry in dist.files or []:
-        parts = entry.parts
-        if not parts or parts[0] not in PACKAGES or "__pycache__" in parts or entry.suffix in {".pyc", ".pyo"}:
-            continue
-        if entry.as_posix() == f"density_engine/{codeversion.GIT_COMMIT_FILE}":
-            continue  # written fresh into every wheel
-        path = Path(str(dist.locate_file(entry)))
-        if path.is_file():
-            files[entry.as_posix()] = path
+    files = codeversion.installed_package_files(dist)
     missing = [package for package in PACKAGES if f"{package}/__init__.py" not in files]
     if missing:
         raise WheelSourceError(
             f"cannot build the host wheel from the installed {DIST_NAME} {dist.version}: its file list (RECORD) has no "
             f"{', '.join(missing)} package; reinstall it, or use an editable install (`pip install -e .`)"
         )
-    digest = hashlib.sha256()
-    for name in sorted(files):
-        digest.update(name.encode() + b"\0" + files[name].read_bytes() + b"\0")
-    version = dist.version if "+g" in dist.version else f"{dist.version}+g{digest.hexdigest()[:12]}"
+    version = codeversion.installed_version(dist, files)
     headers = HeaderParser().parsestr(dist.read_text("METADATA") or "")
     scripts = {ep.name: ep.value for ep in dist.entry_points if ep.group == "console_scripts"}
     return WheelSource(

@@ -79,6 +79,12 @@ def test_wheel_from_a_regular_install_without_a_checkout(tmp_path: Path) -> None
     assert f"Version: {version}" in metadata and "Requires-Dist: snakemake==9.27.1" in metadata
     entry_points = contents[f"density_engine-{version}.dist-info/entry_points.txt"]
     assert b"density-engine = density_engine.cli:main" in entry_points
+    # chunks simulated from this install record the same code version as chunks from hosts running its wheel
+    code = subprocess.run(
+        [sys.executable, "-c", "from density_engine.codeversion import code_version; print(code_version())"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert code.stdout.strip() == version
     # any change to the installed code gives another version (so hosts re-install)
     with (site / "density_engine" / "vast" / "pool.py").open("a") as handle:
         handle.write("# changed\n")

@@ -7,7 +7,9 @@ file; an interrupted or failing write leaves no temp file behind.
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,6 +60,15 @@ def atomic_path(path: str | os.PathLike[str], *, mode: int | None = None, sole_w
         tmp.unlink(missing_ok=True)
 
 
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file's bytes (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, *, mode: int | None = None) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_path(path, mode=mode) as tmp:
@@ -68,3 +79,30 @@ def write_text_atomic(path: str | os.PathLike[str], text: str, *, mode: int | No
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     with atomic_path(path, mode=mode) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+class NotWritableError(OSError):
+    """An output cannot be written (folder missing and not creatable, not writable, or too little free space); the
+    message is one line naming the folder."""
+
+
+def check_writable(path: str | os.PathLike[str], needed_bytes: int = 0) -> None:
+    """Prove that ``path`` can be written before expensive work produces it: its folder exists or can be created, a
+    temp file can be created there, and the file system has ``needed_bytes`` free. :class:`NotWritableError` else."""
+    path = Path(path)
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NotWritableError(f"{folder}: cannot create the output folder ({exc.strerror or exc})") from None
+    try:
+        fd, name = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=folder)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        raise NotWritableError(f"{folder}: cannot write there ({exc.strerror or exc})") from None
+    free = shutil.disk_usage(folder).free
+    if free < needed_bytes:
+        raise NotWritableError(
+            f"{folder}: {free / 1e6:,.1f} MB free, writing {path.name} needs about {needed_bytes / 1e6:,.1f} MB"
+        )

@@ -3,3 +3,12 @@
 #: The Vast executor's cost ledger: written by the host pool during and at the end of a run (docs/vast.md, "The cost
 #: ledger"), read by the workflow's cost table (report.smk).
 VAST_COST_LEDGER = "results/vast/cost_ledger.json"
+
+#: Where the merge moves chunks that fail its integrity checks (one folder per model; the next run re-simulates them).
+QUARANTINE_DIR = "results/quarantine"
+#: Per-chunk files of the workflow, one folder per model (chunk_NNNNN.<key>.<ext>): status and clean read them.
+CHUNKS_DIR = "results/chunks"
+SPECS_DIR = "results/specs"
+SIMULATE_LOGS_DIR = "results/logs/simulate"
+SIMULATE_BENCHMARKS_DIR = "results/benchmarks/simulate"
+GRID_DIR = "results/grid"

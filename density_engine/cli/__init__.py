@@ -1,8 +1,9 @@
 """The ``density-engine`` command line.
 
-Each stage owns one module here (``simulate``, ``workflow``, ``dataset``, ``vast``) exposing ``COMMANDS``, a list of
-click commands or groups that are attached to the top-level group. Modules import heavy dependencies (torch, pyarrow,
-huggingface_hub, paramiko) inside their command functions so that ``density-engine --help`` stays fast.
+Each stage owns one module here (``simulate``, ``workflow``, ``operations``, ``dataset``, ``vast``) exposing
+``COMMANDS``, a list of click commands or groups that are attached to the top-level group. Modules import heavy
+dependencies (torch, pyarrow, huggingface_hub, paramiko) inside their command functions so that
+``density-engine --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import click
 
 from density_engine import __version__
 
-_COMMAND_MODULES = ("simulate", "workflow", "dataset", "vast")
+_COMMAND_MODULES = ("simulate", "workflow", "operations", "dataset", "vast")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

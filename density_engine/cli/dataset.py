@@ -26,16 +26,37 @@ def dataset() -> None:
 @click.option("--out", "folder", default=DEFAULT_FOLDER, show_default=True, type=click.Path(file_okay=False))
 @click.option("--manifest", required=True, type=click.Path(dir_okay=False), help="Where to write the model manifest.")
 @click.option("--params-per-shard", type=click.IntRange(min=1), help="Shard width in parameter sets (default: auto).")
+@click.option(
+    "--densities-manifest",
+    type=click.Path(dir_okay=False),
+    help="The merge manifest of the (single) densities input: its sha256 must match (an edited file is refused).",
+)
+@click.option("--model-config", help="The model's config section as JSON: the data must be exactly its grid.")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False))
 def shards_command(
-    model: str, folder: str, manifest: str, params_per_shard: int | None, inputs: tuple[str, ...]
+    model: str,
+    folder: str,
+    manifest: str,
+    params_per_shard: int | None,
+    densities_manifest: str | None,
+    model_config: str | None,
+    inputs: tuple[str, ...],
 ) -> None:
-    """Validate INPUTS (merged densities or chunk parquet files) and write data/<model>/ shards + a manifest."""
+    """Validate INPUTS (merged densities or chunk parquet files) and write data/<model>/ shards + a manifest.
+
+    Every check (the merge manifest's sha256, the column contract, complete horizons, the configured grid) runs before
+    anything is written, so a failure leaves the dataset folder as it was."""
     from density_engine.dataset.build import build_model
+    from density_engine.workflow.merge import verify_densities
 
     try:
-        result = build_model(model, inputs, folder, manifest, params_per_shard)
-    except ValueError as exc:
+        if densities_manifest:
+            if len(inputs) != 1:
+                raise ValueError("--densities-manifest needs exactly one input (the densities file it describes)")
+            verify_densities(inputs[0], densities_manifest)
+        config = json.loads(model_config) if model_config else None
+        result = build_model(model, inputs, folder, manifest, params_per_shard, model_config=config)
+    except ValueError as exc:  # also MergeError, DatasetInputError and JSONDecodeError
         raise _fail(exc) from exc
     click.echo(f"{model}: {result.rows} rows, {result.param_sets} parameter sets -> {len(result.shards)} shard(s)")
 

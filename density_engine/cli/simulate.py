@@ -1,4 +1,5 @@
-"""`density-engine` commands of the simulate stage: ``simulate`` (one chunk), ``models``, ``bench``."""
+"""`density-engine` commands of the simulate stage: ``simulate`` (one chunk), ``simulate-one`` (one parameter set, a
+quick check), ``models``, ``bench``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 import sys
 
 import click
+import numpy as np
 
 log = logging.getLogger("density_engine.simulate")
 
@@ -34,28 +36,85 @@ def _dtype(name: str):
     return {"float32": torch.float32, "float64": torch.float64}[name]
 
 
+def run_engine(spec, device: str = "auto", dtype: str = "float32", memory_budget: int | None = None, progress=None):
+    """The one call into the engine (a chunk spec -> ``ChunkResult`` with the chunk table): ``simulate`` and
+    ``simulate-one`` both go through here, so an engine API change is re-pointed in one place."""
+    from density_engine.engine.runner import run_chunk
+
+    return run_chunk(spec, device, _dtype(dtype), memory_budget, progress=progress)
+
+
+def chunk_bytes_estimate(spec) -> int:
+    """Upper estimate of a chunk file and its temp copy: rows x (quantiles + scalar columns), twice, plus 1 MB."""
+    rows = len(spec.parameter_sets) * len(spec.horizons)
+    return 2 * rows * (4 * spec.num_quantiles + 256) + 2**20
+
+
+def _simulate_or_fail(spec, source: str, device: str, dtype: str, budget: int | None, progress=None):
+    """:func:`run_engine`, with every failure as one line (a click error naming ``source``), no traceback."""
+    try:
+        return run_engine(spec, device, dtype, budget, progress)
+    except (ValueError, FloatingPointError) as exc:
+        raise click.ClickException(f"{source}: {exc}") from exc
+    except MemoryError:
+        raise click.ClickException(f"{source}: out of host memory while simulating (lower num_paths)") from None
+    except RuntimeError as exc:  # e.g. torch.OutOfMemoryError on a GPU
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise click.ClickException(f"{source}: the simulation failed: {first}") from None
+
+
+def _write_or_fail(table, out_path: str, manifest_path: str | None) -> None:
+    from density_engine.engine.chunkio import write_chunk
+
+    try:
+        write_chunk(table, out_path, manifest_path)
+    except OSError as exc:
+        raise click.ClickException(f"{out_path}: cannot write the chunk ({exc.strerror or exc})") from None
+
+
 @click.command("simulate")
 @click.option("--spec", "spec_path", required=True, type=click.Path(dir_okay=False), help="Chunk spec JSON file.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Chunk parquet to write.")
+@click.option(
+    "--manifest",
+    "manifest_path",
+    type=click.Path(dir_okay=False),
+    help="Chunk manifest to write (size, sha256, content checksum); default: <out without .parquet>.manifest.json.",
+)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
 @click.option("--memory-budget", help="Working memory per path block, e.g. 512M or 6G (default: per device).")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch (default: torch's choice).")
 def simulate_command(
-    spec_path: str, out_path: str, device: str, dtype: str, memory_budget: str | None, threads: int | None
+    spec_path: str,
+    out_path: str,
+    manifest_path: str | None,
+    device: str,
+    dtype: str,
+    memory_budget: str | None,
+    threads: int | None,
 ) -> None:
-    """Simulate one chunk: read its spec, write quantiles and moments per parameter set and horizon to parquet.
+    """Simulate one chunk: read its spec, write quantiles and moments per parameter set and horizon to parquet, and
+    the chunk manifest the merge checks it against.
 
-    The output is written atomically (temporary file + rename), so an interrupted job leaves no complete-looking file.
+    Before simulating, checks that the output folder is writable and has room for the chunk (errors are one line,
+    nothing is simulated). The output is written atomically (temporary file + rename), so an interrupted job leaves no
+    complete-looking file.
     """
-    from density_engine.engine.chunkio import SpecError, load_spec, write_chunk
-    from density_engine.engine.runner import run_chunk
+    from density_engine.atomic import NotWritableError, check_writable
+    from density_engine.engine.chunkio import SpecError, chunk_manifest_path, load_spec
 
     budget = _parse_bytes(memory_budget)
     try:
         spec = load_spec(spec_path)
     except SpecError as exc:
         raise click.ClickException(str(exc)) from exc
+    manifest = manifest_path or str(chunk_manifest_path(out_path))
+    try:
+        check_writable(out_path, chunk_bytes_estimate(spec))
+        check_writable(manifest, 2**16)
+    except NotWritableError as exc:
+        raise click.ClickException(f"{exc}; nothing was simulated") from None
     import torch
 
     if threads:
@@ -67,13 +126,11 @@ def simulate_command(
 
         bar = tqdm(total=total, unit="path", unit_scale=True, desc=f"{spec.model} chunk {spec.chunk_id}", leave=False)
     try:
-        result = run_chunk(spec, device, _dtype(dtype), budget, progress=bar.update if bar else None)
-    except (ValueError, FloatingPointError) as exc:
-        raise click.ClickException(f"{spec_path}: {exc}") from exc
+        result = _simulate_or_fail(spec, spec_path, device, dtype, budget, bar.update if bar else None)
     finally:
         if bar is not None:
             bar.close()
-    write_chunk(result.table, out_path)
+    _write_or_fail(result.table, out_path, manifest)
     log.info(
         "wrote %s: %d rows, %d parameter sets, %.2f s, %.3g path-steps/s",
         out_path,
@@ -82,6 +139,142 @@ def simulate_command(
         result.wall_time_s,
         result.path_steps_per_s,
     )
+
+
+#: Quantile levels shown by ``simulate-one`` (the nearest stored level is printed).
+SHOWN_LEVELS = (0.001, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 0.999)
+
+
+def _parse_params(values: tuple[str, ...]) -> dict[str, float]:
+    params: dict[str, float] = {}
+    for item in values:
+        name, sep, raw = item.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--param")
+        try:
+            params[name.strip()] = float(raw)
+        except ValueError:
+            raise click.BadParameter(f"{name.strip()}: {raw!r} is not a number", param_hint="--param") from None
+    return params
+
+
+def _parse_horizons(text: str) -> list[int]:
+    try:
+        horizons = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {text!r}", param_hint="--horizons") from None
+    if not horizons:
+        raise click.BadParameter("give at least one horizon", param_hint="--horizons")
+    return horizons
+
+
+@click.command("simulate-one")
+@click.option("--model", required=True, help="Model name (density-engine models lists them and their parameters).")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="A parameter value; repeat for each.")
+@click.option("--paths", "num_paths", type=click.IntRange(min=2), default=100_000, show_default=True)
+@click.option("--horizons", required=True, help="Comma-separated horizons in model steps, e.g. 1,5,20.")
+@click.option("--dt", type=float, help="Model step in years (rough models; default: the model's).")
+@click.option("--substeps", type=click.IntRange(min=1), help="Fine steps per model step (rough models).")
+@click.option("--seed", type=click.IntRange(min=0), default=1, show_default=True)
+@click.option("--num-quantiles", type=click.IntRange(min=2), default=512, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Also write the rows as a chunk parquet.")
+@click.option("--json", "as_json", is_flag=True, help="Print every quantile and moment as JSON.")
+def simulate_one_command(
+    model: str,
+    params: tuple[str, ...],
+    num_paths: int,
+    horizons: str,
+    dt: float | None,
+    substeps: int | None,
+    seed: int,
+    num_quantiles: int,
+    device: str,
+    out_path: str | None,
+    as_json: bool,
+) -> None:
+    """Simulate one parameter set and print its moments and selected quantiles per horizon (a quick check; the
+    workflow is for grids). Example:
+
+    density-engine simulate-one --model gjrgarch_normalized --param alpha=0.05 --param gamma=0.1 --param beta=0.85
+    --param eta=6 --param lam=-0.2 --param sigma0_sq=1 --paths 200000 --horizons 1,5,20
+    """
+    from density_engine.atomic import NotWritableError, check_writable
+    from density_engine.engine.chunkio import SpecError, parse_spec, quantile_levels, quantile_matrix
+    from density_engine.models import get_model_class, model_names
+
+    if model not in model_names():
+        raise click.BadParameter(f"{model!r}; choose from {', '.join(model_names())}", param_hint="--model")
+    settings = get_model_class(model).settings
+    for name, value in (("dt", dt), ("substeps", substeps)):
+        if value is not None and name not in settings:
+            raise click.BadParameter(f"{model} has no setting {name!r}", param_hint=f"--{name}")
+    defaults = dict(get_model_class(model).default_settings)
+    data = {
+        "spec_version": 1,
+        "model": model,
+        "chunk_id": 0,
+        "seed": seed,
+        "num_paths": num_paths,
+        "num_quantiles": num_quantiles,
+        "horizons": _parse_horizons(horizons),
+        "dt": (dt if dt is not None else defaults.get("dt")) if "dt" in settings else None,
+        "substeps": (substeps or defaults.get("substeps") or 1) if "substeps" in settings else 1,
+        "parameter_sets": [{"param_id": 0, "params": _parse_params(params)}],
+    }
+    try:
+        spec = parse_spec(data, "simulate-one")
+    except SpecError as exc:
+        raise click.ClickException(str(exc).replace("parameter_sets[0].params (param_id 0): ", "--param: ")) from None
+    if out_path:
+        try:
+            check_writable(out_path, chunk_bytes_estimate(spec))
+        except NotWritableError as exc:
+            raise click.ClickException(f"{exc}; nothing was simulated") from None
+    result = _simulate_or_fail(spec, "simulate-one", device, "float32", None)
+    table = result.table
+    if out_path:
+        _write_or_fail(table, out_path, None)
+    q = quantile_matrix(table)
+    levels = quantile_levels(num_quantiles)
+    rows = table.to_pydict()
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "model": model,
+                    "params": spec.parameter_sets[0].params,
+                    "num_paths": num_paths,
+                    "seed": seed,
+                    "dt": spec.dt,
+                    "substeps": spec.substeps,
+                    "quantile_levels": levels.tolist(),
+                    "horizons": [
+                        {
+                            "horizon": rows["horizon"][i],
+                            **{name: rows[name][i] for name in ("mean", "std", "skew", "kurt")},
+                            "quantiles": q[i].astype(float).tolist(),
+                        }
+                        for i in range(table.num_rows)
+                    ],
+                },
+                indent=1,
+            )
+        )
+        return
+    shown = sorted({int(np.argmin(np.abs(levels - p))) for p in SHOWN_LEVELS})
+    values = ", ".join(f"{k}={v:g}" for k, v in spec.parameter_sets[0].params.items())
+    click.echo(f"{model} ({values}), {num_paths:,} paths, seed {seed}, {result.wall_time_s:.2f} s")
+    header = f"{'horizon':>7}{'mean':>11}{'std':>10}{'skew':>9}{'kurt':>9}"
+    click.echo(header + "".join(f"{'q' + format(levels[j], '.4g'):>11}" for j in shown))
+    for i in range(table.num_rows):
+        line = (
+            f"{rows['horizon'][i]:>7}{rows['mean'][i]:>11.5g}{rows['std'][i]:>10.5g}{rows['skew'][i]:>9.3g}"
+            f"{rows['kurt'][i]:>9.3g}"
+        )
+        click.echo(line + "".join(f"{q[i, j]:>11.5g}" for j in shown))
+    if out_path:
+        click.echo(f"wrote {out_path}")
 
 
 @click.command("models")
@@ -150,4 +343,4 @@ def bench_command(
         raise click.ClickException(str(exc)) from None
 
 
-COMMANDS: list[click.Command] = [simulate_command, models_command, bench_command]
+COMMANDS: list[click.Command] = [simulate_command, simulate_one_command, models_command, bench_command]

@@ -21,7 +21,7 @@ def _fail(message: str) -> click.ClickException:
     return click.ClickException(message)
 
 
-def _base_dir_option(function: Callable[..., None]) -> Callable[..., None]:
+def base_dir_option(function: Callable[..., None]) -> Callable[..., None]:
     """The ``--base-dir`` option of every command that reads a model config."""
     return click.option(
         "--base-dir",
@@ -32,26 +32,75 @@ def _base_dir_option(function: Callable[..., None]) -> Callable[..., None]:
     )(function)
 
 
-@click.command("validate-config")
-@click.argument("config_files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--schema", type=click.Path(path_type=Path), default=None, help="Schema file (default: found from cwd).")
-@_base_dir_option
-def validate_config_command(config_files: tuple[Path, ...], schema: Path | None, base_dir: Path) -> None:
-    """Validate workflow config files (later files override earlier ones per top-level key) and print the plan."""
-    from density_engine.workflow.chunks import plan_model
-    from density_engine.workflow.config import ConfigError, enabled_models, load_yaml, validate_config
+def load_configs(config_files: tuple[Path, ...], schema: Path | None, base_dir: Path) -> dict:
+    """Config files merged like Snakemake's --configfile (later files override earlier ones per key), validated
+    (schema, model domains, run size)."""
+    from density_engine.workflow.config import ConfigError, load_yaml, validate_config
 
     try:
         merged: dict = {}
         for path in config_files:
             merged = _deep_update(merged, load_yaml(path))
-        config = validate_config(merged, schema, base_dir)
-        for model in enabled_models(config):
-            plan = plan_model(model, config["models"][model], base_dir)
-            click.echo(f"{model}: {plan.num_sets} parameter sets in {plan.num_chunks} chunks of {plan.chunk_size}")
+        return validate_config(merged, schema, base_dir)
     except ConfigError as exc:
         raise _fail(f"invalid configuration: {exc}") from None
+
+
+@click.command("validate-config")
+@click.argument("config_files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--schema", type=click.Path(path_type=Path), default=None, help="Schema file (default: found from cwd).")
+@base_dir_option
+def validate_config_command(config_files: tuple[Path, ...], schema: Path | None, base_dir: Path) -> None:
+    """Validate workflow config files (later files override earlier ones per top-level key) and print the plan."""
+    from density_engine.workflow.estimate import estimate_run
+
+    config = load_configs(config_files, schema, base_dir)
+    run = estimate_run(config, base_dir)
+    for m in run.models:
+        click.echo(
+            f"{m.model}: {m.parameter_sets} parameter sets in {m.chunks} chunks of {m.chunk_size}, "
+            f"{m.path_steps:.3g} path-steps"
+        )
+    click.echo(run.summary_line())
     click.echo("configuration is valid")
+
+
+@click.command("estimate")
+@click.option(
+    "--configfile",
+    "config_files",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Workflow config (repeat to merge several, as snakemake --configfile does).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (docs/estimate.md).")
+@click.option("--schema", type=click.Path(path_type=Path), default=None, help="Schema file (default: found from cwd).")
+@base_dir_option
+def estimate_command(config_files: tuple[Path, ...], as_json: bool, schema: Path | None, base_dir: Path) -> None:
+    """Estimate the run of a config: per model parameter sets, chunks, path-steps, memory per chunk job, CPU-hours
+    and GPU-hours per GPU type (from the throughput table in the package; GPU figures are labelled estimates)."""
+    from density_engine.workflow.estimate import estimate_run, throughput_table
+
+    run = estimate_run(load_configs(config_files, schema, base_dir), base_dir)
+    if as_json:
+        click.echo(json.dumps(run.to_dict(), indent=2))
+        return
+    gpus = list(throughput_table()["gpus"])
+    header = f"{'model':<22}{'sets':>9}{'chunks':>8}{'path-steps':>12}{'per chunk':>11}{'MB/job':>8}{'GPU MB':>8}"
+    header += f"{'CPU-h':>10}" + "".join(f"{name + '-h':>12}" for name in gpus)
+    click.echo(header)
+    for m in run.models:
+        line = (
+            f"{m.model:<22}{m.parameter_sets:>9,}{m.chunks:>8,}{m.path_steps:>12.3g}{m.path_steps_per_chunk:>11.3g}"
+            f"{m.memory_mb_per_chunk.cpu_job:>8,.0f}{m.memory_mb_per_chunk.gpu:>8,.0f}{m.cpu.hours:>10.3g}"
+        )
+        click.echo(line + "".join(f"{m.gpus[name].hours:>12.3g}" for name in gpus))
+    click.echo(run.summary_line())
+    table = throughput_table()
+    click.echo(f"CPU: {table['cpu']['label']} ({'measured' if table['cpu']['measured'] else 'estimated'})")
+    for name, gpu in table["gpus"].items():
+        click.echo(f"{name}: {gpu['memory_gib']} GiB, {'measured' if gpu['measured'] else 'ESTIMATED, not measured'}")
 
 
 def _deep_update(base: dict, update: dict) -> dict:
@@ -69,7 +118,7 @@ def _deep_update(base: dict, update: dict) -> dict:
 @click.option("--model", required=True, help="Model name (registry name).")
 @click.option("--model-config", "model_config", required=True, help="The model's config section as JSON.")
 @click.option("--out", "out_path", required=True, type=click.Path(path_type=Path), help="Grid parquet to write.")
-@_base_dir_option
+@base_dir_option
 def grid_command(model: str, model_config: str, out_path: Path, base_dir: Path) -> None:
     """Sample a model's parameter grid (param_id + parameters) into a parquet file."""
     from density_engine.workflow.chunks import write_grid
@@ -107,7 +156,7 @@ def _model_config(text: str) -> dict:
     help="Parameter grid parquet (from `density-engine grid`); sampled afresh when omitted.",
 )
 @click.option("--chunks", "chunk_range", default=None, help="Chunk range FIRST:STOP (default: all chunks).")
-@_base_dir_option
+@base_dir_option
 def specs_command(
     model: str, model_config: str, out_dir: Path, grid_path: Path | None, chunk_range: str | None, base_dir: Path
 ) -> None:
@@ -159,7 +208,13 @@ def _model_plan(model: str, model_config: str, base_dir: Path) -> ModelPlan:
     default=None,
     help="Merge manifest to write (default: densities.<plan key>.json beside --out).",
 )
-@_base_dir_option
+@click.option(
+    "--quarantine-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Move chunks that fail the integrity checks here (the next run re-simulates them); default: leave them.",
+)
+@base_dir_option
 def merge_command(
     model: str,
     model_config: str,
@@ -167,18 +222,21 @@ def merge_command(
     specs_dir: Path,
     out_path: Path,
     manifest_path: Path | None,
+    quarantine_dir: Path | None,
     base_dir: Path,
 ) -> None:
-    """Check the chunks of the current config against their specs and merge them into one densities parquet.
+    """Verify the chunks of the current config and merge them into one densities parquet.
 
     The chunk files are the model config's plan (chunk_NNNNN.<content key>.parquet): chunks of older configs in the
-    same folder are ignored. The output is written atomically, then the manifest densities.<plan key>.json.
+    same folder are ignored. Each chunk is checked (readable, checksum against its chunk manifest, contract, values,
+    quantiles vs moments, its spec) before anything is written; failed chunks are named with the check and moved to
+    --quarantine-dir. The output is written atomically, then the manifest densities.<plan key>.json.
     """
     from density_engine.workflow.merge import MergeError, merge_model
 
     plan = _model_plan(model, model_config, base_dir)
     try:
-        summary = merge_model(plan, chunks_dir, specs_dir, out_path, manifest_path)
+        summary = merge_model(plan, chunks_dir, specs_dir, out_path, manifest_path, quarantine_dir)
     except MergeError as exc:
         raise _fail(str(exc)) from None
     except ValueError as exc:  # ChunkError from read_chunk names the file
@@ -221,13 +279,14 @@ def report_figures_command(
     help="Vast cost ledger JSON (results/vast/cost_ledger.json); a missing file means a local run.",
 )
 @click.option("--out", "out_path", required=True, type=click.Path(path_type=Path), help="Cost table CSV to write.")
-def report_costs_command(ledger: Path, out_path: Path) -> None:
+@click.option("--html", "html_path", type=click.Path(path_type=Path), help="Also write the table as HTML here.")
+def report_costs_command(ledger: Path, out_path: Path, html_path: Path | None) -> None:
     """Write the per-run cost table of the report: one row per rented Vast instance plus a total, or one row saying
     that the run was local."""
     from density_engine.workflow.report import LedgerError, write_cost_table
 
     try:
-        table = write_cost_table(ledger, out_path)
+        table = write_cost_table(ledger, out_path, html_path)
     except LedgerError as exc:
         raise _fail(str(exc)) from None
     click.echo(f"wrote {len(table)} cost row(s) to {out_path}")
@@ -235,6 +294,7 @@ def report_costs_command(ledger: Path, out_path: Path) -> None:
 
 COMMANDS: list[click.Command] = [
     validate_config_command,
+    estimate_command,
     grid_command,
     specs_command,
     merge_command,

@@ -22,6 +22,7 @@ import yaml
 
 from density_engine.dataset.checks import check_against_config
 from density_engine.dataset.shards import ModelManifest, verify_shards, write_if_changed
+from density_engine.dataset.units import model_units
 
 LICENSE = "cc-by-4.0"
 TAGS = ["finance", "stochastic-volatility", "simulation", "synthetic", "quantiles", "monte-carlo", "rough-volatility"]
@@ -316,6 +317,9 @@ def _model_section(name: str, record: Mapping[str, Any]) -> list[str]:
             f"{_config_range(p.get('config'))}{' (model default)' if p.get('config_is_model_default') else ''} | "
             f"{_fmt(lo)} – {_fmt(hi)} |"
         )
+    units = model_units(name)
+    if units is not None:
+        lines += ["", f"**Units.** {units.card}"]
     lines += [
         "",
         _sampling_text(record),
@@ -351,6 +355,7 @@ def render_card(
     title = pretty_name([m.model for m in manifests])
     repo = repo_id or "<owner>/<dataset>"
     pin = f', revision="{tag}"' if tag else ""
+    at = f"@{tag}" if tag else ""
     first = manifests[0].model
     q = manifests[0].num_quantiles
     body = [
@@ -362,8 +367,9 @@ def render_card(
         "## What a row is",
         "",
         "One row = one parameter set (`param_id`, with the parameter values as scalar columns) × one horizon "
-        "(`horizon`, in model steps). `quantiles` holds the quantiles of the cumulative log-return "
-        "X_h = log(S_h / S_0) over N = `num_paths` simulated paths, sorted ascending (a float32 vector of fixed "
+        "(`horizon`, in model steps). `quantiles` holds the quantiles of the cumulative return X_h over "
+        "N = `num_paths` simulated paths (rough models: the log-return log(S_h / S_0); GARCH: the sum of h returns of "
+        "unit unconditional variance, see the model's **Units**), sorted ascending (a float32 vector of fixed "
         f"length {q}). Rows are sorted by (`param_id`, `horizon`). Every parameter set has a row for every horizon, "
         "and the param_ids are exactly the configured ones.",
         "",
@@ -417,25 +423,34 @@ def render_card(
         "",
         "## Loading",
         "",
+        (
+            f"The snippets read the release `{tag}` (the git tag of this version; drop the pin for the latest data)."
+            if tag
+            else "Pin a release tag (`revision=`) for reproducible reads."
+        ),
+        "",
         "```python",
         "from datasets import load_dataset",
         "",
         f'ds = load_dataset("{repo}", "{first}", split="train"{pin})',
-        'q = ds.with_format("numpy")["quantiles"]   # (rows, ' + str(q) + ") float32",
+        f'q = ds.with_format("numpy")["quantiles"][:]  # numpy array, shape (rows, {q}), float32',
         f'stream = load_dataset("{repo}", "{first}", split="train", streaming=True{pin})',
         "```",
         "",
         "```python",
         "import pandas as pd",
         "",
-        f'df = pd.read_parquet("hf://datasets/{repo}/data/{first}/")  # quantiles: numpy arrays of length {q}',
+        f'df = pd.read_parquet("hf://datasets/{repo}{at}/data/{first}/")  # quantiles: numpy arrays of length {q}',
         "```",
         "",
         "```python",
         "import polars as pl",
         "",
-        f'df = pl.read_parquet("hf://datasets/{repo}/data/{first}/*.parquet")  # quantiles: Array(Float32, {q})',
+        f'df = pl.read_parquet("hf://datasets/{repo}{at}/data/{first}/*.parquet")  # quantiles: Array(Float32, {q})',
         "```",
+        "",
+        "Each parquet file also describes its columns in the schema's field metadata (quantile levels, units of the "
+        "values and of `horizon`, `dt` in years).",
         "",
         "## Files and versioning",
         "",

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from density_engine.dataset.shards import sha256_file
+from density_engine.atomic import file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +95,23 @@ class PublishPlan:
             )
         return None
 
-    def describe(self) -> list[str]:
-        """Human-readable lines (the dry-run output)."""
+    def describe(self, dry_run: bool = True) -> list[str]:
+        """Human-readable lines: with ``dry_run`` what a publish would do; else only what was found (the publish then
+        reports what it did)."""
+        stays_private = self.repo_exists and self.private is False and self.remote_private
+        if not dry_run:
+            state = "exists" if self.repo_exists else "does not exist yet"
+            branch = "" if self.branch_exists or not self.repo_exists else f" (no branch {self.revision!r} yet)"
+            unchanged = sum(c.action == "unchanged" for c in self.changes)
+            found = [
+                f"dataset repo {self.repo_id}: {state}{branch}; {len(self.uploads)} file(s) to upload, "
+                f"{len(self.deletions)} to delete, {unchanged} unchanged"
+            ]
+            if stays_private:
+                found.append(
+                    "visibility: the repo is private and stays private (make it public on the Hub if intended)"
+                )
+            return found
         lines = [
             f"dataset repo {self.repo_id}: "
             + ("exists" if self.repo_exists else f"would be created (private={bool(self.private)})")
@@ -105,7 +120,7 @@ class PublishPlan:
         ]
         if self.make_private:
             lines.append("visibility: would make the repo private (hf.private: true)")
-        elif self.repo_exists and self.private is False and self.remote_private:
+        elif stays_private:
             lines.append("visibility: the repo is private and stays private (make it public on the Hub if intended)")
         lines += [f"upload {c.path} ({c.action}, {c.size} bytes)" for c in self.uploads]
         lines += [f"delete {c.path}" for c in self.deletions]
@@ -202,7 +217,7 @@ def local_files(folder: str | Path) -> dict[str, LocalFile]:
         "provenance.json": LocalFile(provenance_path, hashlib.sha256(record).hexdigest()),
     }
     for relative, path in present.items():
-        digest = sha256_file(path)
+        digest = file_sha256(path)
         if digest != listed[relative]:
             raise _refuse(path, f"sha256 {digest[:12]} differs from {provenance_path.name} ({listed[relative][:12]})")
         files[relative] = LocalFile(path, digest)
@@ -305,15 +320,16 @@ def publish_dataset(
     # huggingface_hub.errors.HTTPError is httpx's base class: HTTP error answers and transport errors alike.
     from huggingface_hub.errors import HTTPError
 
+    _check_online()
     token = _token_from_env()
     if token is None and not dry_run:
         raise PublishError(f"no Hugging Face token: set {TOKEN_ENV} to a token with write access to {repo_id}")
     api = make_api(token, endpoint)
     try:
         plan = plan_publish(api, folder, repo_id, revision=revision, tag=tag, private=private)
-    except HTTPError as exc:
-        raise PublishError(f"cannot read dataset repo {repo_id} at {api.endpoint}: {_short(exc)}") from exc
-    for line in plan.describe():
+    except (HTTPError, OSError) as exc:  # OSError: connection errors, OfflineModeIsEnabled
+        raise PublishError(f"cannot read dataset repo {repo_id} at {api.endpoint}: {_short(exc)}") from None
+    for line in plan.describe(dry_run):
         echo(("dry run: " if dry_run else "") + line)
     conflict = plan.tag_conflict()
     if conflict:
@@ -334,6 +350,38 @@ def publish_dataset(
                 f"the token in {TOKEN_ENV} cannot write to dataset repo {repo_id} (HTTP {_status(exc)}): {_short(exc)}"
             ) from exc
         raise PublishError(f"publishing to dataset repo {repo_id} failed: {_short(exc)}") from exc
+    except OSError as exc:  # the connection broke off mid-way
+        raise PublishError(f"publishing to dataset repo {repo_id} failed: {_short(exc)}") from None
+
+
+def _check_online() -> None:
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        raise PublishError("publishing needs the Hugging Face Hub, but HF_HUB_OFFLINE is set: unset it and run again")
+
+
+def check_publish_access(endpoint: str | None = None) -> str:
+    """Before any publish job starts: the Hub is not switched off (``HF_HUB_OFFLINE``), ``HF_TOKEN`` is set, and the
+    Hub at ``endpoint`` accepts it (``whoami``). Returns the account name; :class:`PublishError` (one line) otherwise.
+    The token is never part of a message."""
+    from huggingface_hub.errors import HTTPError
+
+    _check_online()
+    token = _token_from_env()
+    if token is None:
+        raise PublishError(f"no Hugging Face token: set {TOKEN_ENV} to a token with write access to the dataset repo")
+    api = make_api(token, endpoint)
+    try:
+        return str(api.whoami().get("name", "?"))
+    except HTTPError as exc:
+        if _status(exc) == 401:
+            raise PublishError(
+                f"the Hub at {api.endpoint} does not accept the token in {TOKEN_ENV} (HTTP 401)"
+            ) from None
+        raise PublishError(f"cannot reach the Hugging Face Hub at {api.endpoint}: {_short(exc)}") from None
+    except OSError as exc:
+        raise PublishError(f"cannot reach the Hugging Face Hub at {api.endpoint}: {_short(exc)}") from None
 
 
 def _short(exc: Exception) -> str:
@@ -373,6 +421,11 @@ def _apply(
         )
         head = commit.oid
     committed = head != plan.head
+    if committed:
+        for change in plan.uploads:
+            echo(f"uploaded {change.path} ({change.action}, {change.size} bytes)")
+        for change in plan.deletions:
+            echo(f"deleted {change.path}")
     echo(f"{'committed' if committed else 'no changes, no commit'}: {repo_id}@{revision} is {head}")
     if plan.tag and plan.tag_commit is None:
         # the commit this publish made (or verified as identical to the folder), not whatever the branch points at now

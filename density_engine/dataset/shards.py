@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -21,14 +20,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from density_engine.atomic import write_bytes_atomic
+from density_engine.atomic import file_sha256, write_bytes_atomic
 from density_engine.dataset.inputs import DatasetInputError, ModelTable, distinct_metadata
+from density_engine.dataset.layout import default_params_per_shard, id_runs, shard_name
 from density_engine.engine.chunkio import MOMENT_COLUMNS, quantile_levels
 
 MANIFEST_VERSION = 2
-# About 2 KiB per row in memory (512 float32 + scalars), about 1.5 KiB on disk: 100k rows ≈ 200 MB in memory,
-# ≈ 150 MB on disk, inside the 100–500 MB shard range of the Hub's recommendations (hf-hub.md §1.3).
-TARGET_ROWS_PER_SHARD = 100_000
+#: Files that do not belong in data/<model>/ and are removed there (Snakemake's marker of directory outputs).
+STRAY_FILES = (".snakemake_timestamp",)
 # 25k rows ≈ 50 MB uncompressed per row group: inside the 16k–50k rows (32–100 MB) range and far under the Dataset
 # Viewer's ~286 MiB row-group cap.
 ROW_GROUP_ROWS = 25_000
@@ -123,29 +122,10 @@ class ModelManifest:
             raise ValueError(f"{path}: not a dataset manifest ({exc})") from exc
 
 
-def default_params_per_shard(num_horizons: int) -> int:
-    """The shard width in parameter sets: :data:`TARGET_ROWS_PER_SHARD` / horizons, rounded down to two significant
-    digits (so a full shard holds 90–100 % of the target rows).
-
-    It depends only on the number of horizons (fixed per model by the config), never on the number of rows, so adding
-    parameter sets does not move shard boundaries.
-    """
-    target = max(1, TARGET_ROWS_PER_SHARD // max(1, num_horizons))
-    if target < 100:
-        return target
-    step = 10 ** (len(str(target)) - 2)
-    return target // step * step
-
-
-def shard_name(model: str, first: int, last: int) -> str:
-    """Relative path of the shard holding param_ids ``first..last``."""
-    return f"data/{model}/params-{first:06d}-{last:06d}.parquet"
-
-
 def write_if_changed(path: Path, data: bytes) -> str:
     """Write ``data`` atomically unless the file already holds exactly these bytes (then keep its mtime); sha256."""
     digest = hashlib.sha256(data).hexdigest()
-    if not (path.is_file() and path.stat().st_size == len(data) and sha256_file(path) == digest):
+    if not (path.is_file() and path.stat().st_size == len(data) and file_sha256(path) == digest):
         write_bytes_atomic(path, data)
     return digest
 
@@ -154,26 +134,6 @@ def _shard_bytes(table: pa.Table, options: dict[str, Any]) -> bytes:
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, **options)
     return sink.getvalue().to_pybytes()
-
-
-def sha256_file(path: Path) -> str:
-    """sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def id_runs(ids: Iterable[int]) -> list[list[int]]:
-    """Contiguous ``[first, last]`` runs of sorted unique integers (``[0, 1, 2, 5]`` → ``[[0, 2], [5, 5]]``)."""
-    runs: list[list[int]] = []
-    for value in sorted(set(ids)):
-        if runs and value == runs[-1][1] + 1:
-            runs[-1][1] = value
-        else:
-            runs.append([value, value])
-    return runs
 
 
 def _check_horizons_complete(data: ModelTable, param_ids: np.ndarray, horizons: list[int]) -> None:
@@ -229,6 +189,40 @@ def describe_model(data: ModelTable, params_per_shard: int | None = None) -> Mod
     )
 
 
+def field_metadata(model: str, num_quantiles: int) -> dict[str, dict[str, str]]:
+    """Field metadata of the shard columns: the quantile levels and estimator, the units of values and horizons, the
+    unit of ``dt`` (readers see them in the parquet schema without the card)."""
+    from density_engine.dataset.units import model_units
+
+    units = model_units(model)
+    values = {"unit": units.values} if units else {}
+    return {
+        "horizon": {"unit": units.horizon} if units else {},
+        "quantiles": {
+            "quantile_levels": f"p_j = (j + 0.5) / {num_quantiles}, j = 0..{num_quantiles - 1}",
+            "estimator": "order statistic floor(p_j N) of the N = num_paths simulated cumulative returns",
+            **values,
+        },
+        "mean": values,
+        "std": values,
+        "skew": {"unit": "unitless"},
+        "kurt": {"unit": "unitless (excess kurtosis)"},
+        "num_paths": {"description": "Monte Carlo paths N per parameter set"},
+        "dt": {"unit": "years per model step (null for GARCH)"},
+        "substeps": {"description": "fine simulation steps per model step"},
+    }
+
+
+def with_field_metadata(table: pa.Table, model: str) -> pa.Table:
+    """``table`` with :func:`field_metadata` on its fields (no file metadata: the bytes stay deterministic)."""
+    described = field_metadata(model, table.schema.field("quantiles").type.list_size)
+    fields = [
+        f.with_metadata({k.encode(): v.encode() for k, v in described[f.name].items()}) if described.get(f.name) else f
+        for f in table.schema
+    ]
+    return pa.Table.from_arrays(table.columns, schema=pa.schema(fields))
+
+
 def write_model_shards(
     data: ModelTable,
     folder: str | Path,
@@ -243,7 +237,7 @@ def write_model_shards(
     """
     folder = Path(folder)
     manifest = manifest or describe_model(data, params_per_shard)
-    table = data.table
+    table = with_field_metadata(data.table, data.model)
     width = manifest.params_per_shard
     options = writer_options(data.parameter_names)
     param_ids = table.column("param_id").to_numpy()
@@ -269,7 +263,8 @@ def write_model_shards(
         del content
     keep = {folder / shard.path for shard in shards}
     for stale in sorted((folder / "data" / data.model).iterdir()):
-        if stale.is_file() and stale not in keep and (stale.suffix == ".parquet" or stale.name.endswith(".tmp")):
+        stray = stale.suffix == ".parquet" or stale.name.endswith(".tmp") or stale.name in STRAY_FILES
+        if stale.is_file() and stale not in keep and stray:
             stale.unlink()
     manifest.shards = shards
     return manifest
@@ -288,7 +283,7 @@ def verify_shards(folder: str | Path, manifest: ModelManifest) -> None:
         path = folder / shard.path
         if not path.is_file():
             raise DatasetInputError(f"{path}: shard listed in the manifest of {manifest.model!r} is missing; {rebuild}")
-        if path.stat().st_size != shard.bytes or sha256_file(path) != shard.sha256:
+        if path.stat().st_size != shard.bytes or file_sha256(path) != shard.sha256:
             raise DatasetInputError(
                 f"{path}: shard bytes differ from the manifest of {manifest.model!r} (sha256 {shard.sha256[:12]}); "
                 f"{rebuild}"

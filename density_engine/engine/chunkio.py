@@ -5,8 +5,10 @@ Contracts: docs/architecture.md ("Chunk spec", "Chunk parquet").
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from density_engine.atomic import atomic_path, write_text_atomic
+from density_engine.atomic import atomic_path, file_sha256, write_text_atomic
 
 SPEC_VERSION = 1
 SPEC_KEYS = (
@@ -46,6 +48,13 @@ METADATA_KEYS = (
     "rng",
 )
 PARQUET_COMPRESSION = "zstd"
+#: File metadata key of the chunk's content checksum (added by :func:`write_chunk`, checked by the merge).
+CHECKSUM_KEY = "density_engine.content_sha256"
+#: How :func:`content_sha256` canonicalises a table (recorded beside the checksum; bump on any change).
+CHECKSUM_SCHEME = "density-engine-content-v1: sha256 over every column in schema order (name, type, validity, values)"
+#: The chunk manifest beside each chunk parquet: ``chunk_00003.<key>.parquet`` -> ``chunk_00003.<key>.manifest.json``.
+CHUNK_MANIFEST_SUFFIX = ".manifest.json"
+CHUNK_MANIFEST_VERSION = 1
 
 
 def quantile_levels(num_quantiles: int) -> np.ndarray:
@@ -260,12 +269,101 @@ def decode_metadata(schema: pa.Schema) -> dict[str, Any]:
     return out
 
 
-def write_chunk(table: pa.Table, path: str | Path) -> None:
-    """Validate ``table`` and write it as zstd parquet to ``path`` atomically (temp file + ``os.replace``)."""
+def _column_digest_parts(array: pa.Array) -> list[bytes]:
+    """Canonical bytes of one column: its validity and its values (nulls as zeros), independent of how Arrow laid the
+    buffers out (chunking, offsets, padding)."""
+    parts = [np.asarray(array.is_valid(), dtype=np.uint8).tobytes()]
+    kind = array.type
+    if pa.types.is_fixed_size_list(kind) or pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        if not pa.types.is_fixed_size_list(kind):
+            parts.append(np.asarray(array.value_lengths().fill_null(0), dtype="<i8").tobytes())
+        return parts + _column_digest_parts(array.flatten())
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        values = [value or "" for value in array.to_pylist()]
+        return [*parts, json.dumps(values, ensure_ascii=False).encode()]
+    if pa.types.is_boolean(kind):
+        return [*parts, np.asarray(array.fill_null(False), dtype=np.uint8).tobytes()]
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        values = array.fill_null(0).to_numpy(zero_copy_only=False)
+        return [*parts, values.astype(values.dtype.newbyteorder("<"), copy=False).tobytes()]
+    raise TypeError(f"no canonical form for column type {kind}")
+
+
+def _type_name(kind: pa.DataType) -> str:
+    """A data type without the names of list children (``item`` in memory, ``element`` after a parquet round trip)."""
+    if pa.types.is_fixed_size_list(kind):
+        return f"fixed_size_list<{_type_name(kind.value_type)}>[{kind.list_size}]"
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return f"list<{_type_name(kind.value_type)}>"
+    return str(kind)
+
+
+def content_sha256(table: pa.Table) -> str:
+    """sha256 of the table's *values*: every column in schema order (name, type, row count, validity, values), so a
+    new column (e.g. an error-budget column) is covered without code changes; file metadata is not part of it. The
+    same values give the same digest however the parquet file is laid out (:data:`CHECKSUM_SCHEME`)."""
+    digest = hashlib.sha256(CHECKSUM_SCHEME.encode() + b"\n")
+    for fld in table.schema:
+        array = table.column(fld.name).combine_chunks()
+        digest.update(f"{fld.name}\t{_type_name(fld.type)}\t{len(array)}\n".encode())
+        for part in _column_digest_parts(array):
+            digest.update(len(part).to_bytes(8, "little"))
+            digest.update(part)
+    return digest.hexdigest()
+
+
+def chunk_manifest_path(path: str | Path) -> Path:
+    """The chunk manifest of a chunk parquet file: ``chunk_00003.<key>.manifest.json`` beside it."""
+    path = Path(path)
+    return path.with_name(path.name.removesuffix(".parquet") + CHUNK_MANIFEST_SUFFIX)
+
+
+def write_chunk(table: pa.Table, path: str | Path, manifest_path: str | Path | None = None) -> dict[str, Any]:
+    """Validate ``table``, record its content checksum in the file metadata (:data:`CHECKSUM_KEY`), write it as zstd
+    parquet to ``path`` atomically (temp file + ``os.replace``), then write the chunk manifest (default
+    :func:`chunk_manifest_path`): the file's size and sha256, the content checksum, rows and run figures. The merge
+    reads the manifest to prove that the file is the one the job wrote. Returns the manifest."""
     path = Path(path)
     validate_chunk(table, path)
+    digest = content_sha256(table)
+    metadata = dict(table.schema.metadata or {})
+    metadata[CHECKSUM_KEY.encode()] = json.dumps(digest).encode()
+    table = table.replace_schema_metadata(metadata)
     with atomic_path(path, sole_writer=True) as tmp:  # one Snakemake job per chunk: sweep killed writes' temps
         pq.write_table(table, tmp, compression=PARQUET_COMPRESSION)
+        size, sha256 = tmp.stat().st_size, file_sha256(tmp)
+    values = decode_metadata(table.schema)
+    manifest = {
+        "chunk_manifest_version": CHUNK_MANIFEST_VERSION,
+        "file": path.name,
+        "model": table.column("model")[0].as_py(),
+        "rows": table.num_rows,
+        "bytes": size,
+        "file_sha256": sha256,
+        "content_sha256": digest,
+        "checksum_scheme": CHECKSUM_SCHEME,
+        "wall_time_s": values.get("wall_time_s"),
+        "path_steps_per_s": values.get("path_steps_per_s"),
+        "written_at": round(time.time(), 3),
+    }
+    write_text_atomic(manifest_path or chunk_manifest_path(path), json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def read_chunk_manifest(path: str | Path) -> dict[str, Any]:
+    """A chunk manifest written by :func:`write_chunk`; :class:`ChunkError` naming the file if it is missing or
+    unusable."""
+    path = Path(path)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ChunkError(f"{path}: chunk manifest not found") from None
+    except (OSError, ValueError) as exc:
+        raise ChunkError(f"{path}: not a readable chunk manifest ({exc})") from exc
+    required = ("file", "bytes", "file_sha256", "content_sha256")
+    if not isinstance(manifest, dict) or any(key not in manifest for key in required):
+        raise ChunkError(f"{path}: not a chunk manifest (needs keys {list(required)})")
+    return manifest
 
 
 def read_chunk(path: str | Path) -> pa.Table:

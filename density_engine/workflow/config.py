@@ -190,7 +190,8 @@ def check_model_config(model_name: str, model_cfg: Mapping[str, Any], base_dir: 
 def validate_config(
     config: Mapping[str, Any], schema_path: str | Path | None = None, base_dir: str | Path = "."
 ) -> dict[str, Any]:
-    """Validate a whole workflow config (schema, then model domains); return it with defaults filled in."""
+    """Validate a whole workflow config (schema, model domains, then the run size: :func:`~density_engine.workflow.
+    estimate.check_run_size`); return it with defaults filled in."""
     validate_schema(config, schema_path)
     cfg = apply_defaults(config)
     from density_engine.models import model_names
@@ -202,6 +203,12 @@ def validate_config(
         check_model_config(model_name, model_cfg, base_dir)
     if not enabled_models(cfg):
         raise ConfigError("no model is enabled: set models.<name>.enabled: true for at least one model")
+    from density_engine.workflow.estimate import RunSizeError, check_run_size
+
+    try:
+        check_run_size(cfg, base_dir)
+    except RunSizeError as exc:
+        raise ConfigError(str(exc)) from None
     return cfg
 
 

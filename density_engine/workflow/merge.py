@@ -1,19 +1,23 @@
-"""Per-model merge: check every chunk against its spec and stream the chunks into ``results/<model>/densities.parquet``.
+"""Per-model merge: verify every chunk and stream the chunks into ``results/<model>/densities.parquet``.
 
 The chunks to merge come from the model's chunk plan (:func:`planned_chunks`): for every chunk of the *current* config
-its ``chunk_NNNNN.<key>.parquet`` and ``chunk_NNNNN.<key>.json`` spec; chunk files of older configs (other keys) in the
-same folder are never merged. Each chunk is validated by :func:`density_engine.engine.chunkio.read_chunk` (schema, no
-NaN/inf, non-decreasing quantiles, no duplicate (param_id, horizon); a bad chunk raises ``ChunkError`` naming the file)
-and then checked against its spec (:func:`check_against_spec`: exactly the spec's param_id x horizon rows, the same
-model, num_paths, seed, num_quantiles, dt, substeps and parameter values). The merge adds the checks across chunks:
-one model, the same columns, and no parameter set in two chunks. The output keeps the chunk schema and is written with
-:func:`density_engine.atomic.atomic_path` (temp file beside it, fsync, rename); file metadata carries the chunks'
-provenance keys (one value, or a JSON list of the distinct values), the summed ``wall_time_s`` and a
-``density_engine.merge`` record.
+its ``chunk_NNNNN.<key>.parquet``, its chunk manifest and its ``chunk_NNNNN.<key>.json`` spec; chunk files of older
+configs (other keys) in the same folder are never merged. Every chunk passes the checks of
+:mod:`density_engine.workflow.integrity` (readable, checksum against the manifest written with it, the chunk contract,
+value rules, quantiles consistent with the moments, and :func:`check_against_spec`: exactly the spec's
+param_id x horizon rows, the same model, num_paths, seed, num_quantiles, dt, substeps and parameter values) before
+anything is written; the merge adds the checks across chunks (one model, the same columns, no parameter set in two
+chunks). A chunk that fails is moved to the quarantine folder and the merge fails naming it and the check, so the
+next run re-simulates exactly that chunk, while the last good densities file stays as it was. The output keeps the
+chunk schema and is written with :func:`density_engine.atomic.atomic_path` (temp file beside it, fsync, rename); file
+metadata carries the chunks' provenance keys (one value, or a JSON list of the distinct values), the summed
+``wall_time_s`` and a ``density_engine.merge`` record.
 
-:func:`merge_model` also writes the merge manifest ``densities.<plan key>.json`` beside the output (model, plan key,
-rows, the merged chunk names). Its name changes with any change of the merged content, so the workflow's targets
-change with the config even where Snakemake's metadata cannot tell (``--rerun-triggers mtime``, deleted metadata).
+:func:`merge_model` then writes the merge manifest ``densities.<plan key>.json`` beside the output (model, plan key,
+rows, the densities file's size and sha256, the merged chunk names). Its name changes with any change of the merged
+content, so the workflow's targets change with the config even where Snakemake's metadata cannot tell
+(``--rerun-triggers mtime``, deleted metadata); the dataset build checks the densities against its sha256
+(:func:`verify_densities`).
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from density_engine.atomic import atomic_path, write_text_atomic
-from density_engine.engine.chunkio import ChunkSpec, SpecError, load_spec
+from density_engine.atomic import atomic_path, file_sha256, write_text_atomic
+from density_engine.engine.chunkio import CHECKSUM_KEY, ChunkSpec, SpecError, load_spec
 from density_engine.workflow.chunks import (
     KEY_PATTERN,
     ModelPlan,
@@ -35,11 +39,17 @@ from density_engine.workflow.chunks import (
     densities_manifest_name,
     spec_file_name,
 )
+from density_engine.workflow.integrity import (
+    ChunkIntegrityError,
+    check_values,
+    quarantine_chunk,
+    read_verified_table,
+)
 
 #: Rows buffered before a row group is written (about 30 MB at 512 float32 quantiles per row).
 ROW_GROUP_ROWS = 16_384
 _SUMMED_KEYS = ("wall_time_s",)
-_DROPPED_KEYS = ("path_steps_per_s",)
+_DROPPED_KEYS = ("path_steps_per_s", CHECKSUM_KEY)
 
 
 class MergeError(ValueError):
@@ -52,15 +62,6 @@ def planned_chunks(plan: ModelPlan, chunks_dir: str | Path, specs_dir: str | Pat
         (Path(chunks_dir) / chunk_file_name(k, key), Path(specs_dir) / spec_file_name(k, key))
         for k, key in enumerate(plan.chunk_keys)
     ]
-
-
-def _read_valid_chunk(path: Path) -> Any:
-    from density_engine.engine.chunkio import read_chunk
-
-    if not path.is_file():
-        raise MergeError(f"{path}: chunk file is missing")
-    result = read_chunk(path)
-    return result[0] if isinstance(result, tuple) else result
 
 
 def _read_spec(path: Path) -> ChunkSpec:
@@ -153,60 +154,114 @@ def _combine_metadata(values: dict[str, list[str]], num_chunks: int) -> dict[str
     return merged
 
 
+def _as_integrity_error(path: Path, error: MergeError) -> ChunkIntegrityError:
+    return ChunkIntegrityError(path, "spec", str(error).removeprefix(f"{path}: "))
+
+
+def verify_chunks(
+    model: str, paths: Sequence[Path], spec_paths: Sequence[Path] | None
+) -> tuple[dict[Path, ChunkIntegrityError], dict[str, list[str]]]:
+    """Run every integrity check (:func:`density_engine.workflow.integrity.verify_chunk` order) on every chunk; return
+    the chunks that failed and the file metadata values of the good ones. Problems across chunks (a param_id in two
+    chunks, different columns) and missing or unreadable specs raise :class:`MergeError` at once: they are not the
+    fault of one chunk file."""
+    failures: dict[Path, ChunkIntegrityError] = {}
+    metadata_values: dict[str, list[str]] = {}
+    owner: dict[int, Path] = {}
+    schema: Any = None
+    for index, path in enumerate(paths):
+        if not path.is_file():
+            raise MergeError(f"{path}: chunk file is missing")
+        spec = _read_spec(spec_paths[index]) if spec_paths is not None else None
+        try:
+            table = read_verified_table(path)
+            models = set(table.column("model").unique().to_pylist())
+            if models != {model}:
+                raise ChunkIntegrityError(
+                    path, "contract", f"holds rows of model(s) {sorted(models)}, expected {model!r}"
+                )
+            check_values(table, path)
+            if spec is not None:
+                try:
+                    check_against_spec(table, spec, path, spec_paths[index])
+                except MergeError as exc:
+                    raise _as_integrity_error(path, exc) from None
+        except ChunkIntegrityError as exc:
+            failures[path] = exc
+            continue
+        plain = table.schema.remove_metadata()
+        if schema is None:
+            schema, first = plain, path
+        elif not plain.equals(schema):
+            raise MergeError(f"{path}: columns/types differ from {first}:\n{plain}\nvs\n{schema}")
+        for param_id in set(table.column("param_id").to_pylist()):
+            if param_id in owner:
+                raise MergeError(f"{path}: param_id {param_id} is also in {owner[param_id]}")
+            owner[param_id] = path
+        for key, value in _file_metadata(table.schema).items():
+            metadata_values.setdefault(key, []).append(value)
+    return failures, metadata_values
+
+
+def _failure_message(
+    model: str, total: int, failures: dict[Path, ChunkIntegrityError], moved: dict[Path, Path], out_path: Path
+) -> str:
+    kept = f"{out_path} was not changed" if out_path.exists() else f"{out_path} was not written"
+    if moved:
+        where = Path(next(iter(moved.values()))).parent
+        head = (
+            f"{model}: {len(failures)} of {total} chunk(s) failed the integrity checks and were moved to {where}/ "
+            f"({kept}); run snakemake again: it re-simulates exactly these chunks"
+        )
+    else:
+        head = f"{model}: {len(failures)} of {total} chunk(s) failed the integrity checks ({kept})"
+    return "\n".join([head, *(f"  {error}" for error in failures.values())])
+
+
 def merge_chunks(
     model: str,
     paths: Sequence[str | Path],
     out_path: str | Path,
     specs: Sequence[str | Path] | None = None,
+    quarantine_dir: str | Path | None = None,
 ) -> dict[str, int]:
-    """Validate and merge chunk files of ``model`` into ``out_path``; return ``{"chunks": n, "rows": n}``.
+    """Verify and merge chunk files of ``model`` into ``out_path``; return ``{"chunks": n, "rows": n}``.
 
-    ``specs`` (one per chunk, same order) checks every chunk against its spec (:func:`check_against_spec`).
+    Every chunk passes the integrity checks (:mod:`density_engine.workflow.integrity`: readable, checksum against its
+    chunk manifest, contract, value rules, quantiles vs moments, and with ``specs`` (one per chunk, same order) its
+    spec) before anything is written. If any chunk fails, nothing is written (``out_path`` keeps its last good
+    content), the failed chunks are moved to ``quarantine_dir`` when given (so the next run re-simulates exactly
+    them), and :class:`MergeError` lists each chunk with the check it failed.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     paths = [Path(p) for p in paths]
+    out_path = Path(out_path)
     spec_paths = [Path(p) for p in specs] if specs is not None else None
     if not paths:
         raise MergeError(f"no chunk files to merge for model {model!r}")
     if spec_paths is not None and len(spec_paths) != len(paths):
         raise MergeError(f"{len(paths)} chunk files but {len(spec_paths)} specs for model {model!r}")
-    metadata_values: dict[str, list[str]] = {}
-    for path in paths:  # footers only: the provenance metadata must be known before the writer opens
-        if not path.is_file():
-            raise MergeError(f"{path}: chunk file is missing")
-        try:
-            footer_schema = pq.read_schema(path)
-        except (OSError, pa.ArrowException) as exc:
-            raise MergeError(f"{path}: not a readable parquet file ({exc})") from exc
-        for key, value in _file_metadata(footer_schema).items():
-            metadata_values.setdefault(key, []).append(value)
+    failures, metadata_values = verify_chunks(model, paths, spec_paths)
+    if failures:
+        moved = {}
+        if quarantine_dir is not None:
+            moved = {
+                path: quarantine_chunk(path, quarantine_dir, f"{error.check}: {error.detail}")
+                for path, error in failures.items()
+            }
+        raise MergeError(_failure_message(model, len(paths), failures, moved, out_path))
     merged_metadata = _combine_metadata(metadata_values, len(paths))
-    schema: pa.Schema | None = None
-    owner: dict[int, Path] = {}
     buffer: list[pa.Table] = []
     buffered = rows = 0
     with atomic_path(out_path) as tmp:
         writer: pq.ParquetWriter | None = None
         try:
-            for index, path in enumerate(paths):
-                table = _read_valid_chunk(path)
-                models = set(table.column("model").unique().to_pylist())
-                if models != {model}:
-                    raise MergeError(f"{path}: holds rows of model(s) {sorted(models)}, expected {model!r}")
-                if spec_paths is not None:
-                    check_against_spec(table, _read_spec(spec_paths[index]), path, spec_paths[index])
-                plain = table.replace_schema_metadata(None)
-                if schema is None:
-                    schema = plain.schema
-                    writer = pq.ParquetWriter(tmp, schema.with_metadata(merged_metadata), compression="zstd")
-                elif not plain.schema.equals(schema):
-                    raise MergeError(f"{path}: columns/types differ from {paths[0]}:\n{plain.schema}\nvs\n{schema}")
-                for param_id in set(table.column("param_id").to_pylist()):
-                    if param_id in owner:
-                        raise MergeError(f"{path}: param_id {param_id} is also in {owner[param_id]}")
-                    owner[param_id] = path
+            for path in paths:  # verified above
+                plain = pq.read_table(path).replace_schema_metadata(None)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, plain.schema.with_metadata(merged_metadata), compression="zstd")
                 buffer.append(plain)
                 buffered += plain.num_rows
                 rows += plain.num_rows
@@ -228,11 +283,14 @@ def merge_model(
     specs_dir: str | Path,
     out_path: str | Path,
     manifest_path: str | Path | None = None,
+    quarantine_dir: str | Path | None = None,
 ) -> dict[str, int]:
-    """Merge the chunks of ``plan`` (checked against their specs) into ``out_path`` and write the merge manifest.
+    """Merge the chunks of ``plan`` (verified, checked against their specs) into ``out_path``, then write the merge
+    manifest and remove manifests of other plans beside it.
 
-    ``manifest_path`` defaults to ``densities.<plan key>.json`` beside ``out_path``. Manifests of other plans in that
-    folder are removed *before* the merge, so no manifest ever names content that the densities file does not hold.
+    ``manifest_path`` defaults to ``densities.<plan key>.json`` beside ``out_path``; it records the densities file's
+    size and sha256, which the dataset build checks. On any failure (see :func:`merge_chunks`; bad chunks go to
+    ``quarantine_dir``) neither the densities nor any manifest are touched.
     """
     out_path = Path(out_path)
     expected_name = densities_manifest_name(plan.plan_key)
@@ -240,23 +298,51 @@ def merge_model(
     stale_name = re.compile(rf"densities\.{KEY_PATTERN}\.json")
     if stale_name.fullmatch(manifest_path.name) and manifest_path.name != expected_name:
         raise MergeError(f"{manifest_path}: the model config's plan of {plan.model} has manifest {expected_name}")
-    if manifest_path.parent.is_dir():
-        for stale in manifest_path.parent.iterdir():
-            if stale != manifest_path and stale_name.fullmatch(stale.name):
-                stale.unlink(missing_ok=True)
-    manifest_path.unlink(missing_ok=True)
     pairs = planned_chunks(plan, chunks_dir, specs_dir)
-    summary = merge_chunks(plan.model, [c for c, _ in pairs], out_path, specs=[s for _, s in pairs])
+    summary = merge_chunks(
+        plan.model, [c for c, _ in pairs], out_path, specs=[s for _, s in pairs], quarantine_dir=quarantine_dir
+    )
+    write_merge_manifest(plan, out_path, manifest_path, summary["rows"])
+    for stale in manifest_path.parent.iterdir():
+        if stale != manifest_path and stale_name.fullmatch(stale.name):
+            stale.unlink(missing_ok=True)
+    return summary
+
+
+def write_merge_manifest(plan: ModelPlan, densities_path: Path, manifest_path: Path, rows: int) -> dict[str, Any]:
+    """Write (atomically) and return the merge manifest of a densities file: model, plan key, the file's size and
+    sha256, parameter sets, rows, the merged chunk stems."""
     manifest = {
         "model": plan.model,
         "plan_key": plan.plan_key,
-        "densities": out_path.name,
+        "densities": densities_path.name,
+        "bytes": densities_path.stat().st_size,
+        "sha256": file_sha256(densities_path),
         "num_sets": plan.num_sets,
-        "rows": summary["rows"],
+        "rows": rows,
         "chunks": plan.chunk_stems,
     }
     write_text_atomic(manifest_path, json.dumps(manifest, indent=1) + "\n")
-    return summary
+    return manifest
+
+
+def verify_densities(densities_path: str | Path, manifest_path: str | Path) -> dict[str, Any]:
+    """Check that a densities file is the one its merge wrote (size and sha256 in the merge manifest); return the
+    manifest. :class:`MergeError` naming both files otherwise (an edited or half-copied densities file)."""
+    densities_path = Path(densities_path)
+    manifest = read_manifest(manifest_path)
+    if "sha256" not in manifest:
+        raise MergeError(f"{manifest_path}: merge manifest without a sha256 (written by an older version): merge again")
+    if not densities_path.is_file():
+        raise MergeError(f"{densities_path}: densities file is missing")
+    size, digest = densities_path.stat().st_size, file_sha256(densities_path)
+    if size != manifest.get("bytes") or digest != manifest["sha256"]:
+        raise MergeError(
+            f"{densities_path}: not the file its merge wrote (sha256 {digest[:12]}, the merge manifest {manifest_path} "
+            f"has {str(manifest['sha256'])[:12]}): it changed after the merge; re-run the merge "
+            f"(snakemake --forcerun merge_{manifest.get('model', '<model>')})"
+        )
+    return manifest
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:

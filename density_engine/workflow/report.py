@@ -23,6 +23,15 @@ MAX_COVERAGE_POINTS = 5_000
 FAN_SETS = 4
 #: Central intervals drawn in the fan charts (lower, upper quantile levels) and their opacity.
 FAN_BANDS = ((0.01, 0.99, 0.15), (0.05, 0.95, 0.25), (0.25, 0.75, 0.4))
+#: Fan chart y label and title note per model: GARCH rows are sums of unit-variance returns, not log-returns.
+FAN_UNITS = {
+    "gjrgarch_normalized": (
+        "cumulative return (unconditional sd units)",
+        "\n(sum of h returns of unit unconditional variance: multiply by the asset's daily volatility for log-returns)",
+    ),
+    "rough_heston": ("cumulative log-return log(S_h/S_0)", ""),
+    "rough_bergomi": ("cumulative log-return log(S_h/S_0)", ""),
+}
 MOMENT_AND_META_COLUMNS = {
     "model",
     "param_id",
@@ -62,6 +71,45 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
         frame.to_csv(tmp, index=False, float_format="%.8g")
 
 
+_TABLE_STYLE = (
+    "body{font-family:sans-serif;font-size:13px;margin:8px}"
+    "table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:2px 8px;text-align:right}"
+    "th{background:#f0f0f0}td.flag{background:#fdd}caption{text-align:left;font-weight:bold;padding:4px 0}"
+)
+
+
+def html_table(frame: pd.DataFrame, title: str, flag: Mapping[str, Any] | None = None) -> str:
+    """A self-contained HTML page with ``frame`` as a table (the Snakemake report shows HTML inline). ``flag`` maps a
+    column to a predicate; cells where it holds are highlighted."""
+    import html
+
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return "" if math.isnan(value) else f"{value:.6g}"
+        return html.escape(str(value))
+
+    rows = []
+    for record in frame.to_dict("records"):
+        cells = []
+        for column in frame.columns:
+            value = record[column]
+            marked = flag is not None and column in flag and flag[column](value)
+            opening = '<td class="flag">' if marked else "<td>"
+            cells.append(f"{opening}{cell(value)}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    return (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{_TABLE_STYLE}</style></head><body><table><caption>{html.escape(title)} ({len(frame)} rows)</caption>"
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></body></html>\n"
+    )
+
+
+def _write_html(text: str, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
 def plot_coverage(frame: pd.DataFrame, parameters: list[str], model: str, out: Path) -> None:
     """Pairwise scatter of the ranged parameters (histograms on the diagonal); fixed ones go in the title."""
     import matplotlib.pyplot as plt
@@ -72,7 +120,9 @@ def plot_coverage(frame: pd.DataFrame, parameters: list[str], model: str, out: P
     if len(sets) > MAX_COVERAGE_POINTS:
         sets = sets.sample(MAX_COVERAGE_POINTS, random_state=0)
     dims = max(len(ranged), 1)
-    figure, axes = plt.subplots(dims, dims, figsize=(2.2 * dims + 1, 2.2 * dims + 1), squeeze=False)
+    figure, axes = plt.subplots(
+        dims, dims, figsize=(2.2 * dims + 1, 2.2 * dims + 1.4), squeeze=False, layout="constrained"
+    )
     if not ranged:
         axes[0][0].text(0.5, 0.5, "all parameters fixed", ha="center", va="center")
     for i, row_name in enumerate(ranged):
@@ -87,8 +137,7 @@ def plot_coverage(frame: pd.DataFrame, parameters: list[str], model: str, out: P
             if j == 0:
                 ax.set_ylabel(row_name)
     fixed_text = ", ".join(f"{k}={v:g}" for k, v in fixed.items())
-    figure.tight_layout()
-    figure.suptitle(
+    figure.suptitle(  # constrained layout keeps the title above the panels
         f"{model}: {len(frame.param_id.unique())} parameter sets" + (f" (fixed: {fixed_text})" * bool(fixed))
     )
     _save(figure, out)
@@ -106,7 +155,10 @@ def plot_fan(frame: pd.DataFrame, quantiles: np.ndarray, parameters: list[str], 
         return int(np.argmin(np.abs(levels - p)))
 
     param_ids = list(pd.unique(frame["param_id"]))[:FAN_SETS]
-    figure, axes = plt.subplots(1, len(param_ids), figsize=(4.2 * len(param_ids), 3.6), squeeze=False)
+    figure, axes = plt.subplots(
+        1, len(param_ids), figsize=(4.2 * len(param_ids), 4.0), squeeze=False, layout="constrained"
+    )
+    ylabel, unit_note = FAN_UNITS.get(model, ("cumulative log-return", ""))
     for ax, param_id in zip(axes[0], param_ids, strict=True):
         rows = np.flatnonzero(frame["param_id"].to_numpy() == param_id)
         rows = rows[np.argsort(frame["horizon"].to_numpy()[rows])]
@@ -127,10 +179,9 @@ def plot_fan(frame: pd.DataFrame, quantiles: np.ndarray, parameters: list[str], 
         lines = [", ".join(labels[i : i + 3]) for i in range(0, len(labels), 3)]
         ax.set_title("\n".join([f"param_id {param_id}", *lines]), fontsize=8)
         ax.set_xlabel("horizon (model steps)")
-        ax.set_ylabel("cumulative log-return")
+        ax.set_ylabel(ylabel)
     axes[0][0].legend(fontsize=7, loc="lower left")
-    figure.subplots_adjust(wspace=0.35)
-    figure.suptitle(f"{model}: quantile fan charts", y=1.08)
+    figure.suptitle(f"{model}: quantile fan charts{unit_note}")
     _save(figure, out)
     plt.close(figure)
 
@@ -250,7 +301,7 @@ def plot_runtime(bench: pd.DataFrame, model: str, out: Path) -> None:
 def write_report_figures(
     model: str, densities: str | Path, benchmarks_dir: str | Path, chunk_stems: Sequence[str], out_dir: str | Path
 ) -> dict[str, Any]:
-    """Write coverage.png, fan.png, validation.png, validation.csv and runtime.png; return a small summary."""
+    """Write coverage.png, fan.png, validation.png, validation.csv (+ .html) and runtime.png; return a summary."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -260,6 +311,10 @@ def write_report_figures(
     plot_fan(frame, quantiles, parameters, model, out_dir / "fan.png")
     table = validation_table(frame, parameters, model)
     _write_csv(table, out_dir / "validation.csv")
+    _write_html(
+        html_table(table, f"{model}: simulation vs reference", flag={"z": lambda z: abs(z) > 4}),
+        out_dir / "validation.html",
+    )
     plot_validation(table, model, out_dir / "validation.png")
     bench = read_benchmarks(benchmarks_dir, chunk_stems)
     plot_runtime(bench, model, out_dir / "runtime.png")
@@ -343,8 +398,9 @@ def cost_table(ledger: Mapping[str, Any] | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COST_COLUMNS)
 
 
-def write_cost_table(ledger_path: str | Path, out: str | Path) -> pd.DataFrame:
-    """Write :func:`cost_table` of the ledger at ``ledger_path`` (a missing file: a local run) as CSV; return it."""
+def write_cost_table(ledger_path: str | Path, out: str | Path, html_out: str | Path | None = None) -> pd.DataFrame:
+    """Write :func:`cost_table` of the ledger at ``ledger_path`` (a missing file: a local run) as CSV (and as HTML to
+    ``html_out``); return it."""
     ledger_path = Path(ledger_path)
     if ledger_path.is_file():
         try:
@@ -354,4 +410,6 @@ def write_cost_table(ledger_path: str | Path, out: str | Path) -> pd.DataFrame:
     else:
         table = cost_table(None)
     _write_csv(table, Path(out))
+    if html_out is not None:
+        _write_html(html_table(table, "Costs of the run's rented hosts"), Path(html_out))
     return table

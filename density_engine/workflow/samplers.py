@@ -301,6 +301,22 @@ def check_sampler(model_name: str, model_cfg: Mapping[str, Any], base_dir: str |
     sets, draws = _sequence_sets(model_name, model_cfg, 1, max_draws=PROBE_DRAWS)
     if not len(sets):
         detail = "the fixed parameters are invalid" if not ranged else f"none of the first {draws} draws is valid"
-        raise SamplingError(
-            f"no valid parameter set: {detail} (checked with {model_name}.check_parameters); adjust the parameters"
-        )
+        raise SamplingError(f"no valid parameter set: {detail}; {_first_draw_reason(model_name, model_cfg)}")
+
+
+def _first_draw_reason(model_name: str, model_cfg: Mapping[str, Any]) -> str:
+    """The model's own message (e.g. "persistence ... must be < 1, got 1.0786") for the sampler's first draw."""
+    from density_engine.models import get_model_class
+
+    names, ranged, fixed = parameter_space(model_name, model_cfg)
+    unit = next(_unit_batches(model_cfg.get("sampler", "sobol"), len(ranged), int(model_cfg["seed"]), 1))
+    lows = np.array([ranged[n][0] for n in ranged])
+    widths = np.array([ranged[n][1] - ranged[n][0] for n in ranged])
+    row = _full_rows(names, ranged, fixed, lows + unit * widths)[0] if ranged else [fixed[n] for n in names]
+    params = dict(zip(names, map(float, row), strict=True))
+    try:
+        get_model_class(model_name).check_parameters(params)
+    except ValueError as exc:
+        shown = ", ".join(f"{name}={value:.4g}" for name, value in params.items())
+        return f"the first draw ({shown}) fails: {exc}"
+    return f"checked with {model_name}.check_parameters"  # pragma: no cover - the first draw was invalid

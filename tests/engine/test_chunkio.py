@@ -12,13 +12,17 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from density_engine.atomic import file_sha256
 from density_engine.engine.chunkio import (
+    CHECKSUM_KEY,
     ChunkError,
     SpecError,
     chunk_schema,
+    content_sha256,
     decode_metadata,
     load_spec,
     parse_spec,
+    quantile_matrix,
     read_chunk,
     write_chunk,
     write_spec,
@@ -101,8 +105,13 @@ def small_chunk() -> pa.Table:
 
 def test_chunk_schema_and_metadata(small_chunk: pa.Table, tmp_path: Path) -> None:
     path = tmp_path / "chunk.parquet"
-    write_chunk(small_chunk, path)
-    assert [p.name for p in tmp_path.iterdir()] == ["chunk.parquet"]  # no temp file left behind
+    manifest = write_chunk(small_chunk, path)
+    # no temp file left behind; the chunk manifest beside the chunk records its bytes and checksums
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chunk.manifest.json", "chunk.parquet"]
+    assert json.loads((tmp_path / "chunk.manifest.json").read_text()) == manifest
+    assert manifest["bytes"] == path.stat().st_size and manifest["file_sha256"] == file_sha256(path)
+    assert decode_metadata(pq.read_schema(path))[CHECKSUM_KEY] == manifest["content_sha256"]
+    assert manifest["content_sha256"] == content_sha256(small_chunk)
     mask = os.umask(0)
     os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask
@@ -117,6 +126,26 @@ def test_chunk_schema_and_metadata(small_chunk: pa.Table, tmp_path: Path) -> Non
     assert meta["quantile_levels"] == list((np.arange(64) + 0.5) / 64)
     assert meta["density_engine.version"] and meta["torch.version"] == torch.__version__
     assert meta["spec_version"] == 1 and meta["path_steps_per_s"] > 0 and "sub-block" in meta["rng"]
+
+
+def test_content_checksum_covers_values_not_layout(small_chunk: pa.Table) -> None:
+    """The checksum is a function of the values only: the same values in other Arrow chunks (or with other file
+    metadata) give the same digest; one changed quantile, a changed moment or an added column change it."""
+    digest = content_sha256(small_chunk)
+    rechunked = pa.Table.from_batches(small_chunk.to_batches(max_chunksize=2)).replace_schema_metadata(None)
+    assert content_sha256(rechunked) == digest
+    assert content_sha256(pa.concat_tables([small_chunk.slice(0, 2), small_chunk.slice(2)])) == digest
+    q = quantile_matrix(small_chunk).copy()
+    q[4, 10] = np.nextafter(q[4, 10], np.float32(np.inf))
+    edited = _replace(
+        small_chunk, "quantiles", pa.FixedSizeListArray.from_arrays(pa.array(q.ravel(), pa.float32()), q.shape[1])
+    )
+    assert content_sha256(edited) != digest
+    mean = small_chunk.column("mean").to_numpy().copy()
+    mean[0] += 1e-12
+    assert content_sha256(_replace(small_chunk, "mean", pa.array(mean))) != digest
+    extra = small_chunk.append_column("mc_se", pa.array(np.zeros(small_chunk.num_rows)))
+    assert content_sha256(extra) != digest
 
 
 def _replace(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
@@ -181,4 +210,4 @@ def test_temp_files_of_killed_writes_are_swept(small_chunk: pa.Table, tmp_path: 
     killed.write_bytes(b"partial")
     other.write_bytes(b"another chunk's write in progress")
     write_chunk(small_chunk, path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [other.name, path.name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [other.name, "chunk_00001.manifest.json", path.name]

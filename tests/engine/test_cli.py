@@ -24,7 +24,7 @@ def test_simulate_roundtrip(spec_file, tmp_path: Path) -> None:
     table = read_chunk(out)
     assert table.num_rows == 6 and table.column("num_paths").to_pylist() == [3000] * 6
     assert decode_metadata(table.schema)["device"].startswith("cpu")
-    assert sorted(p.name for p in out.parent.iterdir()) == ["chunk_00000.parquet"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["chunk_00000.manifest.json", "chunk_00000.parquet"]
 
 
 @pytest.mark.parametrize(

@@ -17,11 +17,10 @@ from density_engine.cli import main
 from density_engine.dataset.build import build_card, build_dataset, build_model
 from density_engine.dataset.checks import check_parameter_ranges
 from density_engine.dataset.inputs import DatasetInputError, ModelTable, load_model_table
+from density_engine.dataset.layout import TARGET_ROWS_PER_SHARD, default_params_per_shard
 from density_engine.dataset.shards import (
     MIN_TAIL_PATHS,
     ROW_GROUP_ROWS,
-    TARGET_ROWS_PER_SHARD,
-    default_params_per_shard,
     describe_model,
     quantile_standard_errors,
     write_model_shards,

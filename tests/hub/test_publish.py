@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from density_engine.cli import main
 from density_engine.dataset.build import build_dataset
-from density_engine.dataset.publish import PublishError, publish_dataset
+from density_engine.dataset.publish import PublishError, check_publish_access, publish_dataset
 
 from .conftest import PARAMS_PER_SHARD, READ_TOKEN, WRITE_TOKEN
 from .fakehub import FakeHub, git_blob_oid
@@ -55,6 +55,12 @@ def test_publish_is_idempotent_incremental_and_loadable(tmp_path: Path, make_chu
     code, output = publish_cli(folder, "v0.1.0", "--result", str(tmp_path / "publish.json"))
     assert code == 0, output
     assert WRITE_TOKEN not in output
+    # A real publish says what it did, in the past tense; the plan's "would ..." is the dry run's wording only.
+    assert "would" not in output
+    assert "dataset repo org/densities: does not exist yet" in output
+    assert "created dataset repo org/densities (private=False)" in output
+    assert re.search(r"uploaded README\.md \(new, \d+ bytes\)\n", output)
+    assert "tagged " in output and "as 'v0.1.0'" in output
     outcome = json.loads((tmp_path / "publish.json").read_text())
     first_commit = fake_hub.head(REPO)
     assert outcome["commit"] == first_commit and outcome["committed"] and outcome["created_repo"]
@@ -69,7 +75,7 @@ def test_publish_is_idempotent_incremental_and_loadable(tmp_path: Path, make_chu
     commits_before = fake_hub.count("POST", "/commit/")
     code, output = publish_cli(folder, "v0.1.0")
     assert code == 0, output
-    assert "no changes: no commit" in output
+    assert "no changes, no commit" in output and "uploaded" not in output
     assert fake_hub.count("POST", "/commit/") == commits_before
     assert fake_hub.head(REPO) == first_commit
 
@@ -134,6 +140,24 @@ def test_reshard_deletes_stale_shards_in_the_same_commit(tmp_path: Path, make_ch
     assert sorted(result.deleted) == sorted(old_shards - new_shards)
 
 
+def test_publish_access_is_checked_before_any_job(fake_hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """check_publish_access (the publish rule's input function): offline mode, no token, a token the Hub refuses, an
+    unreachable Hub: one line each, never the token; a token the Hub accepts names the account."""
+    assert check_publish_access(fake_hub.endpoint) == "fake-user"
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_valid_s3cr3t")
+    with pytest.raises(PublishError, match=r"does not accept the token in HF_TOKEN \(HTTP 401\)") as refused:
+        check_publish_access(fake_hub.endpoint)
+    assert "s3cr3t" not in str(refused.value)
+    with pytest.raises(PublishError, match=r"^cannot reach the Hugging Face Hub at http://127\.0\.0\.1:9: .*refused"):
+        check_publish_access("http://127.0.0.1:9")  # the discard port: connection refused
+    monkeypatch.delenv("HF_TOKEN")
+    with pytest.raises(PublishError, match=r"^no Hugging Face token: set HF_TOKEN"):
+        check_publish_access(fake_hub.endpoint)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    with pytest.raises(PublishError, match=r"HF_HUB_OFFLINE is set"):
+        check_publish_access(fake_hub.endpoint)
+
+
 def test_publish_errors_are_clear(tmp_path: Path, make_chunks, fake_hub: FakeHub, monkeypatch) -> None:
     folder = tmp_path / "hf"
     build_dataset(make_chunks(GARCH, [[0, 1]]), folder, config("v1"), params_per_shard=PARAMS_PER_SHARD)
@@ -156,6 +180,17 @@ def test_publish_errors_are_clear(tmp_path: Path, make_chunks, fake_hub: FakeHub
     assert code == 1
     assert "cannot write to dataset repo org/densities (HTTP 403)" in output
     assert READ_TOKEN not in output
+
+    # Offline mode: one line, before any request, for the publish and for its dry run.
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    for extra in ((), ("--dry-run",)):
+        requests = len(fake_hub.requests)
+        code, output = publish_cli(folder, "v1", *extra)
+        assert code == 1 and output.strip().splitlines() == [
+            "Error: publishing needs the Hugging Face Hub, but HF_HUB_OFFLINE is set: unset it and run again"
+        ]
+        assert len(fake_hub.requests) == requests
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
 
     # Publish with the writer; then changed data under the same tag is refused before any commit.
     monkeypatch.setenv("HF_TOKEN", WRITE_TOKEN)

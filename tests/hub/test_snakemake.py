@@ -15,7 +15,9 @@ import pytest
 import yaml
 
 from density_engine.dataset.inputs import load_model_table
-from density_engine.workflow.merge import merge_chunks
+from density_engine.workflow.chunks import densities_manifest_name, plan_model
+from density_engine.workflow.config import apply_defaults
+from density_engine.workflow.merge import merge_chunks, write_merge_manifest
 
 from .conftest import WRITE_TOKEN
 from .fakehub import FakeHub
@@ -45,6 +47,16 @@ def snakemake(workdir: Path, *targets: str, env: dict[str, str]) -> subprocess.C
     return subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=240)
 
 
+def merge_densities(work: Path, make_chunks, config: dict) -> None:
+    """The merge rule's outputs (densities + merge manifest) of every model, made by the merge's own functions."""
+    for model in MODELS:
+        densities = work / "results" / model / "densities.parquet"
+        summary = merge_chunks(model, make_chunks(model, [[0, 1], [2, 3]]), densities)
+        plan = plan_model(model, apply_defaults(config)["models"][model])
+        manifest = densities.with_name(densities_manifest_name(plan.plan_key))
+        write_merge_manifest(plan, densities, manifest, summary["rows"])
+
+
 def write_config(work: Path, config: dict, **top: object) -> None:
     (work / "config.yaml").write_text(yaml.safe_dump({**config, **top}))
 
@@ -68,8 +80,7 @@ def test_all_builds_the_dataset_and_publish_is_separate(
     config = {"models": {m: dict(model_config) for m in MODELS}, "hf": {"repo_id": REPO, "tag": "v1"}}
     config["models"]["rough_bergomi"] = {**model_config, "enabled": False}
     write_config(work, config)
-    for model in MODELS:  # the merge rule's output, made by the merge itself
-        merge_chunks(model, make_chunks(model, [[0, 1], [2, 3]]), work / "results" / model / "densities.parquet")
+    merge_densities(work, make_chunks, config)  # the merge rule's outputs, made by the merge's functions
     env = {k: v for k, v in os.environ.items() if k != "HF_TOKEN"}
     env["DENSITY_ENGINE_GIT_COMMIT"] = "0123abc"  # what a checkout without git metadata passes
     # (the no-token error, idempotent re-publishing and tag conflicts are covered in-process by test_publish.py)
@@ -112,11 +123,41 @@ def test_all_builds_the_dataset_and_publish_is_separate(
     assert "dataset_shards" in rebuilt.stderr and readme.read_bytes() == card_bytes
     assert pq.read_table(shard).equals(expected)
 
-    # A deleted data/ folder is re-built too (data/<model> is an output of dataset_shards).
+    # A deleted data/ folder is re-built too (every shard file is an output of its model's shards rule), and no
+    # stray file (Snakemake's .snakemake_timestamp of a directory output) sits beside the shards.
     shutil.rmtree(work / "results" / "hf" / "data")
     assert snakemake(work, env=env).returncode == 0
     assert readme.read_bytes() == card_bytes and pq.read_table(shard).equals(expected)
+    data = work / "results" / "hf" / "data"
+    assert sorted(p.relative_to(data).as_posix() for p in data.rglob("*")) == [
+        "gjrgarch_normalized",
+        "gjrgarch_normalized/params-000000-032999.parquet",
+        "rough_heston",
+        "rough_heston/params-000000-032999.parquet",
+    ]
 
+    # A densities file edited after its merge (sha256 differs from the merge manifest) never reaches the dataset:
+    # the shards step fails naming it, and the last good dataset folder stays byte for byte.
+    before = {p: p.read_bytes() for p in (work / "results" / "hf").rglob("*") if p.is_file()}
+    densities = work / "results" / "rough_heston" / "densities.parquet"
+    table = pq.read_table(densities)
+    pq.write_table(table.slice(0, table.num_rows - 3), densities)
+    failed = snakemake(work, env=env)
+    assert failed.returncode != 0
+    log = (work / "results" / "logs" / "dataset_shards" / "rough_heston.log").read_text()
+    assert f"{densities.relative_to(work)}: not the file its merge wrote" in log, log
+    assert {p: p.read_bytes() for p in (work / "results" / "hf").rglob("*") if p.is_file()} == before
+
+    # publish checks HF_TOKEN (and the Hub) when the DAG is built: one message, no job started.
+    no_token = snakemake(work, "publish", env=env)
+    assert no_token.returncode != 0
+    assert "publish: no Hugging Face token: set HF_TOKEN" in no_token.stdout + no_token.stderr
+    assert "Select jobs to execute" not in no_token.stdout + no_token.stderr
+    offline = snakemake(work, "publish", env={**env, "HF_TOKEN": WRITE_TOKEN, "HF_HUB_OFFLINE": "1"})
+    assert "publish: publishing needs the Hugging Face Hub, but HF_HUB_OFFLINE is set" in offline.stderr
+
+    write_config(work, config)  # the test's last config; rebuild the good densities the dataset came from
+    merge_densities(work, make_chunks, config)
     env["HF_TOKEN"] = WRITE_TOKEN
     published = snakemake(work, "publish", env=env)
     assert published.returncode == 0, published.stderr[-3000:]

@@ -3,6 +3,7 @@ real Snakemake CLI (``python -m snakemake``) in it, so the checkout's results/ a
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -10,9 +11,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from density_engine.atomic import file_sha256
+from density_engine.engine import chunkio
 from density_engine.workflow.chunks import ModelPlan, plan_model
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -99,6 +104,29 @@ def plan_key(config: dict, model: str) -> str:
 def chunk_file(config: dict, model: str, chunk: int) -> str:
     """The chunk parquet of chunk number ``chunk`` of ``model`` under ``config``, relative to the workflow folder."""
     return f"results/chunks/{model}/{chunk_stems(config, model)[chunk]}.parquet"
+
+
+def forge_chunk(path: Path, table: pa.Table) -> None:
+    """Write ``table`` as the chunk ``path`` with a content checksum and a chunk manifest that match it, WITHOUT the
+    writer's validation: what a buggy engine (or a hand-made file) would leave, so that the merge's value checks, not
+    its checksum check, have to catch what is wrong with it."""
+    digest = chunkio.content_sha256(table.replace_schema_metadata(None))
+    metadata = {**(table.schema.metadata or {}), chunkio.CHECKSUM_KEY.encode(): f'"{digest}"'.encode()}
+    pq.write_table(table.replace_schema_metadata(metadata), path, compression="zstd")
+    manifest = {"file": path.name, "bytes": path.stat().st_size, "content_sha256": digest}
+    manifest["file_sha256"] = file_sha256(path)
+    chunkio.chunk_manifest_path(path).write_text(json.dumps(manifest))
+
+
+def with_column(table: pa.Table, name: str, values) -> pa.Table:
+    """``table`` with column ``name`` replaced (same type)."""
+    field = table.schema.field(name)
+    if pa.types.is_fixed_size_list(field.type):
+        flat = pa.array(values.astype("float32").ravel(), pa.float32())
+        array = pa.FixedSizeListArray.from_arrays(flat, field.type.list_size)
+    else:
+        array = pa.array(values, field.type)
+    return table.set_column(table.schema.get_field_index(name), field, array)
 
 
 def snakemake_env() -> dict[str, str]:

@@ -16,11 +16,13 @@ import pyarrow.parquet as pq
 import pytest
 
 import density_engine.atomic
+from density_engine.atomic import file_sha256
+from density_engine.engine.chunkio import chunk_manifest_path
 from density_engine.workflow.chunks import plan_model
 from density_engine.workflow.config import apply_defaults
 from density_engine.workflow.merge import MergeError, merge_chunks, planned_chunks
 
-from .conftest import TINY_CONFIG
+from .conftest import TINY_CONFIG, forge_chunk, with_column
 
 GARCH = "gjrgarch_normalized"
 GARCH_CONFIG = apply_defaults(TINY_CONFIG)["models"][GARCH]
@@ -85,12 +87,12 @@ def test_merge_output_is_written_by_the_atomic_helper(
 
 
 def _rewrite(path: Path, table: pa.Table) -> None:
-    pq.write_table(table, path)  # keeps the schema metadata (provenance keys) of ``table``
+    """Replace a chunk by ``table`` with matching checksums (the spec and value checks must catch it)."""
+    forge_chunk(path, table)
 
 
 def _with_column(table: pa.Table, name: str, values: list) -> pa.Table:
-    index = table.schema.get_field_index(name)
-    return table.set_column(index, table.schema.field(name), pa.array(values, table.schema.field(name).type))
+    return with_column(table, name, values)
 
 
 def test_corrupt_chunk_is_named(garch_folder: Path, garch_chunks: list[tuple[Path, Path]], tmp_path: Path) -> None:
@@ -116,7 +118,8 @@ def test_chunk_with_dropped_rows_is_named(garch_folder: Path, garch_chunks: list
     result = _merge_cli(garch_folder, out)
     assert result.returncode == 1
     expected = (
-        f"{bad}: does not match its spec {spec}: 2 rows, the spec asks for 2 parameter sets x 2 horizons = 4 rows"
+        f"{bad}: spec check failed: does not match its spec {spec}: 2 rows, the spec asks for 2 parameter sets x 2 "
+        "horizons = 4 rows"
     )
     assert expected in result.stderr
     assert "missing: (param_id, horizon) (3, 1), (3, 3)" in result.stderr
@@ -141,7 +144,7 @@ def test_chunk_of_other_settings_is_named(
     _rewrite(bad, _with_column(table, column, [value] * table.num_rows))
     with pytest.raises(MergeError) as error:
         _merge(garch_chunks, tmp_path / "out.parquet")
-    assert str(error.value).startswith(f"{bad}: does not match its spec {spec}: ")
+    assert f"{bad}: spec check failed: does not match its spec {spec}: " in str(error.value)
     assert message in str(error.value)
     assert not (tmp_path / "out.parquet").exists()
 
@@ -185,6 +188,8 @@ def test_only_the_current_plans_chunks_are_merged(garch_folder: Path, garch_chun
         "model": GARCH,
         "plan_key": plan.plan_key,
         "densities": "densities.parquet",
+        "bytes": out.stat().st_size,
+        "sha256": file_sha256(out),
         "num_sets": 4,
         "rows": 8,
         "chunks": plan.chunk_stems,
@@ -210,6 +215,7 @@ def test_missing_and_duplicate_chunks_are_named(garch_chunks: list[tuple[Path, P
         merge_chunks(GARCH, [*paths, paths[0].with_name("chunk_00005.parquet")], out)
     copy = paths[0].with_name("chunk_00002.parquet")
     shutil.copy2(paths[0], copy)
+    shutil.copy2(chunk_manifest_path(paths[0]), chunk_manifest_path(copy))
     with pytest.raises(MergeError, match=r"chunk_00002.parquet: param_id 0 is also in .*chunk_00000\.\w+\.parquet"):
         merge_chunks(GARCH, [*paths, copy], out)
     with pytest.raises(MergeError, match=r"chunk_00001\.\w+\.json: chunk spec is missing"):

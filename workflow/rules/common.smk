@@ -9,12 +9,15 @@
 
 import json
 import os
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from density_engine.layout import VAST_COST_LEDGER  # the vast executor's cost ledger (docs/vast.md)
+from density_engine.dataset.layout import id_runs, planned_shard_names
+from density_engine.engine.chunkio import CHUNK_MANIFEST_SUFFIX
+from density_engine.layout import QUARANTINE_DIR, VAST_COST_LEDGER  # VAST_COST_LEDGER: written by the vast executor
 from density_engine.workflow.chunks import (
     KEY_PATTERN,
     chunk_file_name,
@@ -25,9 +28,10 @@ from density_engine.workflow.chunks import (
     spec_file_name,
 )
 from density_engine.workflow.config import ConfigError, validate_config
+from density_engine.workflow.estimate import estimate_run
 
-# One clear message naming the key and the allowed values, before any job starts; then snakemake's own validation
-# against the same schema (it also fills in the schema defaults).
+# One clear message naming the key and the allowed values (or, for an impossible or absurd run size, the limit), before
+# any job starts; then snakemake's own validation against the same schema (it also fills in the schema defaults).
 try:
     config = validate_config(config, schema_path=Path(workflow.current_basedir) / "../schemas/config.schema.yaml", base_dir=".")
 except ConfigError as _config_error:
@@ -35,6 +39,10 @@ except ConfigError as _config_error:
 validate(config, "../schemas/config.schema.yaml", set_default=True)
 
 ENABLED_MODELS = [name for name, model_cfg in config["models"].items() if model_cfg["enabled"]]
+# A large run says how large before Snakemake plans it (stderr: `snakemake --dag | dot` stays clean).
+_RUN_SIZE = estimate_run(config, ".")
+if _RUN_SIZE.large:
+    print(_RUN_SIZE.summary_line(), file=sys.stderr)
 PLANS = {name: plan_model(name, config["models"][name], base_dir=".") for name in ENABLED_MODELS}
 #: The model's config section as JSON: what the grid, specs, merge and report commands rebuild the plan from.
 MODEL_CONFIG_JSON = {name: json.dumps(config["models"][name], sort_keys=True) for name in ENABLED_MODELS}
@@ -66,6 +74,16 @@ def chunk_path(model, chunk):
     return f"results/chunks/{model}/{chunk_file_name(chunk, PLANS[model].chunk_keys[chunk])}"
 
 
+def chunk_manifest(model, chunk):
+    """The chunk manifest written with the chunk (size, sha256, content checksum; the merge checks the chunk by it)."""
+    return chunk_path(model, chunk).removesuffix(".parquet") + CHUNK_MANIFEST_SUFFIX
+
+
+def quarantine_dir(model):
+    """Where the merge moves the model's chunks that fail the integrity checks."""
+    return f"{QUARANTINE_DIR}/{model}"
+
+
 def densities_path(model):
     return f"results/{model}/densities.parquet"
 
@@ -92,6 +110,44 @@ DATASET_DIR = "results/hf"
 def dataset_manifest_path(model):
     """Per-model manifest written by dataset.smk's shards rule."""
     return f"results/dataset/manifests/{model}.json"
+
+
+def _param_id_runs(model):
+    """The model's configured param_ids as [first, last] runs (0..n_samples-1, or the ids of the parameter file)."""
+    model_cfg = config["models"][model]
+    if isinstance(model_cfg.get("sampler"), dict):
+        from density_engine.workflow.samplers import read_parameter_file
+
+        return id_runs(int(i) for i in read_parameter_file(model, model_cfg, ".")["param_id"])
+    return [[0, int(model_cfg["n_samples"]) - 1]]
+
+
+#: Every shard file of the dataset folder, per model, known from the config (explicit outputs: a deleted shard is
+#: re-built, and no directory output puts Snakemake's .snakemake_timestamp into data/).
+DATASET_SHARDS = {
+    model: [
+        f"{DATASET_DIR}/{name}"
+        for name in planned_shard_names(model, _param_id_runs(model), len(config["models"][model]["horizons"]))
+    ]
+    for model in ENABLED_MODELS
+}
+
+
+def publish_inputs(wildcards):
+    """Input function of publish: HF_HUB_OFFLINE, HF_TOKEN and the Hub are checked when the DAG is built, so a
+    publish that cannot work stops with one line before any job starts."""
+    from density_engine.dataset.publish import PublishError, check_publish_access
+
+    try:
+        check_publish_access(os.environ.get("HF_ENDPOINT") or None)
+    except PublishError as exc:
+        raise WorkflowError(f"publish: {exc}") from None
+    return {
+        "readme": f"{DATASET_DIR}/README.md",
+        "provenance": f"{DATASET_DIR}/provenance.json",
+        "manifests": [dataset_manifest_path(model) for model in ENABLED_MODELS],
+        "shards": [path for model in ENABLED_MODELS for path in DATASET_SHARDS[model]],
+    }
 
 
 def _dataset_hf(key, default=""):

@@ -2,40 +2,53 @@
 # (part of `all`), and publishing to the Hub (NOT part of `all`: `snakemake -c1 publish`). Every rule calls the
 # `density-engine dataset` CLI; see docs/dataset.md.
 
-# DATASET_DIR, dataset_manifest_path() and _dataset_hf() live in common.smk (snakemake --lint: no functions here).
+# DATASET_DIR, DATASET_SHARDS, dataset_manifest_path(), publish_inputs() and _dataset_hf() live in common.smk
+# (snakemake --lint: no functions here).
 #
-# The shards folder data/<model>/ is an output of dataset_shards next to the manifest (and a final target): when it is
-# missing (deleted, or pruned by the card while the model was disabled) the shards are re-built instead of trusting an
-# old manifest.
-# The card rule gets only the `models` entries of the enabled models and `hf`: changing `device`, `resources` or a
-# disabled model re-runs nothing.
+# - Every shard file results/hf/data/<model>/params-<first>-<last>.parquet is an explicit output (its name follows from
+#   the configured param_ids and horizons): a deleted shard is re-built, and no directory output puts Snakemake's
+#   .snakemake_timestamp into data/.
+# - The shards step verifies the densities against the merge manifest's sha256 and the data against the model's config
+#   before writing anything; the shards, the card and provenance.json are update(), so Snakemake does not delete the
+#   last good dataset before a job, and a failing job leaves it as it was. The per-model manifest is a plain output:
+#   missing after a failed shards job, so the next run builds the shards again.
+# - The card rule gets only the `models` entries of the enabled models and `hf`: changing `device`, `resources` or a
+#   disabled model re-runs nothing.
 
 
-rule dataset_shards:
-    input:
-        densities_path("{model}"),
-    output:
-        manifest=dataset_manifest_path("{model}"),
-        data=directory(f"{DATASET_DIR}/data/{{model}}"),
-    params:
-        out_dir=lambda wildcards, output: os.path.dirname(os.path.dirname(output.data)),
-    log:
-        "results/logs/dataset_shards/{model}.log",
-    localrule: True
-    conda:
-        "../../environment.yml"
-    shell:
-        "density-engine dataset shards --model {wildcards.model} --out {params.out_dir} --manifest {output.manifest}"
-        " {input} > {log} 2>&1"
+for _model in ENABLED_MODELS:
+
+    rule:
+        name:
+            f"dataset_shards_{_model}"
+        input:
+            densities=densities_path(_model),
+            merge_manifest=densities_manifest_path(_model),
+        output:
+            manifest=dataset_manifest_path(_model),
+            shards=[update(path) for path in DATASET_SHARDS[_model]],
+        params:
+            model=_model,
+            model_config=MODEL_CONFIG_JSON[_model],
+            out_dir=lambda wildcards, output: os.path.dirname(os.path.dirname(os.path.dirname(output.shards[0]))),
+        log:
+            f"results/logs/dataset_shards/{_model}.log",
+        localrule: True
+        conda:
+            "../../environment.yml"
+        shell:
+            "density-engine dataset shards --model {params.model} --out {params.out_dir} --manifest {output.manifest}"
+            " --densities-manifest {input.merge_manifest} --model-config {params.model_config:q} {input.densities}"
+            " > {log} 2>&1"
 
 
 rule dataset_card:
     input:
         manifests=[dataset_manifest_path(model) for model in ENABLED_MODELS],
-        data=[f"{DATASET_DIR}/data/{model}" for model in ENABLED_MODELS],
+        shards=[path for model in ENABLED_MODELS for path in DATASET_SHARDS[model]],
     output:
-        readme=f"{DATASET_DIR}/README.md",
-        provenance=f"{DATASET_DIR}/provenance.json",
+        readme=update(f"{DATASET_DIR}/README.md"),
+        provenance=update(f"{DATASET_DIR}/provenance.json"),
     params:
         out_dir=lambda wildcards, output: os.path.dirname(output.readme),
         config_json=json.dumps(
@@ -53,12 +66,10 @@ rule dataset_card:
         " {input.manifests} > {log} 2>&1"
 
 
+# Before any job starts, publish_inputs (common.smk) checks HF_HUB_OFFLINE, HF_TOKEN and that the Hub accepts it.
 rule publish:
     input:
-        readme=rules.dataset_card.output.readme,
-        provenance=rules.dataset_card.output.provenance,
-        manifests=[dataset_manifest_path(model) for model in ENABLED_MODELS],
-        data=[f"{DATASET_DIR}/data/{model}" for model in ENABLED_MODELS],
+        unpack(publish_inputs),
     output:
         "results/publish/hf.json",
     params:
@@ -78,5 +89,5 @@ rule publish:
 
 
 FINAL_TARGETS.append(rules.dataset_card.output.readme)
-# The shard folders are targets too: Snakemake re-runs a job for a missing output only when a target needs it.
-FINAL_TARGETS.extend(f"{DATASET_DIR}/data/{model}" for model in ENABLED_MODELS)
+# The shard files are targets too: Snakemake re-runs a job for a missing output only when a target needs it.
+FINAL_TARGETS.extend(path for model in ENABLED_MODELS for path in DATASET_SHARDS[model])

@@ -1,12 +1,18 @@
 # Per-model merge of the validated chunks into results/<model>/densities.parquet (runs on the controller).
 #
-# - The inputs are the chunks of the current plan (chunk_NNNNN.<key>.parquet, common.smk) and their specs: chunk
-#   files of older configs that are still in results/chunks/<model>/ are never merged. The merge command rebuilds the
-#   same plan from the model config and checks every chunk against its spec (rows = the spec's param_id x horizon, and
-#   its model, num_paths, seed, num_quantiles, dt, substeps and parameter values); a bad chunk's error names the file
-#   (--show-failed-logs prints the log, as profiles/local does). The specs are ancient() (a rewritten spec of the same
-#   content re-runs nothing); as inputs they are re-written if missing, e.g. after a config change was reverted (the
-#   spec writer removed the old keys' specs, so those chunks are then simulated again).
+# - The inputs are the chunks of the current plan (chunk_NNNNN.<key>.parquet, common.smk), their chunk manifests and
+#   their specs: chunk files of older configs that are still in results/chunks/<model>/ are never merged. The merge
+#   command rebuilds the same plan from the model config and verifies every chunk before writing anything (readable;
+#   size, sha256 and content checksum against its chunk manifest; contract; value rules; quantiles consistent with the
+#   moments; rows, settings and parameter values = its spec; density_engine/workflow/integrity.py). A chunk that fails
+#   is moved to results/quarantine/<model>/ and the error names it and the check (--show-failed-logs prints the log,
+#   as profiles/local does): the next run re-simulates exactly that chunk. The specs are ancient() (a rewritten spec of
+#   the same content re-runs nothing); as inputs they are re-written if missing, e.g. after a config change was
+#   reverted (the spec writer removed the old keys' specs, so those chunks are then simulated again).
+# - The densities are update(): Snakemake does not delete them before the job (and restores them if it fails), and the
+#   merge replaces them only after every check passed, so a failed merge never costs the last good densities. The
+#   manifest is a plain output: Snakemake deletes it before the job, so after a failed merge it is missing and the next
+#   run merges again (re-simulating the quarantined chunks first), even though the densities file is still there.
 # - Beside the densities it writes the merge manifest results/<model>/densities.<plan key>.json (the plan key hashes
 #   every chunk key), which `all` requests. Any change of what the model's densities must hold is therefore a missing
 #   target file, so the merge and everything after it re-run also where Snakemake's metadata cannot tell
@@ -21,15 +27,17 @@ for _model in ENABLED_MODELS:
             f"merge_{_model}"
         input:
             chunks=[chunk_path(_model, chunk) for chunk in range(PLANS[_model].num_chunks)],
+            chunk_manifests=[chunk_manifest(_model, chunk) for chunk in range(PLANS[_model].num_chunks)],
             specs=[ancient(spec_path(_model, chunk)) for chunk in range(PLANS[_model].num_chunks)],
         output:
-            densities=densities_path(_model),
+            densities=update(densities_path(_model)),
             manifest=densities_manifest_path(_model),
         params:
             model=_model,
             model_config=MODEL_CONFIG_JSON[_model],
             chunks_dir=lambda wildcards, input: os.path.dirname(input.chunks[0]),
             specs_dir=lambda wildcards, input: os.path.dirname(input.specs[0]),
+            quarantine_dir=quarantine_dir(_model),
         log:
             f"results/logs/merge/{_model}.log",
         localrule: True
@@ -38,7 +46,8 @@ for _model in ENABLED_MODELS:
         shell:
             "density-engine merge --model {params.model} --model-config {params.model_config:q}"
             " --chunks-dir {params.chunks_dir} --specs-dir {params.specs_dir}"
-            " --out {output.densities} --manifest {output.manifest} > {log} 2>&1"
+            " --out {output.densities} --manifest {output.manifest} --quarantine-dir {params.quarantine_dir}"
+            " > {log} 2>&1"
 
 
 FINAL_TARGETS.extend(densities_path(model) for model in ENABLED_MODELS)

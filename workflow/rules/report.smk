@@ -1,7 +1,7 @@
 # Report figures per model: parameter-space coverage, quantile fan charts, validation against the model references,
 # per-chunk runtimes (benchmark files of the merged chunks, chunk_NNNNN.<key>.tsv, named by the merge manifest), and
-# one cost table of the run (from the vast executor's cost ledger, or a "local run" row). `snakemake --report
-# report.html` collects them with captions.
+# one cost table of the run (from the vast executor's cost ledger, or a "local run" row). Tables are CSV files plus an
+# HTML rendering of each, which `snakemake --report report.html` shows inline (a CSV would only be a download link).
 
 
 rule report_figures:
@@ -27,8 +27,9 @@ rule report_figures:
             category="{model}",
             subcategory="validation",
         ),
+        validation_csv="results/report/{model}/validation.csv",
         validation_table=report(
-            "results/report/{model}/validation.csv",
+            "results/report/{model}/validation.html",
             caption="../report/validation_table.rst",
             category="{model}",
             subcategory="validation",
@@ -66,7 +67,8 @@ rule report_costs:
         densities=[densities_path(model) for model in ENABLED_MODELS],
         ledger=cost_ledger_input,
     output:
-        report("results/report/costs.csv", caption="../report/costs.rst", category="costs", subcategory="vast"),
+        csv="results/report/costs.csv",
+        html=report("results/report/costs.html", caption="../report/costs.rst", category="costs", subcategory="vast"),
     params:
         ledger=VAST_COST_LEDGER,
     log:
@@ -75,7 +77,7 @@ rule report_costs:
     conda:
         "../../environment.yml"
     shell:
-        "density-engine report-costs --ledger {params.ledger} --out {output} > {log} 2>&1"
+        "density-engine report-costs --ledger {params.ledger} --out {output.csv} --html {output.html} > {log} 2>&1"
 
 
-FINAL_TARGETS.append(rules.report_costs.output[0])
+FINAL_TARGETS.append(rules.report_costs.output.csv)

@@ -11,8 +11,11 @@
 # - resources scale with the attempt number (retries get more memory and time); gpu=1 and group "simulate" let the
 #   vast profile batch chunks onto rented GPU hosts. The device comes from config as a string resource (so it is not
 #   a rerun trigger); torch uses `threads` CPU threads (1: `-c all` runs one chunk per core; --set-threads simulate=N).
-# - The CLI writes the parquet atomically (temp file + rename), so an interrupted job never leaves a complete-looking
-#   output; Snakemake's incomplete markers make `--rerun-incomplete` redo exactly the interrupted chunks.
+# - The CLI first checks that it can write the outputs (folder writable, room for the chunk): a bad folder fails in
+#   one line before anything is simulated. It writes the parquet atomically (temp file + rename), so an interrupted
+#   job never leaves a complete-looking output, then the chunk manifest (size, sha256 and content checksum of the
+#   chunk, which the merge verifies); Snakemake's incomplete markers make `--rerun-incomplete` redo exactly the
+#   interrupted chunks.
 
 
 rule simulate:
@@ -20,6 +23,7 @@ rule simulate:
         spec=ancient("results/specs/{model}/chunk_{chunk}.{key}.json"),
     output:
         chunk="results/chunks/{model}/chunk_{chunk}.{key}.parquet",
+        manifest="results/chunks/{model}/chunk_{chunk}.{key}.manifest.json",
     params:
         key="{key}",
         settings=lambda wildcards: CHUNK_SETTINGS[wildcards.model],
@@ -39,5 +43,6 @@ rule simulate:
         "../../environment.yml"
     shell:
         "echo {wildcards.model} chunk {wildcards.chunk} key {params.key}: {params.settings:q} > {log};"
-        " density-engine simulate --spec {input.spec} --out {output.chunk} --device {resources.device}"
+        " density-engine simulate --spec {input.spec} --out {output.chunk} --manifest {output.manifest}"
+        " --device {resources.device}"
         " --threads {threads} >> {log} 2>&1"

@@ -1,0 +1,310 @@
+"""Run size from a config alone (no sampling, no torch): chunks, path-steps, memory per simulate job and CPU/GPU hours.
+
+One implementation serves ``density-engine estimate`` (``--json``: :meth:`RunEstimate.to_dict`, a stable structure that
+cost tools extend with prices), ``density-engine validate-config`` and the run-size checks the workflow makes when it
+loads its config (:func:`check_run_size`: impossible or absurd settings stop with one line naming the key and the
+limit). Throughput and memory figures come from ``throughput.json`` beside this module; every figure there names its
+source, and the GPU figures are labelled estimates until someone measures them (``density-engine bench --device
+cuda``).
+
+Definitions: fine steps = the longest horizon x substeps; a chunk's path-steps = its parameter sets x num_paths x fine
+steps; hours are job-hours (one simulate job on one CPU core, as the workflow runs it with ``threads: 1``, or on one
+GPU), including the quantile/moment step.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+ESTIMATE_VERSION = 1
+#: Most chunk jobs one run may plan: Snakemake's DAG costs ~1.9 s per 1,000 chunk jobs on this project's 2-core VM
+#: (README "Dry run and DAG": 10,000 chunks in 18.5 s), so 25,000 chunks is ~45 s of planning before anything runs.
+MAX_CHUNKS = 25_000
+#: Most parameter sets per model: the grid job holds them all in memory and writes every spec (~3 s per million).
+MAX_PARAMETER_SETS = 10_000_000
+#: Plans at least this big print a one-line summary when the workflow loads (planning takes seconds).
+SUMMARY_CHUNKS = 1_000
+SUMMARY_CPU_HOURS = 1.0
+
+
+class RunSizeError(ValueError):
+    """A config whose run is impossible or absurd; the message names the key and the limit."""
+
+
+@cache
+def throughput_table() -> dict[str, Any]:
+    """The packaged throughput and memory table (``throughput.json``)."""
+    text = resources.files("density_engine.workflow").joinpath("throughput.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def _block_bytes_per_path(model: str, device: str, fine_steps: int) -> int:
+    entry = throughput_table()["memory"]["block_bytes_per_path"][model][device]
+    steps = min(fine_steps, entry.get("max_fine_steps") or fine_steps)
+    return int(entry["per_fine_step"] * steps + entry["constant"])
+
+
+@dataclass(frozen=True)
+class JobMemory:
+    """Memory of one simulate job of a chunk, in MB: the host process on a CPU job, and on a GPU job the host process
+    and the GPU memory."""
+
+    cpu_job: float
+    gpu_job_host: float
+    gpu: float
+
+
+def job_memory(model: str, num_paths: int, num_horizons: int, fine_steps: int, threads: int = 1) -> JobMemory:
+    """The engine's memory model (docs/engine.md "Blocks and memory"): the values kept at every horizon, the float64
+    copies of the quantile/moment step, and the compute block (CPU: ``threads`` RNG sub-blocks in flight, within the
+    block budget; CUDA: as many sub-blocks as the budget holds, at least one)."""
+    memory = throughput_table()["memory"]
+    subblock = min(num_paths, memory["subblock_paths"])
+    kept = num_paths * (memory["kept_bytes_per_path_horizon"] * num_horizons + memory["summary_bytes_per_path"])
+    per_path_cpu = _block_bytes_per_path(model, "cpu", fine_steps)
+    workers = max(1, min(threads, memory["block_budget_bytes"]["cpu"] // max(1, per_path_cpu * subblock)))
+    block_cpu = workers * per_path_cpu * subblock
+    per_path_gpu = _block_bytes_per_path(model, "cuda", fine_steps)
+    block_gpu = max(per_path_gpu * subblock, min(memory["block_budget_bytes"]["cuda"], per_path_gpu * num_paths))
+    mb = 1e6
+    return JobMemory(
+        cpu_job=memory["process_mb"]["cpu"] + (kept + block_cpu) / mb,
+        gpu_job_host=float(memory["process_mb"]["cuda"]),
+        gpu=(kept + block_gpu) / mb,
+    )
+
+
+@dataclass(frozen=True)
+class DeviceEstimate:
+    """Time of one device kind: the rate used, minutes per (largest) chunk, job-hours of the whole model."""
+
+    path_steps_per_s: float
+    minutes_per_chunk: float
+    hours: float
+
+
+@dataclass(frozen=True)
+class ModelEstimate:
+    """Size of one model's part of the run."""
+
+    model: str
+    parameter_sets: int
+    chunk_size: int
+    chunks: int
+    num_paths: int
+    num_horizons: int
+    max_horizon: int
+    substeps: int
+    fine_steps: int
+    path_steps: int
+    path_steps_per_chunk: int
+    memory_mb_per_chunk: JobMemory
+    cpu: DeviceEstimate
+    gpus: dict[str, DeviceEstimate] = field(default_factory=dict)
+
+
+def _device_estimate(
+    rates: Mapping[str, Any], model: str, sets: int, chunk_sets: int, paths: int, horizons: int, fine_steps: int
+) -> DeviceEstimate:
+    rate = float(rates["path_steps_per_s"][model])
+    summary = float(rates["summary_s_per_path_horizon"]) * paths * horizons
+
+    def seconds(num_sets: int) -> float:
+        return num_sets * (paths * fine_steps / rate + summary)
+
+    return DeviceEstimate(rate, seconds(chunk_sets) / 60.0, seconds(sets) / 3600.0)
+
+
+def estimate_model(
+    model: str, model_cfg: Mapping[str, Any], base_dir: str | Path = ".", threads: int = 1
+) -> ModelEstimate:
+    """The size of one model's run from its (validated) config section."""
+    from density_engine.workflow.config import model_settings
+    from density_engine.workflow.samplers import count_parameter_sets
+
+    sets = count_parameter_sets(model, model_cfg, base_dir)
+    chunk_size = int(model_cfg["chunk_size"])
+    paths = int(model_cfg["num_paths"])
+    horizons = [int(h) for h in model_cfg["horizons"]]
+    _dt, substeps = model_settings(model, model_cfg)
+    fine = max(horizons) * substeps
+    chunk_sets = min(chunk_size, sets)
+    table = throughput_table()
+    shape = (sets, chunk_sets, paths, len(horizons), fine)
+    return ModelEstimate(
+        model=model,
+        parameter_sets=sets,
+        chunk_size=chunk_size,
+        chunks=-(-sets // chunk_size),
+        num_paths=paths,
+        num_horizons=len(horizons),
+        max_horizon=max(horizons),
+        substeps=substeps,
+        fine_steps=fine,
+        path_steps=sets * paths * fine,
+        path_steps_per_chunk=chunk_sets * paths * fine,
+        memory_mb_per_chunk=job_memory(model, paths, len(horizons), fine, threads),
+        cpu=_device_estimate(table["cpu"], model, *shape),
+        gpus={name: _device_estimate(gpu, model, *shape) for name, gpu in table["gpus"].items()},
+    )
+
+
+@dataclass(frozen=True)
+class RunEstimate:
+    """Size of the whole run (enabled models)."""
+
+    device: str
+    mem_mb: int
+    runtime_min: int
+    threads: int
+    models: list[ModelEstimate]
+
+    @property
+    def chunks(self) -> int:
+        return sum(m.chunks for m in self.models)
+
+    @property
+    def path_steps(self) -> int:
+        return sum(m.path_steps for m in self.models)
+
+    @property
+    def cpu_hours(self) -> float:
+        return sum(m.cpu.hours for m in self.models)
+
+    def gpu_hours(self) -> dict[str, float]:
+        names = list(throughput_table()["gpus"])
+        return {name: sum(m.gpus[name].hours for m in self.models) for name in names}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``density-engine estimate --json`` structure (docs/estimate.md; version :data:`ESTIMATE_VERSION`)."""
+        table = throughput_table()
+        return {
+            "estimate_version": ESTIMATE_VERSION,
+            "device": self.device,
+            "resources": {"mem_mb": self.mem_mb, "runtime_min": self.runtime_min, "threads": self.threads},
+            "models": {m.model: {k: v for k, v in asdict(m).items() if k != "model"} for m in self.models},
+            "total": {
+                "parameter_sets": sum(m.parameter_sets for m in self.models),
+                "chunks": self.chunks,
+                "path_steps": self.path_steps,
+                "cpu_hours": self.cpu_hours,
+                "gpu_hours": self.gpu_hours(),
+            },
+            "throughput": {
+                "units": table["units"],
+                "cpu": {k: table["cpu"][k] for k in ("label", "measured", "source")},
+                "gpus": {
+                    name: {k: gpu[k] for k in ("memory_gib", "measured", "source")}
+                    for name, gpu in table["gpus"].items()
+                },
+            },
+        }
+
+    def summary_line(self) -> str:
+        """One line: chunks, path-steps, CPU-hours and GPU-hours (the fastest and the slowest GPU of the table)."""
+        gpus = self.gpu_hours()
+        fast, slow = min(gpus, key=gpus.get), max(gpus, key=gpus.get)
+        estimated = "" if throughput_table()["gpus"][fast]["measured"] else " (GPU figures estimated)"
+        return (
+            f"run size: {len(self.models)} model(s), {self.chunks:,} chunks, {self.path_steps:.3g} path-steps; "
+            f"~{_hours(self.cpu_hours)} CPU-core hours, ~{_hours(gpus[fast])} {fast} to ~{_hours(gpus[slow])} {slow} "
+            f"GPU-hours{estimated} (details: density-engine estimate)"
+        )
+
+    @property
+    def large(self) -> bool:
+        """Whether the workflow should print :meth:`summary_line` when it loads."""
+        return self.chunks >= SUMMARY_CHUNKS or self.cpu_hours >= SUMMARY_CPU_HOURS
+
+
+def _hours(value: float) -> str:
+    return f"{value:,.0f}" if value >= 10 else f"{value:.2g}"
+
+
+def estimate_run(config: Mapping[str, Any], base_dir: str | Path = ".", threads: int = 1) -> RunEstimate:
+    """The size of a validated config's run (enabled models, in config order)."""
+    models = [name for name, cfg in config["models"].items() if cfg.get("enabled", True)]
+    resources_cfg = config.get("resources") or {}
+    return RunEstimate(
+        device=str(config.get("device", "auto")),
+        mem_mb=int(resources_cfg.get("mem_mb", 2000)),
+        runtime_min=int(resources_cfg.get("runtime", 30)),
+        threads=threads,
+        models=[estimate_model(name, config["models"][name], base_dir, threads) for name in models],
+    )
+
+
+def _size_limits(config: Mapping[str, Any]) -> None:
+    """Limits that need nothing but counts (checked before anything else, so an absurd grid fails at once)."""
+    total = 0
+    biggest = ("", 0)
+    for name, cfg in config["models"].items():
+        if not cfg.get("enabled", True) or isinstance(cfg.get("sampler"), Mapping):
+            continue
+        sets = int(cfg["n_samples"])
+        if sets > MAX_PARAMETER_SETS:
+            raise RunSizeError(
+                f"config key models.{name}.n_samples: {sets:,} parameter sets, above the limit of "
+                f"{MAX_PARAMETER_SETS:,} per model (the grid job holds every set in memory)"
+            )
+        chunks = -(-sets // int(cfg["chunk_size"]))
+        total += chunks
+        biggest = max(biggest, (name, chunks), key=lambda item: item[1])
+    if total > MAX_CHUNKS:
+        name = biggest[0]
+        raise RunSizeError(
+            f"config key models.{name}.chunk_size: the run has {total:,} chunk jobs ({biggest[1]:,} of {name}), above "
+            f"the limit of {MAX_CHUNKS:,} (Snakemake would take minutes to plan them); raise chunk_size or lower "
+            "n_samples"
+        )
+
+
+def check_run_size(config: Mapping[str, Any], base_dir: str | Path = ".") -> RunEstimate:
+    """Stop an impossible or absurd run before it is planned (:class:`RunSizeError`, one line naming the key and the
+    limit): too many chunks or parameter sets; a simulate job that needs more memory than ``resources.mem_mb`` (or,
+    with ``device: cuda``, than the largest GPU of the table); a chunk that takes longer than ``resources.runtime`` at
+    the benchmarked throughput (the fastest device the config allows). Returns the estimate."""
+    _size_limits(config)
+    run = estimate_run(config, base_dir)
+    table = throughput_table()
+    largest_gpu = max(table["gpus"].items(), key=lambda item: item[1]["memory_gib"])
+    for m in run.models:
+        prefix = f"config key models.{m.model}"
+        memory = m.memory_mb_per_chunk
+        host = memory.gpu_job_host if run.device == "cuda" else memory.cpu_job
+        what = f"{m.num_paths:,} paths x {m.num_horizons} horizon(s) kept, plus work space"
+        if host > run.mem_mb:
+            raise RunSizeError(
+                f"{prefix}.num_paths: a simulate job needs ~{_mb(host)} ({what}), above resources.mem_mb = "
+                f"{run.mem_mb} MB"
+            )
+        if run.device == "cuda" and memory.gpu > largest_gpu[1]["memory_gib"] * 1024**3 / 1e6:
+            raise RunSizeError(
+                f"{prefix}.num_paths: a simulate job needs ~{_mb(memory.gpu)} of GPU memory ({what}), above the "
+                f"largest GPU known ({largest_gpu[0]}, {largest_gpu[1]['memory_gib']} GiB)"
+            )
+        fastest = m.cpu if run.device == "cpu" else min([m.cpu, *m.gpus.values()], key=lambda d: d.minutes_per_chunk)
+        if fastest.minutes_per_chunk > run.runtime_min:
+            device = "a CPU core" if fastest is m.cpu else "the fastest GPU of the table"
+            key = "chunk_size" if m.chunk_size > 1 else "num_paths"
+            raise RunSizeError(
+                f"{prefix}.{key}: one chunk is {m.path_steps_per_chunk:.3g} path-steps "
+                f"({min(m.chunk_size, m.parameter_sets)} sets x {m.num_paths:,} paths x {m.fine_steps} fine steps), "
+                f"~{fastest.minutes_per_chunk:,.0f} min on {device} at {fastest.path_steps_per_s:.3g} path-steps/s, "
+                f"above resources.runtime = {run.runtime_min} min; lower {key} or raise resources.runtime"
+            )
+    return run
+
+
+def _mb(value: float) -> str:
+    if value >= 1e6:
+        return f"{value / 1e6:,.1f} TB"
+    if value >= 1e3:
+        return f"{value / 1e3:,.1f} GB"
+    return f"{value:,.0f} MB"

@@ -273,7 +273,8 @@ def check_run_size(config: Mapping[str, Any], base_dir: str | Path = ".") -> Run
     _size_limits(config)
     run = estimate_run(config, base_dir)
     table = throughput_table()
-    largest_gpu = max(table["gpus"].items(), key=lambda item: item[1]["memory_gib"])
+    largest_gib = max(gpu["memory_gib"] for gpu in table["gpus"].values())
+    largest = ", ".join(name for name, gpu in table["gpus"].items() if gpu["memory_gib"] == largest_gib)
     for m in run.models:
         prefix = f"config key models.{m.model}"
         memory = m.memory_mb_per_chunk
@@ -284,10 +285,10 @@ def check_run_size(config: Mapping[str, Any], base_dir: str | Path = ".") -> Run
                 f"{prefix}.num_paths: a simulate job needs ~{_mb(host)} ({what}), above resources.mem_mb = "
                 f"{run.mem_mb} MB"
             )
-        if run.device == "cuda" and memory.gpu > largest_gpu[1]["memory_gib"] * 1024**3 / 1e6:
+        if run.device == "cuda" and memory.gpu > largest_gib * 1024**3 / 1e6:
             raise RunSizeError(
                 f"{prefix}.num_paths: a simulate job needs ~{_mb(memory.gpu)} of GPU memory ({what}), above the "
-                f"largest GPU known ({largest_gpu[0]}, {largest_gpu[1]['memory_gib']} GiB)"
+                f"largest GPU memory of the throughput table ({largest_gib} GiB: {largest})"
             )
         fastest = m.cpu if run.device == "cpu" else min([m.cpu, *m.gpus.values()], key=lambda d: d.minutes_per_chunk)
         if fastest.minutes_per_chunk > run.runtime_min:

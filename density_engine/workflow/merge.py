@@ -43,6 +43,7 @@ from density_engine.workflow.integrity import (
     ChunkIntegrityError,
     check_values,
     quarantine_chunk,
+    quarantined,
     read_verified_table,
 )
 
@@ -159,17 +160,24 @@ def _as_integrity_error(path: Path, error: MergeError) -> ChunkIntegrityError:
 
 
 def verify_chunks(
-    model: str, paths: Sequence[Path], spec_paths: Sequence[Path] | None
+    model: str, paths: Sequence[Path], spec_paths: Sequence[Path] | None, quarantine_dir: Path | None = None
 ) -> tuple[dict[Path, ChunkIntegrityError], dict[str, list[str]]]:
-    """Run every integrity check (:func:`density_engine.workflow.integrity.verify_chunk` order) on every chunk; return
-    the chunks that failed and the file metadata values of the good ones. Problems across chunks (a param_id in two
-    chunks, different columns) and missing or unreadable specs raise :class:`MergeError` at once: they are not the
-    fault of one chunk file."""
+    """Run every integrity check (:mod:`density_engine.workflow.integrity`, in the order of ``CHECKS``) on every
+    chunk; return the chunks that failed and the file metadata values of the good ones. A missing chunk that is in
+    ``quarantine_dir`` (an earlier attempt moved it there) counts as failed with its recorded reason. Problems across
+    chunks (a param_id in two chunks, different columns) and missing or unreadable specs raise :class:`MergeError` at
+    once: they are not the fault of one chunk file."""
     failures: dict[Path, ChunkIntegrityError] = {}
     metadata_values: dict[str, list[str]] = {}
     owner: dict[int, Path] = {}
     schema: Any = None
+    earlier = quarantined(quarantine_dir) if quarantine_dir is not None else {}
     for index, path in enumerate(paths):
+        stem = path.name.removesuffix(".parquet")
+        if not path.is_file() and stem in earlier:
+            detail = f"moved to {quarantine_dir}/ earlier ({earlier[stem]})"
+            failures[path] = ChunkIntegrityError(path, "quarantine", detail)
+            continue
         if not path.is_file():
             raise MergeError(f"{path}: chunk file is missing")
         spec = _read_spec(spec_paths[index]) if spec_paths is not None else None
@@ -243,12 +251,15 @@ def merge_chunks(
         raise MergeError(f"no chunk files to merge for model {model!r}")
     if spec_paths is not None and len(spec_paths) != len(paths):
         raise MergeError(f"{len(paths)} chunk files but {len(spec_paths)} specs for model {model!r}")
-    failures, metadata_values = verify_chunks(model, paths, spec_paths)
+    quarantine = Path(quarantine_dir) if quarantine_dir is not None else None
+    failures, metadata_values = verify_chunks(model, paths, spec_paths, quarantine)
     if failures:
         moved = {}
-        if quarantine_dir is not None:
+        if quarantine is not None:
             moved = {
-                path: quarantine_chunk(path, quarantine_dir, f"{error.check}: {error.detail}")
+                path: quarantine_chunk(path, quarantine, f"{error.check}: {error.detail}")
+                if path.exists()
+                else quarantine / path.name
                 for path, error in failures.items()
             }
         raise MergeError(_failure_message(model, len(paths), failures, moved, out_path))

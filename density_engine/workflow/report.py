@@ -110,8 +110,9 @@ def _write_html(text: str, path: Path) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def plot_coverage(frame: pd.DataFrame, parameters: list[str], model: str, out: Path) -> None:
-    """Pairwise scatter of the ranged parameters (histograms on the diagonal); fixed ones go in the title."""
+def coverage_figure(frame: pd.DataFrame, parameters: list[str], model: str) -> Any:
+    """Pairwise scatter of the ranged parameters (histograms on the diagonal); fixed ones go in the title, which the
+    constrained layout keeps above the panels."""
     import matplotlib.pyplot as plt
 
     sets = frame.drop_duplicates("param_id")[parameters]
@@ -137,15 +138,24 @@ def plot_coverage(frame: pd.DataFrame, parameters: list[str], model: str, out: P
             if j == 0:
                 ax.set_ylabel(row_name)
     fixed_text = ", ".join(f"{k}={v:g}" for k, v in fixed.items())
-    figure.suptitle(  # constrained layout keeps the title above the panels
+    figure.suptitle(
         f"{model}: {len(frame.param_id.unique())} parameter sets" + (f" (fixed: {fixed_text})" * bool(fixed))
     )
+    return figure
+
+
+def plot_coverage(frame: pd.DataFrame, parameters: list[str], model: str, out: Path) -> None:
+    """Write :func:`coverage_figure` as PNG."""
+    import matplotlib.pyplot as plt
+
+    figure = coverage_figure(frame, parameters, model)
     _save(figure, out)
     plt.close(figure)
 
 
-def plot_fan(frame: pd.DataFrame, quantiles: np.ndarray, parameters: list[str], model: str, out: Path) -> None:
-    """Fan charts (central 98/90/50% bands and the median) across horizons for the first few parameter sets."""
+def fan_figure(frame: pd.DataFrame, quantiles: np.ndarray, parameters: list[str], model: str) -> Any:
+    """Fan charts (central 98/90/50% bands and the median) across horizons for the first few parameter sets; the y
+    label and title give the unit (GARCH: sums of unit-variance returns, :data:`FAN_UNITS`)."""
     import matplotlib.pyplot as plt
 
     num_levels = quantiles.shape[1]
@@ -182,6 +192,14 @@ def plot_fan(frame: pd.DataFrame, quantiles: np.ndarray, parameters: list[str], 
         ax.set_ylabel(ylabel)
     axes[0][0].legend(fontsize=7, loc="lower left")
     figure.suptitle(f"{model}: quantile fan charts{unit_note}")
+    return figure
+
+
+def plot_fan(frame: pd.DataFrame, quantiles: np.ndarray, parameters: list[str], model: str, out: Path) -> None:
+    """Write :func:`fan_figure` as PNG."""
+    import matplotlib.pyplot as plt
+
+    figure = fan_figure(frame, quantiles, parameters, model)
     _save(figure, out)
     plt.close(figure)
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from density_engine.cli import main
 from density_engine.engine.chunkio import decode_metadata, read_chunk
-from tests.engine.conftest import make_spec
+from tests.engine.conftest import G1, make_spec
 
 
 def test_simulate_roundtrip(spec_file, tmp_path: Path) -> None:
@@ -101,3 +101,78 @@ def test_memory_budget_option_parsing() -> None:
     for bad in ("lots", "-1G", "0"):
         with pytest.raises(click.BadParameter):
             _parse_bytes(bad)
+
+
+def _no_engine(*args, **kwargs):
+    raise AssertionError("the engine ran although the output cannot be written")
+
+
+def test_simulate_fails_before_compute_when_the_output_cannot_be_written(
+    spec_file, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An output folder that cannot be created (a file is in the way: root ignores permission bits) and a file system
+    without room for the chunk both fail in one line, before anything is simulated."""
+    import density_engine.atomic
+    import density_engine.cli.simulate
+
+    monkeypatch.setattr(density_engine.cli.simulate, "run_engine", _no_engine)
+    blocker = tmp_path / "results"
+    blocker.write_text("a file where the chunk folder should be")
+    out = blocker / "chunks" / "chunk_00000.parquet"
+    result = CliRunner().invoke(main, ["simulate", "--spec", str(spec_file()), "--out", str(out), "--device", "cpu"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"Error: {out.parent}: cannot create the output folder (Not a directory); nothing was simulated"
+    ]
+
+    class Usage:
+        free = 10_000
+
+    monkeypatch.setattr(density_engine.atomic.shutil, "disk_usage", lambda folder: Usage)
+    out = tmp_path / "chunks" / "chunk_00000.parquet"
+    result = CliRunner().invoke(main, ["simulate", "--spec", str(spec_file()), "--out", str(out), "--device", "cpu"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"Error: {out.parent}: 0.0 MB free, writing chunk_00000.parquet needs about 1.1 MB; nothing was simulated"
+    ]
+    assert not out.exists()
+
+
+def test_simulate_one_prints_moments_and_quantiles(tmp_path: Path) -> None:
+    args = ["simulate-one", "--model", "gjrgarch_normalized", "--paths", "4000", "--horizons", "1,5", "--seed", "3"]
+    args += [f"--param={name}={value}" for name, value in G1.items()] + ["--device", "cpu"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0].startswith("gjrgarch_normalized (alpha=0.05, gamma=0.1, beta=0.85, eta=6, lam=-0.2, sigma0_sq=1.5)")
+    assert lines[1].split()[:5] == ["horizon", "mean", "std", "skew", "kurt"] and "q0.499" in lines[1]
+    assert [line.split()[0] for line in lines[2:]] == ["1", "5"]
+    # the same numbers as the workflow's chunk of this parameter set (param_id 0, seed 3)
+    out = tmp_path / "one.parquet"
+    data = CliRunner().invoke(main, [*args, "--json", "--num-quantiles", "64", "--out", str(out)])
+    assert data.exit_code == 0, data.output
+    record = json.loads(data.output)
+    assert [h["horizon"] for h in record["horizons"]] == [1, 5] and len(record["horizons"][0]["quantiles"]) == 64
+    table = read_chunk(out)  # written like a chunk, with its manifest
+    assert table.column("std").to_pylist() == [h["std"] for h in record["horizons"]]
+    assert (tmp_path / "one.manifest.json").is_file()
+    spec = make_spec(num_paths=4000, seed=3, horizons=[1, 5], parameter_sets=[{"param_id": 0, "params": G1}])
+    from density_engine.engine.chunkio import parse_spec
+    from density_engine.engine.runner import run_chunk
+
+    assert (
+        run_chunk(parse_spec(spec), device="cpu").table.column("mean").to_pylist() == table.column("mean").to_pylist()
+    )
+
+
+def test_simulate_one_names_a_bad_parameter() -> None:
+    args = ["simulate-one", "--model", "gjrgarch_normalized", "--horizons", "1", "--paths", "100"]
+    params = {**G1, "beta": 0.99}  # persistence >= 1
+    result = CliRunner().invoke(main, [*args, *(f"--param={k}={v}" for k, v in params.items())])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: simulate-one: --param: gjrgarch_normalized: persistence")
+    assert len(result.output.strip().splitlines()) == 1
+    missing = CliRunner().invoke(main, [*args, "--param", "alpha=0.05"])
+    assert (
+        missing.exit_code == 1 and "missing parameter(s) ['gamma', 'beta', 'eta', 'lam', 'sigma0_sq']" in missing.output
+    )

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -16,6 +17,9 @@ from density_engine.workflow.report import (
     LOCAL_RUN,
     LedgerError,
     cost_table,
+    coverage_figure,
+    fan_figure,
+    html_table,
     read_benchmarks,
     runtime_figure,
     validation_figure,
@@ -54,6 +58,55 @@ def test_validation_panels_do_not_overlap() -> None:
     assert right.get_tightbbox(renderer).x0 >= left.get_tightbbox(renderer).x1
     assert right.yaxis.label.get_window_extent(renderer).x0 >= left.get_window_extent(renderer).x1
     plt.close(figure)
+
+
+def _garch_frame(sets: int = 40) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+    rng = np.random.default_rng(0)
+    names = ["alpha", "gamma", "beta", "eta", "lam", "sigma0_sq"]
+    values = rng.random((sets, len(names)))
+    rows = [
+        {"param_id": i, "horizon": h, **dict(zip(names, values[i], strict=True))} for i in range(sets) for h in (1, 5)
+    ]
+    quantiles = np.sort(rng.standard_normal((len(rows), 64)), axis=1)
+    return pd.DataFrame(rows), quantiles, names
+
+
+def test_coverage_title_clears_the_panels() -> None:
+    """The title (with the fixed parameters) sits above every panel, tick labels included (it overlapped before)."""
+    import matplotlib.pyplot as plt
+
+    frame, _, names = _garch_frame()
+    frame["lam"] = -0.1  # a fixed parameter goes into the title
+    figure = coverage_figure(frame, names, "gjrgarch_normalized")
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    title = figure._suptitle.get_window_extent(renderer)
+    assert "fixed: lam=-0.1" in figure._suptitle.get_text()
+    assert all(title.y0 >= ax.get_tightbbox(renderer).y1 for ax in figure.axes)
+    plt.close(figure)
+
+
+def test_fan_chart_states_the_garch_unit() -> None:
+    import matplotlib.pyplot as plt
+
+    frame, quantiles, names = _garch_frame(4)
+    figure = fan_figure(frame, quantiles, names, "gjrgarch_normalized")
+    assert figure.axes[0].get_ylabel() == "cumulative return (unconditional sd units)"
+    assert "multiply by the asset's daily volatility" in figure._suptitle.get_text()
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    assert all(figure._suptitle.get_window_extent(renderer).y0 >= ax.get_tightbbox(renderer).y1 for ax in figure.axes)
+    plt.close(figure)
+    rough = fan_figure(frame.assign(), quantiles, names, "rough_heston")
+    assert rough.axes[0].get_ylabel() == "cumulative log-return log(S_h/S_0)"
+    plt.close(rough)
+
+
+def test_html_table_escapes_and_flags() -> None:
+    table = pd.DataFrame({"name": ["<a>", "b"], "z": [1.5, -4.5]})
+    page = html_table(table, "t & u", flag={"z": lambda z: abs(z) > 4})
+    assert "<caption>t &amp; u (2 rows)</caption>" in page and "&lt;a&gt;" in page
+    assert '<td class="flag">-4.5</td>' in page and "<td>1.5</td>" in page
 
 
 def test_runtime_chunk_axis_has_integer_ticks() -> None:

@@ -18,7 +18,19 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from .conftest import REPO_ROOT, TINY_CONFIG, chunk_file, chunk_stems, plan_key, run_snakemake, snakemake_env
+from density_engine.engine.chunkio import quantile_matrix
+
+from .conftest import (
+    REPO_ROOT,
+    TINY_CONFIG,
+    chunk_file,
+    chunk_stems,
+    forge_chunk,
+    plan_key,
+    run_snakemake,
+    snakemake_env,
+    with_column,
+)
 
 GARCH = "gjrgarch_normalized"
 MODELS = ("gjrgarch_normalized", "rough_heston")
@@ -64,6 +76,15 @@ def test_end_to_end_outputs(finished_workflow: Path) -> None:
             for folder, extension in (("chunks", "parquet"), ("benchmarks/simulate", "tsv"), ("logs/simulate", "log")):
                 assert (finished_workflow / f"results/{folder}/{model}/{stem}.{extension}").is_file()
     assert (finished_workflow / "results/hf/README.md").is_file()
+    data = finished_workflow / "results/hf/data"
+    assert all(p.suffix == ".parquet" for p in data.rglob("*") if p.is_file())  # no stray file beside the shards
+    for model in MODELS:  # the report's tables are HTML too (a CSV is only a download link in the report)
+        page = (finished_workflow / f"results/report/{model}/validation.html").read_text()
+        assert page.count("<tr>") == 1 + len(pd.read_csv(finished_workflow / f"results/report/{model}/validation.csv"))
+    assert "local run: no rented hosts" in (finished_workflow / "results/report/costs.html").read_text()
+    status = _status(finished_workflow)  # `density-engine status` after the run: every chunk done
+    assert {m: (s["counts"]["done"], s["total"]) for m, s in status.items()} == {GARCH: (2, 2), "rough_heston": (1, 1)}
+    assert all(s["path_steps_per_s"] > 0 for s in status.values())
     costs = pd.read_csv(finished_workflow / "results/report/costs.csv")  # no cost ledger: one "local run" row
     assert costs[["run_id", "instance", "cost_usd"]].values.tolist() == [["local", "local run: no rented hosts", 0]]
     second = run_snakemake(finished_workflow, "-n")
@@ -99,7 +120,7 @@ def test_num_paths_change_reruns_without_snakemake_metadata(
         shutil.rmtree(workdir / ".snakemake/metadata")
     dry = run_snakemake(workdir, "-n", *flags)  # the whole workflow (`all`)
     assert _planned_chunks(dry.stdout) == {chunk_file(changed, GARCH, k) for k in (0, 1)}
-    assert {"merge_gjrgarch_normalized", "report_figures", "dataset_shards"} <= set(
+    assert {"merge_gjrgarch_normalized", "report_figures", "dataset_shards_gjrgarch_normalized"} <= set(
         re.findall(r"^rule (\w+):", dry.stdout, re.MULTILINE)
     )
     manifest = f"results/{GARCH}/densities.{plan_key(changed, GARCH)}.json"
@@ -112,6 +133,21 @@ def test_num_paths_change_reruns_without_snakemake_metadata(
     assert len(list((workdir / "results/chunks" / GARCH).glob("*.parquet"))) == 4  # the old chunks stay, unmerged
     again = run_snakemake(workdir, "-n", manifest, *flags)
     assert "Nothing to be done" in again.stdout + again.stderr
+    if forget == "metadata":  # `density-engine clean --stale`: lists the old config's files, removes them on --delete
+        old_stems = set(chunk_stems(TINY_CONFIG, GARCH))
+        clean = ["density-engine", "clean", "--stale"]
+        listed = subprocess.run(clean, cwd=workdir, capture_output=True, text=True, check=True).stdout
+        removed = {line.split()[-1] for line in listed.splitlines() if line.startswith("would remove ")}
+        assert {Path(p).name.split(".")[0] + "." + Path(p).name.split(".")[1] for p in removed} == old_stems
+        assert {Path(p).parent.as_posix() for p in removed} == {  # (the spec job already removed the old specs)
+            f"results/{kind}/{GARCH}" for kind in ("chunks", "logs/simulate", "benchmarks/simulate")
+        }
+        assert all(p.exists() for p in map(workdir.joinpath, removed))  # a dry run by default
+        subprocess.run([*clean, "--delete"], cwd=workdir, capture_output=True, text=True, check=True)
+        assert not any(p.exists() for p in map(workdir.joinpath, removed))
+        assert len(list((workdir / "results/chunks" / GARCH).glob("*.parquet"))) == 2
+        again = run_snakemake(workdir, "-n", manifest, *flags)
+        assert "Nothing to be done" in again.stdout + again.stderr, again.stdout
 
 
 def test_simulate_params_and_log_carry_the_model_settings(finished_workflow: Path) -> None:
@@ -128,24 +164,47 @@ def test_simulate_params_and_log_carry_the_model_settings(finished_workflow: Pat
     assert f"key {key}: 'sampler=sobol seed={model_cfg['seed']} num_paths=" in dry.stdout
 
 
-def test_bad_config_stops_before_any_job(make_workflow) -> None:
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        (
+            "sampler",
+            "sobel",
+            "models.gjrgarch_normalized.sampler: 'sobel' is not a sampler; allowed values: sobol, lhs",
+        ),
+        # run size: 1e12 paths (as YAML writes it, a float) would need terabytes per chunk job
+        ("num_paths", 1e12, "config key models.gjrgarch_normalized.num_paths: a simulate job needs ~24.0 TB ("),
+        # a billion parameter sets: planning alone would take hours; it stops at once
+        ("n_samples", 10**9, "config key models.gjrgarch_normalized.n_samples: 1,000,000,000 parameter sets, above"),
+    ],
+)
+def test_bad_config_stops_before_any_job(make_workflow, key: str, value: object, message: str) -> None:
     config = copy.deepcopy(TINY_CONFIG)
-    config["models"][GARCH]["sampler"] = "sobel"
+    config["models"][GARCH][key] = value
     workdir = make_workflow(config)
     result = run_snakemake(workdir, "-c", "1", check=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert "models.gjrgarch_normalized.sampler: 'sobel' is not a sampler; allowed values: sobol, lhs" in output
+    assert message in output, output
+    assert next(line for line in output.splitlines() if message in line).startswith("invalid configuration: ")
     assert not (workdir / "results").exists()
 
 
 def test_large_grid_dry_run_lists_every_chunk(make_workflow) -> None:
     config = copy.deepcopy(TINY_CONFIG)
-    config["models"][GARCH].update(n_samples=100_000, chunk_size=200)
+    config["models"][GARCH].update(n_samples=100_000, chunk_size=200, num_paths=2_000_000)
     config["models"]["rough_heston"]["enabled"] = False
     workdir = make_workflow(config)
     result = run_snakemake(workdir, "-n", "--quiet", "rules")
     assert re.search(r"simulate\s+500\b", result.stdout), result.stdout
+    # a large run says how large before it is planned (stderr; `--dag | dot` reads stdout)
+    summary = [line for line in result.stderr.splitlines() if line.startswith("run size: ")]
+    assert len(summary) == 1, result.stderr
+    assert re.fullmatch(
+        r"run size: 1 model\(s\), 500 chunks, 6e\+11 path-steps; ~[\d.,]+ CPU-core hours, ~[\d.]+ H100 to ~[\d.]+ "
+        r"RTX_4090 GPU-hours \(GPU figures estimated\) \(details: density-engine estimate\)",
+        summary[0],
+    ), summary
     assert not (workdir / "results").exists()  # the grid is not sampled to build the DAG
 
 
@@ -170,6 +229,8 @@ def test_html_report(finished_workflow: Path, tmp_path: Path) -> None:
         assert caption_phrase in html
     assert "read from the 64 stored quantile" in html  # the config's num_quantiles (Jinja), not a hard-coded 512
     assert "64 for gjrgarch_normalized, 64 for rough_heston" in html  # workflow.rst: per enabled model
+    assert "validation.html" in html and "costs.html" in html  # tables shown inline (HTML), not CSV download links
+    assert "filename=validation.csv" not in html and "filename=costs.csv" not in html
 
 
 def _ledger(run_id: str, costs: list[float]) -> dict:
@@ -222,23 +283,60 @@ def test_cost_table_follows_the_vast_ledger(finished_workflow: Path, tmp_path: P
     assert pd.read_csv(workdir / "results/report/costs.csv")["run_id"].tolist() == ["def456", "def456"]
 
 
-def test_failing_merge_names_the_chunk_under_the_local_profile(finished_workflow: Path, tmp_path: Path) -> None:
-    """A chunk with two rows dropped fails the merge; profiles/local (show-failed-logs) prints the merge log, so the
-    chunk's name reaches the terminal."""
+def _status(workdir: Path) -> dict:
+    """`density-engine status --json` in the workflow folder, as a user runs it."""
+    result = subprocess.run(
+        ["density-engine", "status", "--json"], cwd=workdir, capture_output=True, text=True, check=True
+    )
+    return {m["model"]: m for m in json.loads(result.stdout)["models"]}
+
+
+def test_bad_chunks_are_quarantined_and_resimulated(finished_workflow: Path, tmp_path: Path) -> None:
+    """Three bad chunks: doubled quantiles with valid checksums (what a buggy engine would write), a chunk edited after
+    its checksum (two rows dropped by hand), a truncated file. The merges fail naming each chunk and its check
+    (profiles/local prints the logs), the bad chunks move to results/quarantine/, the last good densities and dataset
+    stay byte for byte; `density-engine status` shows them; the next run re-simulates exactly those three chunks and
+    the dataset comes back identical."""
     workdir = tmp_path / "wf"
     shutil.copytree(finished_workflow, workdir, symlinks=True)
     shutil.copytree(REPO_ROOT / "profiles", workdir / "profiles")
-    bad = workdir / chunk_file(TINY_CONFIG, GARCH, 1)
-    table = pq.read_table(bad)
-    pq.write_table(table.slice(0, table.num_rows - 2), bad)
-    target = f"results/{GARCH}/densities.parquet"
-    result = run_snakemake(
-        workdir, "--profile", "profiles/local", "-c1", "--forcerun", f"merge_{GARCH}", target, check=False
+    kept = [*(workdir / "results/hf").rglob("*"), *(workdir / f"results/{m}/densities.parquet" for m in MODELS)]
+    before = {p: p.read_bytes() for p in kept if p.is_file()}
+    densities = {m: pq.read_table(workdir / f"results/{m}/densities.parquet") for m in MODELS}
+    doubled, edited, truncated = (
+        workdir / chunk_file(TINY_CONFIG, GARCH, 0),
+        workdir / chunk_file(TINY_CONFIG, GARCH, 1),
+        workdir / chunk_file(TINY_CONFIG, "rough_heston", 0),
     )
+    table = pq.read_table(doubled)
+    forge_chunk(doubled, with_column(table, "quantiles", quantile_matrix(table).astype(float) * 2))
+    table = pq.read_table(edited)
+    pq.write_table(table.slice(0, table.num_rows - 2), edited)
+    truncated.write_bytes(truncated.read_bytes()[:-200])
+
+    result = run_snakemake(workdir, "--profile", "profiles/local", "-c1", check=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert f"{bad.relative_to(workdir)}: does not match its spec" in output, output[-4000:]
-    assert "2 rows, the spec asks for 2 parameter sets x 2 horizons = 4 rows" in output
+    for path, check in ((doubled, "moments"), (edited, "checksum"), (truncated, "readable")):
+        assert f"{path.relative_to(workdir)}: {check} check failed: " in output, output[-5000:]
+        assert (workdir / "results/quarantine" / path.parent.name / path.name).is_file() and not path.exists()
+    assert "run snakemake again: it re-simulates exactly these chunks" in output
+    assert "the quantiles need std >= " in output and "changed after it was written" in output
+    assert {p: p.read_bytes() for p in kept if p.is_file()} == before  # nothing bad reached densities or results/hf
+    status = _status(workdir)
+    assert status[GARCH]["counts"] == {"done": 0, "started": 0, "failed": 0, "quarantined": 2, "pending": 0}
+    assert status["rough_heston"]["counts"]["quarantined"] == 1
+
+    dry = run_snakemake(workdir, "-n")
+    expected = {str(p.relative_to(workdir)) for p in (doubled, edited, truncated)}
+    assert _planned_chunks(dry.stdout) == expected
+    run_snakemake(workdir, "-c", "2")
+    for model in MODELS:  # re-simulated from the same specs: the same values
+        assert pq.read_table(workdir / f"results/{model}/densities.parquet").equals(densities[model])
+    assert {p: p.read_bytes() for p in kept if p.is_file() and "results/hf" in str(p)} == {
+        p: data for p, data in before.items() if "results/hf" in str(p)
+    }
+    assert all(m["counts"]["done"] == m["total"] for m in _status(workdir).values())
 
 
 @pytest.mark.slow

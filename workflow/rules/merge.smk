@@ -40,6 +40,9 @@ for _model in ENABLED_MODELS:
             quarantine_dir=quarantine_dir(_model),
         log:
             f"results/logs/merge/{_model}.log",
+        # A failed merge is not transient, and it moved the bad chunks away: a retry (profiles/local has retries: 1)
+        # could only wait for them in vain. The next run re-simulates them.
+        retries: 0
         localrule: True
         conda:
             "../../environment.yml"

@@ -1,0 +1,159 @@
+"""Run size from the config (density_engine.workflow.estimate): the estimate's numbers and JSON structure, the memory
+table against the engine, and the run-size checks that stop impossible or absurd configs at load with one line."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+
+import pytest
+import yaml
+
+from density_engine.workflow.config import ConfigError, apply_defaults, validate_config
+from density_engine.workflow.estimate import MAX_CHUNKS, estimate_run, job_memory, throughput_table
+
+from .conftest import REPO_ROOT, TINY_CONFIG
+
+SCHEMA = REPO_ROOT / "workflow/schemas/config.schema.yaml"
+GARCH = "gjrgarch_normalized"
+
+
+def _validate(config: dict) -> dict:
+    return validate_config(config, SCHEMA, base_dir=REPO_ROOT)
+
+
+def test_estimate_counts_and_hours() -> None:
+    run = estimate_run(apply_defaults(TINY_CONFIG), REPO_ROOT)
+    garch, heston = run.models
+    # GARCH: 4 sets in chunks of 2, 4000 paths, horizons 1 and 3 (fine steps 3); rough Heston: 2 sets, horizon 5 x 1
+    assert (garch.parameter_sets, garch.chunks, garch.fine_steps) == (4, 2, 3)
+    assert garch.path_steps == 4 * 4000 * 3 and garch.path_steps_per_chunk == 2 * 4000 * 3
+    assert (heston.chunks, heston.fine_steps, heston.path_steps) == (1, 5, 2 * 4000 * 5)
+    table = throughput_table()
+    rate = table["cpu"]["path_steps_per_s"][GARCH]
+    summary = table["cpu"]["summary_s_per_path_horizon"] * 4000 * 2  # per parameter set: 2 horizons
+    assert garch.cpu.hours == pytest.approx(4 * (4000 * 3 / rate + summary) / 3600)
+    assert garch.cpu.minutes_per_chunk == pytest.approx(2 * (4000 * 3 / rate + summary) / 60)
+    assert run.chunks == 3 and run.path_steps == garch.path_steps + heston.path_steps
+    assert run.gpu_hours()["H100"] < run.gpu_hours()["RTX_4090"] < run.cpu_hours
+
+
+def test_estimate_json_structure() -> None:
+    """The documented --json structure (docs/estimate.md): cost tools build on these keys."""
+    result = subprocess.run(
+        ["density-engine", "estimate", "--configfile", "config/production.yaml", "--json"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    data = json.loads(result.stdout)
+    assert set(data) == {"estimate_version", "device", "resources", "models", "total", "throughput"}
+    assert data["estimate_version"] == 1 and data["resources"] == {"mem_mb": 16000, "runtime_min": 60, "threads": 1}
+    gpus = {"RTX_4090", "A100", "H100"}
+    model_keys = {
+        "parameter_sets", "chunk_size", "chunks", "num_paths", "num_horizons", "max_horizon", "substeps",
+        "fine_steps", "path_steps", "path_steps_per_chunk", "memory_mb_per_chunk", "cpu", "gpus",
+    }  # fmt: skip
+    production = yaml.safe_load((REPO_ROOT / "config/production.yaml").read_text())
+    for name, model in data["models"].items():
+        assert set(model) == model_keys
+        assert model["parameter_sets"] == production["models"][name]["n_samples"]
+        assert set(model["memory_mb_per_chunk"]) == {"cpu_job", "gpu_job_host", "gpu"}
+        assert set(model["cpu"]) == set(model["gpus"]["H100"]) == {"path_steps_per_s", "minutes_per_chunk", "hours"}
+        assert set(model["gpus"]) == gpus
+    assert data["total"]["chunks"] == sum(m["chunks"] for m in data["models"].values()) == 1024
+    assert data["total"]["gpu_hours"]["A100"] == pytest.approx(
+        sum(m["gpus"]["A100"]["hours"] for m in data["models"].values())
+    )
+    assert data["throughput"]["cpu"]["measured"] is True
+    assert all(g["measured"] is False and "ESTIMATED" in g["source"] for g in data["throughput"]["gpus"].values())
+
+
+def test_memory_table_matches_the_engine() -> None:
+    """throughput.json's memory model (read without torch at config time) must agree with the engine's constants and
+    each model's own block_bytes_per_path."""
+    import torch
+
+    from density_engine.engine import paths, rng
+    from density_engine.models import get_model_class
+
+    memory = throughput_table()["memory"]
+    assert memory["subblock_paths"] == rng.RNG_SUBBLOCK_PATHS
+    assert memory["block_budget_bytes"] == paths.DEFAULT_MEMORY_BUDGET_BYTES
+    params = {
+        GARCH: {"alpha": 0.05, "gamma": 0.1, "beta": 0.85, "eta": 6.0, "lam": -0.2, "sigma0_sq": 1.0},
+        "rough_heston": {"kappa": 0.3, "theta": 0.02, "sigma": 0.3, "rho": -0.7, "alpha": 0.6, "v0": 0.02},
+        "rough_bergomi": {"eta": 1.9, "rho": -0.9, "hurst": 0.07, "xi0": 0.05},
+    }
+    for name, values in params.items():
+        model = get_model_class(name)(device="cpu", seed=1, dtype=torch.float32, **values)
+        for steps in (1, 16, 252, 1008):
+            entry = memory["block_bytes_per_path"][name]["cpu"]
+            expected = entry["per_fine_step"] * min(steps, entry.get("max_fine_steps") or steps) + entry["constant"]
+            assert model.block_bytes_per_path(steps) == expected, (name, steps)
+
+
+def test_job_memory_grows_with_paths_and_horizons() -> None:
+    """Process + values kept at every horizon (4 B) + the float64 copies of the quantile/moment step (16 B per path) +
+    the compute block (CPU: one 65,536-path sub-block of 576 B per GARCH path; CUDA: up to the 6 GiB budget)."""
+    memory = job_memory(GARCH, 10_000_000, 9, 252)
+    assert memory.cpu_job == pytest.approx(400 + (10_000_000 * (4 * 9 + 16) + 576 * 65_536) / 1e6)
+    assert memory.gpu == pytest.approx((10_000_000 * (4 * 9 + 16) + 576 * 10_000_000) / 1e6)  # under the budget
+    assert job_memory(GARCH, 10**8, 9, 252).gpu == pytest.approx((10**8 * 52 + 6 * 2**30) / 1e6)  # at the budget
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"num_paths": 1e12}, "config key models.gjrgarch_normalized.num_paths: a simulate job needs ~24.0 TB"),
+        ({"num_paths": 10**10}, "config key models.gjrgarch_normalized.num_paths: a simulate job needs ~240.4 GB"),
+        ({"n_samples": 10**9}, "config key models.gjrgarch_normalized.n_samples: 1,000,000,000 parameter sets"),
+        (
+            {"n_samples": 10**6, "chunk_size": 4},
+            f"config key models.gjrgarch_normalized.chunk_size: the run has 250,001 chunk jobs (250,000 of "
+            f"gjrgarch_normalized), above the limit of {MAX_CHUNKS:,}",
+        ),
+        (
+            {"num_paths": 10**7, "chunk_size": 2, "horizons": [1, 2520]},
+            "config key models.gjrgarch_normalized.chunk_size: one chunk is 5.04e+10 path-steps (2 sets x 10,000,000 "
+            "paths x 2520 fine steps), ~",
+        ),
+    ],
+)
+def test_absurd_configs_stop_at_load(change: dict, message: str) -> None:
+    config = copy.deepcopy(TINY_CONFIG)
+    config["models"][GARCH].update(change)
+    config["resources"] = {"mem_mb": 8000, "runtime": 5}
+    if "horizons" not in change:
+        config["resources"]["mem_mb"] = 2000
+    with pytest.raises(ConfigError) as error:
+        _validate(config)
+    assert str(error.value).startswith(message), str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_cuda_memory_is_checked_against_the_largest_gpu() -> None:
+    config = copy.deepcopy(TINY_CONFIG)
+    config.update(device="cuda", resources={"mem_mb": 4000, "runtime": 600})
+    config["models"][GARCH].update(num_paths=4 * 10**9, chunk_size=1, n_samples=1)
+    with pytest.raises(ConfigError, match=r"needs ~102\.4 GB of GPU memory .*, above the largest GPU memory of the "):
+        _validate(config)
+    config["models"][GARCH]["num_paths"] = 10**9  # 30 GB: fits an 80 GiB card
+    assert _validate(config)
+
+
+def test_validate_config_prints_the_run_size(tmp_path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(TINY_CONFIG))
+    result = subprocess.run(
+        ["density-engine", "validate-config", str(path), "--base-dir", str(REPO_ROOT)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = result.stdout.splitlines()
+    assert lines[0] == "gjrgarch_normalized: 4 parameter sets in 2 chunks of 2, 4.8e+04 path-steps"
+    assert lines[2].startswith("run size: 2 model(s), 3 chunks, 8.8e+04 path-steps; ~")
+    assert lines[-1] == "configuration is valid"

@@ -50,6 +50,37 @@ def chunk_bytes_estimate(spec) -> int:
     return 2 * rows * (4 * spec.num_quantiles + 256) + 2**20
 
 
+def check_memory(spec, device: str, threads: int | None) -> None:
+    """Stop (one line) before simulating a chunk whose estimated memory (:func:`density_engine.workflow.estimate.
+    job_memory`) exceeds this machine's RAM, or the GPU's memory when it runs on CUDA: an allocator traceback after
+    minutes of work, or the OOM killer, is worse."""
+    import os
+
+    import torch
+
+    from density_engine.workflow.estimate import job_memory
+
+    memory = job_memory(
+        spec.model, spec.num_paths, len(spec.horizons), max(spec.horizons) * spec.substeps, threads or 1
+    )
+    what = f"{spec.num_paths:,} paths x {len(spec.horizons)} horizon(s) kept, plus work space"
+    on_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    if on_cuda and torch.cuda.is_available():
+        have = torch.cuda.get_device_properties(0).total_memory / 1e6
+        if memory.gpu > have:
+            raise click.ClickException(
+                f"{spec.source}: the chunk needs ~{memory.gpu / 1e3:,.1f} GB of GPU memory ({what}), the GPU has "
+                f"{have / 1e3:,.1f} GB; nothing was simulated"
+            )
+    elif not on_cuda:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e6
+        if memory.cpu_job > have:
+            raise click.ClickException(
+                f"{spec.source}: the chunk needs ~{memory.cpu_job / 1e3:,.1f} GB of memory ({what}), this machine has "
+                f"{have / 1e3:,.1f} GB; nothing was simulated"
+            )
+
+
 def _simulate_or_fail(spec, source: str, device: str, dtype: str, budget: int | None, progress=None):
     """:func:`run_engine`, with every failure as one line (a click error naming ``source``), no traceback."""
     try:
@@ -115,6 +146,7 @@ def simulate_command(
         check_writable(manifest, 2**16)
     except NotWritableError as exc:
         raise click.ClickException(f"{exc}; nothing was simulated") from None
+    check_memory(spec, device, threads)
     import torch
 
     if threads:
@@ -231,6 +263,7 @@ def simulate_one_command(
             check_writable(out_path, chunk_bytes_estimate(spec))
         except NotWritableError as exc:
             raise click.ClickException(f"{exc}; nothing was simulated") from None
+    check_memory(spec, device, None)
     result = _simulate_or_fail(spec, "simulate-one", device, "float32", None)
     table = result.table
     if out_path:

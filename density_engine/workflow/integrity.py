@@ -1,7 +1,8 @@
 """Chunk integrity: everything the merge proves about a chunk before any of its rows reach the densities or the dataset.
 
-:func:`verify_chunk` runs the checks in this order and raises :class:`ChunkIntegrityError` naming the chunk and the
-check that failed (:data:`CHECKS`):
+The checks run in this order (:data:`CHECKS`; :func:`read_verified_table`, :func:`check_values`, then the merge's spec
+check in :func:`density_engine.workflow.merge.verify_chunks`), each raising :class:`ChunkIntegrityError` naming the
+chunk and the check that failed:
 
 ``readable``
     the parquet file opens and reads completely (a truncated or overwritten file fails here);
@@ -29,8 +30,9 @@ consequences exactly: the spread the order statistics force (sum of squared dist
 that is pinned or bracketed) cannot exceed N std^2, and the sum of (x - mean) over all values must be able to be 0
 (bracketed values give an interval, the unbounded tails at most sqrt(n_tails x remaining variance) by
 Cauchy-Schwarz). Both bounds hold for every possible sample, so a correct chunk never fails; the only slack is float
-rounding (1e-6 relative). The power is that of a Monte Carlo test: with 512 quantiles the check catches a mean that is
-off by about 0.02 std and any rescaling of the quantiles by more than a few percent (e.g. doubled quantiles).
+rounding (1e-6 relative). Its power is close to a Monte Carlo test's: with 512 quantiles it catches a mean off by
+0.02 std (normal rows; 0.05 std with heavy tails) and quantiles rescaled by 2 % (normal rows; doubled quantiles always);
+with 64 quantiles about 0.1 std and 10 % (docs/architecture.md, "Integrity").
 
 A chunk that fails is moved aside by :func:`quarantine_chunk` (its parquet and manifest into the quarantine folder,
 with a ``.reason.txt``), so the next ``snakemake`` run re-simulates exactly that chunk.

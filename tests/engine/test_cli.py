@@ -125,6 +125,14 @@ def test_simulate_fails_before_compute_when_the_output_cannot_be_written(
         f"Error: {out.parent}: cannot create the output folder (Not a directory); nothing was simulated"
     ]
 
+    # a spec of 10^10 paths (made by hand, not by the workflow's checked config) would need 240 GB: one line
+    huge = spec_file(make_spec(num_paths=10**10, horizons=[1, 5]), name="huge.json")
+    out = tmp_path / "chunks" / "chunk_00000.parquet"
+    result = CliRunner().invoke(main, ["simulate", "--spec", str(huge), "--out", str(out), "--device", "cpu"])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: {huge}: the chunk needs ~240.4 GB of memory (10,000,000,000 paths x 2 ")
+    assert result.output.strip().endswith("; nothing was simulated") and len(result.output.strip().splitlines()) == 1
+
     class Usage:
         free = 10_000
 

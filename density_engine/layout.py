@@ -12,3 +12,6 @@ SPECS_DIR = "results/specs"
 SIMULATE_LOGS_DIR = "results/logs/simulate"
 SIMULATE_BENCHMARKS_DIR = "results/benchmarks/simulate"
 GRID_DIR = "results/grid"
+#: The chunk manifest beside each chunk parquet (written by the engine's chunk writer, read by the merge and status):
+#: ``chunk_00003.<key>.parquet`` -> ``chunk_00003.<key>.manifest.json``.
+CHUNK_MANIFEST_SUFFIX = ".manifest.json"

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from density_engine.atomic import atomic_path, file_sha256, write_text_atomic
+from density_engine.layout import CHUNK_MANIFEST_SUFFIX
 
 SPEC_VERSION = 1
 SPEC_KEYS = (
@@ -52,8 +53,6 @@ PARQUET_COMPRESSION = "zstd"
 CHECKSUM_KEY = "density_engine.content_sha256"
 #: How :func:`content_sha256` canonicalises a table (recorded beside the checksum; bump on any change).
 CHECKSUM_SCHEME = "density-engine-content-v1: sha256 over every column in schema order (name, type, validity, values)"
-#: The chunk manifest beside each chunk parquet: ``chunk_00003.<key>.parquet`` -> ``chunk_00003.<key>.manifest.json``.
-CHUNK_MANIFEST_SUFFIX = ".manifest.json"
 CHUNK_MANIFEST_VERSION = 1
 
 

@@ -16,7 +16,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from density_engine.layout import CHUNKS_DIR, QUARANTINE_DIR, SIMULATE_LOGS_DIR, VAST_COST_LEDGER
+from density_engine.layout import (
+    CHUNK_MANIFEST_SUFFIX,
+    CHUNKS_DIR,
+    QUARANTINE_DIR,
+    SIMULATE_LOGS_DIR,
+    VAST_COST_LEDGER,
+)
 
 #: Chunks whose finishing times give the current rate (the most recent ones).
 RATE_WINDOW = 50
@@ -162,7 +168,6 @@ def model_status(
     model: str, model_cfg: Mapping[str, Any], base_dir: str | Path, root: Path
 ) -> tuple[ModelStatus, list[float]]:
     """Status of one model's chunks under ``root`` (the workflow folder), and the finishing times of its done chunks."""
-    from density_engine.engine.chunkio import CHUNK_MANIFEST_SUFFIX
     from density_engine.workflow.chunks import plan_model
     from density_engine.workflow.config import model_settings
     from density_engine.workflow.integrity import quarantined

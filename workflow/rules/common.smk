@@ -16,8 +16,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from density_engine.dataset.layout import id_runs, planned_shard_names
-from density_engine.engine.chunkio import CHUNK_MANIFEST_SUFFIX
-from density_engine.layout import QUARANTINE_DIR, VAST_COST_LEDGER  # VAST_COST_LEDGER: written by the vast executor
+from density_engine.layout import CHUNK_MANIFEST_SUFFIX, QUARANTINE_DIR, VAST_COST_LEDGER
 from density_engine.workflow.chunks import (
     KEY_PATTERN,
     chunk_file_name,

@@ -11,7 +11,10 @@
 #   every chunk key), which `all` requests. Any change of what the model's densities must hold is therefore a missing
 #   target file, so the merge and everything after it re-run also where Snakemake's metadata cannot tell
 #   (--rerun-triggers mtime, deleted .snakemake/): a missing *input* of an existing output is no rerun reason there.
-#   One rule per model because the manifest name has the plan key where the densities path has none.
+#   One rule per enabled model (merge_<model>), the only rule names besides the spec batches that depend on the config:
+#   the manifest name has the plan key where the densities path has none, and Snakemake requires every output of a
+#   rule to have the same wildcards. A keyed *input* (a plan file) would not do instead: a job whose outputs exist is
+#   not re-run for a missing input under --rerun-triggers mtime (tested), so the keyed file has to be a target.
 
 
 for _model in ENABLED_MODELS:

@@ -1,9 +1,10 @@
 # Parameter grid -> one small JSON spec per chunk (the only input of a chunk job).
 #
-# grid_<model>: one job samples the model's whole parameter grid into results/grid/<model>/parameters.<key>.parquet
+# grid: one job per model samples the model's whole parameter grid into results/grid/<model>/parameters.<key>.parquet
 #   (draws are checked in vectorised batches; a million GARCH sets take a few seconds in one process).
 # specs_<model>_<batch>: one job per 100 chunks writes their specs, results/specs/<model>/chunk_00003.<key>.json.
-#   (One job with ten thousand outputs would make Snakemake's DAG handling quadratic; batches keep it linear.)
+#   (One job with ten thousand outputs would make Snakemake's DAG handling quadratic; batches keep it linear. One job
+#   per spec would double the DAG and read the grid once per chunk.)
 #
 # Both names carry content keys: hashes of everything that decides the grid / the chunk, computed from the config
 # without sampling when the DAG is built. A config change that alters a chunk's content gives it a new spec file name
@@ -11,25 +12,26 @@
 # rewriting unchanged specs re-runs nothing.
 
 
+rule grid:
+    output:
+        "results/grid/{model}/parameters.{key}.parquet",
+    params:
+        model_config=lambda wildcards: MODEL_CONFIG_JSON[wildcards.model],
+    log:
+        "results/logs/grid/{model}/parameters.{key}.log",
+    wildcard_constraints:
+        key=current_grid_keys(),
+    localrule: True
+    conda:
+        "../../environment.yml"
+    shell:
+        "density-engine grid --model {wildcards.model} --model-config {params.model_config:q}"
+        " --out {output} > {log} 2>&1"
+
+
+# One rule per model and batch of 100 chunks: a rule has a fixed list of output patterns sharing one set of wildcards,
+# so a job that writes 100 spec files, each named after its own chunk key, cannot be one wildcard rule.
 for _model in ENABLED_MODELS:
-
-    rule:
-        name:
-            f"grid_{_model}"
-        output:
-            grid_path(_model),
-        params:
-            model=_model,
-            model_config=MODEL_CONFIG_JSON[_model],
-        log:
-            f"results/logs/grid/{_model}.log",
-        localrule: True
-        conda:
-            "../../environment.yml"
-        shell:
-            "density-engine grid --model {params.model} --model-config {params.model_config:q}"
-            " --out {output} > {log} 2>&1"
-
     for _batch, _chunks in enumerate(PLANS[_model].batches()):
 
         rule:

@@ -33,7 +33,9 @@ from density_engine.workflow.config import ConfigError, validate_config
 # One clear message naming the key and the allowed values, before any job starts; then snakemake's own validation
 # against the same schema (it also fills in the schema defaults).
 try:
-    config = validate_config(config, schema_path=Path(workflow.current_basedir) / "../schemas/config.schema.yaml", base_dir=".")
+    config = validate_config(
+        config, schema_path=Path(workflow.current_basedir) / "../schemas/config.schema.yaml", base_dir="."
+    )
 except ConfigError as _config_error:
     raise WorkflowError(f"invalid configuration: {_config_error}") from None
 validate(config, "../schemas/config.schema.yaml", set_default=True)
@@ -127,6 +129,16 @@ def _dataset_hf(key, default=""):
     """A value of the `hf:` config section (dataset.smk)."""
     value = (config.get("hf") or {}).get(key)
     return default if value is None else value
+
+
+def simulate_gpus():
+    """The simulate rule's gpu resource: 1 when chunks run on CUDA (device cuda, or auto on a machine with a GPU), else
+    0, so that a cap on `gpu` (profiles/local: one chunk per GPU) holds back GPU jobs only, never CPU chunks."""
+    if config["device"] == "auto":
+        import torch
+
+        return 1 if torch.cuda.device_count() > 0 else 0  # NVML query: no CUDA context in the controller
+    return 1 if config["device"] == "cuda" else 0
 
 
 def attempt_scaled(base):

@@ -20,6 +20,7 @@
 for _model in ENABLED_MODELS:
 
     rule:
+        """Check every chunk of one model against its spec and merge them into results/<model>/densities.parquet."""
         name:
             f"merge_{_model}"
         input:
@@ -28,16 +29,16 @@ for _model in ENABLED_MODELS:
         output:
             densities=densities_path(_model),
             manifest=densities_manifest_path(_model),
+        log:
+            f"results/logs/merge/{_model}.log",
+        localrule: True
+        conda:
+            "../envs/workflow.yaml"
         params:
             model=_model,
             model_config=MODEL_CONFIG_JSON[_model],
             chunks_dir=lambda wildcards, input: os.path.dirname(input.chunks[0]),
             specs_dir=lambda wildcards, input: os.path.dirname(input.specs[0]),
-        log:
-            f"results/logs/merge/{_model}.log",
-        localrule: True
-        conda:
-            "../../environment.yml"
         shell:
             "density-engine merge --model {params.model} --model-config {params.model_config:q}"
             " --chunks-dir {params.chunks_dir} --specs-dir {params.specs_dir}"

@@ -13,17 +13,18 @@
 
 
 rule grid:
+    """Sample one model's whole parameter grid (param_id + parameters) into a parquet file named after its content key."""
     output:
         "results/grid/{model}/parameters.{key}.parquet",
-    params:
-        model_config=lambda wildcards: MODEL_CONFIG_JSON[wildcards.model],
     log:
         "results/logs/grid/{model}/parameters.{key}.log",
     wildcard_constraints:
         key=current_grid_keys(),
     localrule: True
     conda:
-        "../../environment.yml"
+        "../envs/workflow.yaml"
+    params:
+        model_config=lambda wildcards: MODEL_CONFIG_JSON[wildcards.model],
     shell:
         "density-engine grid --model {wildcards.model} --model-config {params.model_config:q}"
         " --out {output} > {log} 2>&1"
@@ -35,22 +36,23 @@ for _model in ENABLED_MODELS:
     for _batch, _chunks in enumerate(PLANS[_model].batches()):
 
         rule:
+            """Write the specs of one model's batch of up to 100 chunks (chunk_NNNNN.<key>.json) from its grid."""
             name:
                 f"specs_{_model}_{_batch:03d}"
             input:
                 grid=ancient(grid_path(_model)),
             output:
                 [spec_path(_model, chunk) for chunk in _chunks],
+            log:
+                f"results/logs/specs/{_model}/batch_{_batch:03d}.log",
+            localrule: True
+            conda:
+                "../envs/workflow.yaml"
             params:
                 model=_model,
                 model_config=MODEL_CONFIG_JSON[_model],
                 chunks=f"{_chunks.start}:{_chunks.stop}",
                 out_dir=lambda wildcards, output: os.path.dirname(output[0]),
-            log:
-                f"results/logs/specs/{_model}/batch_{_batch:03d}.log",
-            localrule: True
-            conda:
-                "../../environment.yml"
             shell:
                 "density-engine specs --model {params.model} --model-config {params.model_config:q}"
                 " --grid {input.grid} --chunks {params.chunks} --out-dir {params.out_dir} > {log} 2>&1"

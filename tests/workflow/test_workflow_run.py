@@ -127,6 +127,7 @@ def test_simulate_params_and_log_carry_the_model_settings(finished_workflow: Pat
     target = chunk_file(TINY_CONFIG, GARCH, 1)
     dry = run_snakemake(finished_workflow, "-n", "--forcerun", "simulate", "--printshellcmds", target)
     assert f"key {key}: 'sampler=sobol seed={model_cfg['seed']} num_paths=" in dry.stdout
+    assert re.search(r"resources: .*\bgpu=0, .*device=cpu", dry.stdout)  # CPU chunks ask for no GPU
 
 
 def test_bad_config_stops_before_any_job(make_workflow) -> None:

@@ -12,7 +12,6 @@
 
 import json
 import os
-from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
@@ -34,7 +33,7 @@ from density_engine.workflow.config import ConfigError, validate_config
 # against the same schema (it also fills in the schema defaults).
 try:
     config = validate_config(
-        config, schema_path=Path(workflow.current_basedir) / "../schemas/config.schema.yaml", base_dir="."
+        config, schema_path=workflow.source_path("../schemas/config.schema.yaml"), base_dir="."
     )
 except ConfigError as _config_error:
     raise WorkflowError(f"invalid configuration: {_config_error}") from None

@@ -47,7 +47,7 @@ def test_snakedeploy_deploys_the_workflow_as_a_module(tmp_path: Path) -> None:
     snakefile.write_text(text)
     (dest / "config" / "config.yaml").write_text(yaml.safe_dump(TINY_CONFIG))  # the user edits the copied config
 
-    dry = run_snakemake(dest, "-n").stdout
+    dry = run_snakemake(dest, "-n").stdout  # `all` of the module is the default target; every job is planned
     assert re.search(r"^simulate\s+3$", dry, re.MULTILINE) and re.search(r"^all\s+1$", dry, re.MULTILINE), dry
     grid = re.search(r"output: (results/grid/gjrgarch_normalized/parameters\.\w+\.parquet)", dry).group(1)
     run_snakemake(dest, "-c", "1", grid)  # a job of the module runs in the deployed folder

@@ -37,7 +37,7 @@ from pathlib import Path
 REQUIRE_SLURM_ENV = "DENSITY_ENGINE_REQUIRE_SLURM"
 DAEMONS = ("munged", "mungekey", "slurmctld", "slurmd")
 CLIENTS = ("sbatch", "srun", "squeue", "scancel", "sinfo", "scontrol")
-PARTITIONS = ("cpu", "gpu")
+PARTITIONS = ("cpu", "gpu")  # profiles/slurm submits simulate to "gpu"
 FAKE_GPU_FILES = ("/dev/null", "/dev/zero")
 
 
@@ -57,10 +57,13 @@ def slurm_unavailable_reason() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def _free_ports(count: int) -> list[int]:
+    """Distinct free loopback ports (all bound at once while picking, so they differ)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
 
 
 def _node_hardware() -> tuple[int, int]:
@@ -105,11 +108,12 @@ class SlurmCluster:
         cpus, memory = _node_hardware()
         folder = self.folder
         gres = f"gpu:{len(FAKE_GPU_FILES)}"
+        controller_port, node_port = _free_ports(2)
         lines = [
             "ClusterName=density-engine-test",
             "SlurmctldHost=localhost(127.0.0.1)",
-            f"SlurmctldPort={_free_port()}",
-            f"SlurmdPort={_free_port()}",
+            f"SlurmctldPort={controller_port}",
+            f"SlurmdPort={node_port}",
             "SlurmUser=root",
             "SlurmdUser=root",
             "AuthType=auth/munge",
@@ -138,9 +142,10 @@ class SlurmCluster:
             "KillWait=5",
             "GresTypes=gpu",
             f"NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory} Gres={gres} State=UNKNOWN",
-            "PartitionName=cpu Nodes=localhost Default=YES MaxTime=INFINITE State=UP",
-            "PartitionName=gpu Nodes=localhost MaxTime=INFINITE State=UP",
         ]
+        for name in PARTITIONS:  # the first is the default partition
+            default = " Default=YES" if name == PARTITIONS[0] else ""
+            lines.append(f"PartitionName={name} Nodes=localhost{default} MaxTime=INFINITE State=UP")
         self.conf.write_text("\n".join(lines) + "\n")
         real_srun = shutil.which("srun")
         self.bin_dir.mkdir(exist_ok=True)

@@ -13,7 +13,7 @@
 
 
 rule grid:
-    """Sample one model's whole parameter grid (param_id + parameters) into a parquet file named after its content key."""
+    """Sample one model's parameter grid (param_id + parameters) into a parquet file named after its content key."""
     output:
         "results/grid/{model}/parameters.{key}.parquet",
     log:

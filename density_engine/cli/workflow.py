@@ -129,7 +129,7 @@ def grid_command(model: str, model_config: str, out_path: Path, base_dir: Path) 
     try:
         check_model_config(model, model_cfg, base_dir)
         count = write_grid(model, model_cfg, out_path, base_dir)
-    except (ConfigError, SamplingError, KeyError) as exc:
+    except (ConfigError, SamplingError, KeyError, ValueError) as exc:
         raise _fail(f"models.{model}: {exc}") from None
     click.echo(f"{model}: wrote {count} parameter sets to {out_path}")
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,8 +193,11 @@ def write_grid(model_name: str, model_cfg: Mapping[str, Any], out_path: str | Pa
 
     from density_engine.workflow.samplers import sample_parameter_sets
 
-    frame = sample_parameter_sets(model_name, model_cfg, base_dir)
     out_path = Path(out_path)
+    grid_key = plan_model(model_name, model_cfg, base_dir).grid_key
+    expected = grid_file_name(grid_key)
+    _check_keyed_name(out_path, expected, rf"parameters\.{KEY_PATTERN}\.parquet", f"grid of {model_name}")
+    frame = sample_parameter_sets(model_name, model_cfg, base_dir)
     with atomic_path(out_path) as tmp:
         pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp, compression="zstd")
     for stale in out_path.parent.glob("parameters.*.parquet"):  # grids of earlier configs
@@ -215,6 +219,13 @@ def spec_file_name(chunk: int, key: str) -> str:
 def chunk_file_name(chunk: int, key: str) -> str:
     """``chunk_00003.<content key>.parquet``: the key in the name makes a changed chunk a new output file."""
     return f"{chunk_stem(chunk, key)}.parquet"
+
+
+def _check_keyed_name(path: Path, expected: str, pattern: str, what: str) -> None:
+    """A file name of the keyed form ``pattern`` must carry the current key: a file of another config's key must never
+    be written with this config's content."""
+    if re.fullmatch(pattern, path.name) and path.name != expected:
+        raise ValueError(f"{path}: the config's {what} is {expected}")
 
 
 def densities_manifest_name(plan_key: str) -> str:

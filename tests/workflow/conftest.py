@@ -23,47 +23,10 @@ from density_engine.workflow.chunks import ModelPlan, plan_model
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW_FILES = ("workflow", "config", "resources", "environment.yml")
 
-# Small enough to run on a loaded 2-core CPU in seconds: 2 GARCH chunks, 1 rough Heston chunk, 2 short horizons.
-TINY_CONFIG: dict = {
-    "device": "cpu",
-    "models": {
-        "gjrgarch_normalized": {
-            "sampler": "sobol",
-            "n_samples": 4,
-            "parameters": {
-                "alpha": [0.02, 0.08],
-                "gamma": [0.0, 0.1],
-                "beta": [0.80, 0.88],
-                "eta": [6.0, 10.0],
-                "lam": [-0.2, 0.0],
-                "sigma0_sq": [0.5, 2.0],
-            },
-            "horizons": [1, 3],
-            "num_paths": 4000,
-            "num_quantiles": 64,
-            "chunk_size": 2,
-            "seed": 11,
-        },
-        "rough_heston": {
-            "sampler": "lhs",
-            "n_samples": 2,
-            "parameters": {
-                "kappa": [0.5, 2.0],
-                "theta": [0.02, 0.05],
-                "sigma": [0.2, 0.4],
-                "rho": [-0.7, -0.3],
-                "alpha": [0.6, 0.8],
-                "v0": [0.02, 0.05],
-            },
-            "horizons": [2, 5],
-            "num_paths": 4000,
-            "num_quantiles": 64,
-            "chunk_size": 2,
-            "seed": 12,
-        },
-    },
-    "hf": {"repo_id": "tests/density-engine-tiny", "private": False, "tag": "v0.0.1", "revision": "main"},
-}
+# The workflow's test config (.test/config/config.yaml, the catalog layout's test case): small enough to run on a
+# loaded 2-core CPU in seconds: 2 GARCH chunks, 1 rough Heston chunk, 2 short horizons. Tests deep-copy it to change it.
+TEST_CONFIG_PATH = REPO_ROOT / ".test" / "config" / "config.yaml"
+TINY_CONFIG: dict = yaml.safe_load(TEST_CONFIG_PATH.read_text())
 
 
 def copy_workflow(destination: Path, config: dict | None) -> Path:

@@ -6,6 +6,8 @@ import copy
 import json
 from pathlib import Path
 
+import pytest
+
 from density_engine.engine.chunkio import load_spec
 from density_engine.workflow.chunks import build_specs, plan_model, write_grid, write_specs
 
@@ -73,3 +75,14 @@ def test_specs_follow_the_engine_contract(tmp_path: Path) -> None:
     assert again == paths[1:2] and json.loads(again[0].read_text()) == json.loads(paths[1].read_text())
     heston = build_specs("rough_heston", TINY_CONFIG["models"]["rough_heston"])
     assert heston[0]["dt"] == 1.0 / 252.0 and heston[0]["substeps"] == 1
+
+
+def test_grid_is_written_only_under_its_current_key(tmp_path: Path) -> None:
+    """The grid rule is one wildcard rule for every model: a keyed grid name of another model or config is refused."""
+    model_cfg = _garch(n_samples=5, chunk_size=2)
+    key = plan_model(GARCH, model_cfg).grid_key
+    assert write_grid(GARCH, model_cfg, tmp_path / f"parameters.{key}.parquet") == 5
+    other = plan_model(GARCH, _garch(n_samples=6, chunk_size=2)).grid_key
+    with pytest.raises(ValueError, match=f"the config's grid of {GARCH} is parameters.{key}.parquet"):
+        write_grid(GARCH, model_cfg, tmp_path / f"parameters.{other}.parquet")
+    assert [p.name for p in tmp_path.iterdir()] == [f"parameters.{key}.parquet"]

@@ -35,7 +35,11 @@ def test_shipped_configs_are_valid(repo_root: Path, config_file: str) -> None:
 @pytest.mark.parametrize(
     ("path", "value", "expected"),
     [
-        (["modles"], {}, r"unknown config key 'modles'; allowed keys at <top level>: device, hf, models, resources"),
+        (
+            ["modles"],
+            {},
+            r"unknown config key 'modles'; allowed keys at <top level>: container, device, hf, models, resources",
+        ),
         (["device"], "gpu", r"config key device: 'gpu' is not allowed; allowed values: auto, cpu, cuda"),
         (
             ["models", "gjrgarch_normalized", "smapler"],

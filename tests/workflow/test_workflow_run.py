@@ -101,7 +101,8 @@ def test_config_change_reruns_exactly_the_affected_chunks(finished_workflow: Pat
     dry = run_snakemake(finished_workflow, "-n", "--configfile", str(override))
     assert _planned_chunks(dry.stdout) == {chunk_file(changed, GARCH, 2), chunk_file(changed, "rough_heston", 0)}
     assert chunk_file(changed, GARCH, 1) == chunk_file(TINY_CONFIG, GARCH, 1)  # unchanged content, unchanged name
-    assert "rule grid_gjrgarch" in dry.stdout  # n_samples changed the grid: re-sampled, but only chunk 2 re-runs
+    # n_samples changed the grid: re-sampled (one wildcard rule for every model), but only chunk 2 re-runs
+    assert re.search(rf"^rule grid:\n\s+output: results/grid/{GARCH}/parameters\.", dry.stdout, re.MULTILINE)
 
 
 @pytest.mark.parametrize("forget", ["mtime-only", "metadata"])
@@ -162,6 +163,7 @@ def test_simulate_params_and_log_carry_the_model_settings(finished_workflow: Pat
     target = chunk_file(TINY_CONFIG, GARCH, 1)
     dry = run_snakemake(finished_workflow, "-n", "--forcerun", "simulate", "--printshellcmds", target)
     assert f"key {key}: 'sampler=sobol seed={model_cfg['seed']} num_paths=" in dry.stdout
+    assert re.search(r"resources: .*\bgpu=0, .*device=cpu", dry.stdout)  # CPU chunks ask for no GPU
 
 
 @pytest.mark.parametrize(
@@ -188,6 +190,15 @@ def test_bad_config_stops_before_any_job(make_workflow, key: str, value: object,
     assert message in output, output
     assert next(line for line in output.splitlines() if message in line).startswith("invalid configuration: ")
     assert not (workdir / "results").exists()
+
+
+def test_model_target_rules_exist_for_every_model(finished_workflow: Path) -> None:
+    """A target rule per registered model, whatever the config enables: a disabled one names the config key."""
+    listed = run_snakemake(finished_workflow, "--list-rules").stdout.split()
+    assert {"gjrgarch_normalized", "rough_heston", "rough_bergomi", "grid", "simulate", "all"} <= set(listed)
+    result = run_snakemake(finished_workflow, "-n", "rough_bergomi", check=False)
+    assert result.returncode != 0
+    assert "model rough_bergomi is not enabled: set models.rough_bergomi.enabled: true" in result.stdout + result.stderr
 
 
 def test_large_grid_dry_run_lists_every_chunk(make_workflow) -> None:

@@ -1,22 +1,25 @@
 # Shared set-up: config validation, chunk plans, paths and input functions used by every stage.
 #
-# Other stage files use: ENABLED_MODELS (list of model names), PLANS[model] (a density_engine.workflow.chunks.ModelPlan:
-# num_sets, num_chunks, chunk_names, chunk_keys, chunk_stems, plan_key), MODEL_CONFIG_JSON[model] and
-# CHUNK_SETTINGS[model] (rule params), densities_path(model), densities_manifest_path(model) and FINAL_TARGETS (append
-# final outputs).
+# Other stage files use: MODEL_NAMES (every registered model: the per-model target rules), ENABLED_MODELS,
+# PLANS[model] (a density_engine.workflow.chunks.ModelPlan: num_sets, num_chunks, chunk_names, chunk_keys,
+# chunk_stems, grid_key, plan_key), MODEL_CONFIG_JSON[model] and CHUNK_SETTINGS[model] (rule params), the path
+# helpers and input functions below, and FINAL_TARGETS (append final outputs).
 #
-# Every per-chunk file is named chunk_NNNNN.<key>.<ext>, <key> being the chunk's content key (specs.smk).
+# Rule names do not depend on the config, except the per-model merge (merge.smk) and spec batch rules (specs.smk):
+# the other rules are wildcard rules over {model} (constrained to the enabled models) and, for files named after a
+# content key, {key}. Every per-chunk file is named chunk_NNNNN.<key>.<ext>, <key> being the chunk's content key
+# (specs.smk).
 
 import json
 import os
 import sys
-from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from density_engine.dataset.layout import id_runs, planned_shard_names
 from density_engine.layout import CHUNK_MANIFEST_SUFFIX, QUARANTINE_DIR, VAST_COST_LEDGER
+from density_engine.models import model_names
 from density_engine.workflow.chunks import (
     KEY_PATTERN,
     chunk_file_name,
@@ -32,11 +35,13 @@ from density_engine.workflow.estimate import estimate_run
 # One clear message naming the key and the allowed values (or, for an impossible or absurd run size, the limit), before
 # any job starts; then snakemake's own validation against the same schema (it also fills in the schema defaults).
 try:
-    config = validate_config(config, schema_path=Path(workflow.current_basedir) / "../schemas/config.schema.yaml", base_dir=".")
+    config = validate_config(config, schema_path=workflow.source_path("../schemas/config.schema.yaml"), base_dir=".")
 except ConfigError as _config_error:
     raise WorkflowError(f"invalid configuration: {_config_error}") from None
 validate(config, "../schemas/config.schema.yaml", set_default=True)
 
+#: Every registered model: each has a target rule of its name (Snakefile), enabled or not.
+MODEL_NAMES = model_names()
 ENABLED_MODELS = [name for name, model_cfg in config["models"].items() if model_cfg["enabled"]]
 # A large run says how large before Snakemake plans it (stderr: `snakemake --dag | dot` stays clean).
 _RUN_SIZE = estimate_run(config, ".")
@@ -56,6 +61,12 @@ wildcard_constraints:
     model="|".join(ENABLED_MODELS) or "no-model-enabled",
     chunk=r"\d{5}",
     key=KEY_PATTERN,
+
+
+def current_grid_keys():
+    """Wildcard constraint of {key} in the grid output: only the enabled models' current grid keys match, so a grid of
+    an earlier config is never made again under its old name (the grid command also checks model and key belong)."""
+    return "|".join(PLANS[model].grid_key for model in ENABLED_MODELS) or "no-model-enabled"
 
 
 def spec_path(model, chunk):
@@ -95,6 +106,23 @@ def densities_manifest_path(model):
 def model_densities_manifest(wildcards):
     """Input function: the current merge manifest of one model."""
     return densities_manifest_path(wildcards.model)
+
+
+def model_targets(model):
+    """Input of the per-model target (Snakefile), named after `model`. Its densities, merge manifest and report
+    figures, or for a disabled model an input function that stops with one line naming the config key."""
+    if model not in ENABLED_MODELS:
+
+        def disabled(wildcards):
+            raise WorkflowError(f"model {model} is not enabled: set models.{model}.enabled: true in the config")
+
+        return disabled
+    return [
+        densities_path(model),
+        densities_manifest_path(model),
+        f"results/report/{model}/validation.csv",
+        f"results/report/{model}/runtime.png",
+    ]
 
 
 def cost_ledger_input(wildcards):
@@ -153,6 +181,16 @@ def _dataset_hf(key, default=""):
     """A value of the `hf:` config section (dataset.smk)."""
     value = (config.get("hf") or {}).get(key)
     return default if value is None else value
+
+
+def simulate_gpus():
+    """The simulate rule's gpu resource: 1 when chunks run on CUDA (device cuda, or auto on a machine with a GPU), else
+    0, so that a cap on `gpu` (profiles/local: one chunk per GPU) holds back GPU jobs only, never CPU chunks."""
+    if config["device"] == "auto":
+        import torch
+
+        return 1 if torch.cuda.device_count() > 0 else 0  # NVML query: no CUDA context in the controller
+    return 1 if config["device"] == "cuda" else 0
 
 
 def attempt_scaled(base):

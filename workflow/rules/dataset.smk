@@ -19,6 +19,7 @@
 for _model in ENABLED_MODELS:
 
     rule:
+        """Cut one model's densities into Hugging Face dataset shards (data/<model>/) and write their manifest."""
         name:
             f"dataset_shards_{_model}"
         input:
@@ -27,15 +28,15 @@ for _model in ENABLED_MODELS:
         output:
             manifest=dataset_manifest_path(_model),
             shards=[update(path) for path in DATASET_SHARDS[_model]],
-        params:
-            model=_model,
-            model_config=MODEL_CONFIG_JSON[_model],
-            out_dir=lambda wildcards, output: os.path.dirname(os.path.dirname(os.path.dirname(output.shards[0]))),
         log:
             f"results/logs/dataset_shards/{_model}.log",
         localrule: True
         conda:
-            "../../environment.yml"
+            "../envs/dataset.yaml"
+        params:
+            model=_model,
+            model_config=MODEL_CONFIG_JSON[_model],
+            out_dir=lambda wildcards, output: os.path.dirname(os.path.dirname(os.path.dirname(output.shards[0]))),
         shell:
             "density-engine dataset shards --model {params.model} --out {params.out_dir} --manifest {output.manifest}"
             " --densities-manifest {input.merge_manifest} --model-config {params.model_config:q} {input.densities}"
@@ -43,12 +44,18 @@ for _model in ENABLED_MODELS:
 
 
 rule dataset_card:
+    """Write the dataset card (README.md) and provenance.json after checking every shard against the config."""
     input:
         manifests=[dataset_manifest_path(model) for model in ENABLED_MODELS],
         shards=[path for model in ENABLED_MODELS for path in DATASET_SHARDS[model]],
     output:
         readme=update(f"{DATASET_DIR}/README.md"),
         provenance=update(f"{DATASET_DIR}/provenance.json"),
+    log:
+        "results/logs/dataset_card/card.log",
+    localrule: True
+    conda:
+        "../envs/dataset.yaml"
     params:
         out_dir=lambda wildcards, output: os.path.dirname(output.readme),
         config_json=json.dumps(
@@ -56,11 +63,6 @@ rule dataset_card:
             sort_keys=True,
             default=str,
         ),
-    log:
-        "results/logs/dataset_card/card.log",
-    localrule: True
-    conda:
-        "../../environment.yml"
     shell:
         "density-engine dataset card --out {params.out_dir} --config-json {params.config_json:q}"
         " {input.manifests} > {log} 2>&1"
@@ -68,21 +70,22 @@ rule dataset_card:
 
 # Before any job starts, publish_inputs (common.smk) checks HF_HUB_OFFLINE, HF_TOKEN and that the Hub accepts it.
 rule publish:
+    """Upload results/hf/ to the Hugging Face Hub and tag the release (explicit target, not part of `all`)."""
     input:
         unpack(publish_inputs),
     output:
         "results/publish/hf.json",
+    log:
+        "results/logs/publish/hf.log",
+    localrule: True
+    conda:
+        "../envs/dataset.yaml"
     params:
         folder=lambda wildcards, input: os.path.dirname(input.readme),
         repo_id=_dataset_hf("repo_id"),
         tag=_dataset_hf("tag"),
         revision=_dataset_hf("revision", "main"),
         visibility="--private" if _dataset_hf("private", False) else "--public",
-    log:
-        "results/logs/publish/hf.log",
-    localrule: True
-    conda:
-        "../../environment.yml"
     shell:
         "density-engine dataset publish --folder {params.folder} --repo-id {params.repo_id:q} --tag {params.tag:q}"
         " --revision {params.revision:q} {params.visibility} --result {output} > {log} 2>&1"

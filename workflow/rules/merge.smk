@@ -17,12 +17,16 @@
 #   every chunk key), which `all` requests. Any change of what the model's densities must hold is therefore a missing
 #   target file, so the merge and everything after it re-run also where Snakemake's metadata cannot tell
 #   (--rerun-triggers mtime, deleted .snakemake/): a missing *input* of an existing output is no rerun reason there.
-#   One rule per model because the manifest name has the plan key where the densities path has none.
+#   One rule per enabled model (merge_<model>), the only rule names besides the spec batches that depend on the config:
+#   the manifest name has the plan key where the densities path has none, and Snakemake requires every output of a
+#   rule to have the same wildcards. A keyed *input* (a plan file) would not do instead: a job whose outputs exist is
+#   not re-run for a missing input under --rerun-triggers mtime (tested), so the keyed file has to be a target.
 
 
 for _model in ENABLED_MODELS:
 
     rule:
+        """Check every chunk of one model against its spec and merge them into results/<model>/densities.parquet."""
         name:
             f"merge_{_model}"
         input:
@@ -32,12 +36,6 @@ for _model in ENABLED_MODELS:
         output:
             densities=update(densities_path(_model)),
             manifest=densities_manifest_path(_model),
-        params:
-            model=_model,
-            model_config=MODEL_CONFIG_JSON[_model],
-            chunks_dir=lambda wildcards, input: os.path.dirname(input.chunks[0]),
-            specs_dir=lambda wildcards, input: os.path.dirname(input.specs[0]),
-            quarantine_dir=quarantine_dir(_model),
         log:
             f"results/logs/merge/{_model}.log",
         # A failed merge is not transient, and it moved the bad chunks away: a retry (profiles/local has retries: 1)
@@ -45,7 +43,13 @@ for _model in ENABLED_MODELS:
         retries: 0
         localrule: True
         conda:
-            "../../environment.yml"
+            "../envs/workflow.yaml"
+        params:
+            model=_model,
+            model_config=MODEL_CONFIG_JSON[_model],
+            chunks_dir=lambda wildcards, input: os.path.dirname(input.chunks[0]),
+            specs_dir=lambda wildcards, input: os.path.dirname(input.specs[0]),
+            quarantine_dir=quarantine_dir(_model),
         shell:
             "density-engine merge --model {params.model} --model-config {params.model_config:q}"
             " --chunks-dir {params.chunks_dir} --specs-dir {params.specs_dir}"

@@ -5,6 +5,7 @@
 
 
 rule report_figures:
+    """Draw one model's report figures: parameter coverage, quantile fans, validation, per-chunk runtimes."""
     input:
         densities="results/{model}/densities.parquet",
         manifest=model_densities_manifest,
@@ -40,14 +41,14 @@ rule report_figures:
             category="{model}",
             subcategory="runtime",
         ),
-    params:
-        benchmarks_dir="results/benchmarks/simulate/{model}",
-        out_dir="results/report/{model}",
     log:
         "results/logs/report_figures/{model}.log",
     localrule: True
     conda:
-        "../../environment.yml"
+        "../envs/report.yaml"
+    params:
+        benchmarks_dir="results/benchmarks/simulate/{model}",
+        out_dir="results/report/{model}",
     shell:
         "density-engine report-figures --model {wildcards.model} --densities {input.densities}"
         " --manifest {input.manifest} --benchmarks-dir {params.benchmarks_dir} --out-dir {params.out_dir}"
@@ -63,19 +64,20 @@ FINAL_TARGETS.extend(f"results/report/{model}/runtime.png" for model in ENABLED_
 # run ends. The ledger is an input only when it exists: a local run writes its one "local run" row once; a new or
 # updated ledger re-runs this step (and nothing else) on the next invocation, which picks up the final ledger.
 rule report_costs:
+    """Tabulate the run's costs from the vast executor's cost ledger (a "local run" row without one)."""
     input:
         densities=[densities_path(model) for model in ENABLED_MODELS],
         ledger=cost_ledger_input,
     output:
         csv="results/report/costs.csv",
         html=report("results/report/costs.html", caption="../report/costs.rst", category="costs", subcategory="vast"),
-    params:
-        ledger=VAST_COST_LEDGER,
     log:
         "results/logs/report_costs/costs.log",
     localrule: True
     conda:
-        "../../environment.yml"
+        "../envs/report.yaml"
+    params:
+        ledger=VAST_COST_LEDGER,
     shell:
         "density-engine report-costs --ledger {params.ledger} --out {output.csv} --html {output.html} > {log} 2>&1"
 

@@ -8,9 +8,12 @@
 #   batch was rewritten for another chunk) re-runs nothing.
 # - params: the content key and the model settings (one line, also the first line of the log), so Snakemake's params
 #   trigger and `--list-changes params` see the settings too.
-# - resources scale with the attempt number (retries get more memory and time); gpu=1 and group "simulate" let the
-#   vast profile batch chunks onto rented GPU hosts. The device comes from config as a string resource (so it is not
-#   a rerun trigger); torch uses `threads` CPU threads (1: `-c all` runs one chunk per core; --set-threads simulate=N).
+# - resources scale with the attempt number (retries get more memory and time). gpu is 1 when the chunk runs on CUDA
+#   (device cuda, or auto on a machine with a GPU) and 0 on the CPU (common.smk): profiles/local caps it at one chunk
+#   per GPU, profiles/slurm requests a GPU per chunk; the vast executor rents at least one GPU per host whatever the
+#   value, and group "simulate" lets the vast profile batch chunks per host. The device comes from config as a string
+#   resource (so it is not a rerun trigger); torch uses `threads` CPU threads (1: `-c all` runs one chunk per core;
+#   --set-threads simulate=N).
 # - The CLI first checks that it can write the outputs (folder writable, room for the chunk): a bad folder fails in
 #   one line before anything is simulated. It writes the parquet atomically (temp file + rename), so an interrupted
 #   job never leaves a complete-looking output, then the chunk manifest (size, sha256 and content checksum of the
@@ -19,28 +22,29 @@
 
 
 rule simulate:
+    """Simulate one chunk (spec JSON -> quantiles and moments per parameter set and horizon) with PyTorch."""
     input:
         spec=ancient("results/specs/{model}/chunk_{chunk}.{key}.json"),
     output:
         chunk="results/chunks/{model}/chunk_{chunk}.{key}.parquet",
         manifest="results/chunks/{model}/chunk_{chunk}.{key}.manifest.json",
-    params:
-        key="{key}",
-        settings=lambda wildcards: CHUNK_SETTINGS[wildcards.model],
     log:
         "results/logs/simulate/{model}/chunk_{chunk}.{key}.log",
     benchmark:
         "results/benchmarks/simulate/{model}/chunk_{chunk}.{key}.tsv"
-    threads: 1
-    resources:
-        gpu=1,
-        mem_mb=attempt_scaled(config["resources"]["mem_mb"]),
-        runtime=attempt_scaled(config["resources"]["runtime"]),
-        device=config["device"],
     group:
         "simulate"
     conda:
-        "../../environment.yml"
+        "../envs/simulate.yaml"
+    threads: 1
+    resources:
+        gpu=simulate_gpus(),
+        mem_mb=attempt_scaled(config["resources"]["mem_mb"]),
+        runtime=attempt_scaled(config["resources"]["runtime"]),
+        device=config["device"],
+    params:
+        key="{key}",
+        settings=lambda wildcards: CHUNK_SETTINGS[wildcards.model],
     shell:
         "echo {wildcards.model} chunk {wildcards.chunk} key {params.key}: {params.settings:q} > {log};"
         " density-engine simulate --spec {input.spec} --out {output.chunk} --manifest {output.manifest}"

@@ -5,7 +5,8 @@
 # chunk_stems, grid_key, plan_key), MODEL_CONFIG_JSON[model] and CHUNK_SETTINGS[model] (rule params), the path
 # helpers and input functions below, and FINAL_TARGETS (append final outputs).
 #
-# Rule names do not depend on the config, except the per-model merge (merge.smk) and spec batch rules (specs.smk):
+# Rule names do not depend on the config, except the per-model merge (merge.smk), spec batch (specs.smk) and shard
+# rules (dataset.smk: each shard file is an explicit output, named from the model's config):
 # the other rules are wildcard rules over {model} (constrained to the enabled models) and, for files named after a
 # content key, {key}. Every per-chunk file is named chunk_NNNNN.<key>.<ext>, <key> being the chunk's content key
 # (specs.smk).

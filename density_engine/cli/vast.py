@@ -1,10 +1,11 @@
-"""`density-engine vast status|cleanup`: see and destroy the Vast.ai instances of density-engine runs.
+"""`density-engine vast status|cleanup`: see and destroy the Vast.ai instances of density-engine runs;
+`density-engine host-wheels`: the wheels the vast executor installs on its hosts (``--vast-host-wheels-command``).
 
 Runs label every instance ``<label-prefix>-<run-id>-<n>``; both commands select instances by that label, so they also
 find instances left behind by a crashed or SIGKILLed controller. A run also registers its SSH key on the account with
 the comment ``<label-prefix>-<run-id>``; ``cleanup`` removes such leftover keys too. The API key is resolved like the
-vastai CLI does (``--api-key`` → ``VAST_API_KEY`` → ``~/.config/vastai/vast_api_key`` → ``~/.vast_api_key``) and is
-never printed.
+executor does (``--api-key`` / ``SNAKEMAKE_VAST_API_KEY`` → ``VAST_API_KEY`` → ``~/.config/vastai/vast_api_key`` →
+``~/.vast_api_key``) and is never printed.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from __future__ import annotations
 import json
 import re
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 if TYPE_CHECKING:
-    from density_engine.vast.client import Instance, VastClient
+    from snakemake_executor_plugin_vast.client import Instance, VastClient
 
 DEFAULT_LABEL_PREFIX = "density-engine"
 
@@ -32,8 +34,10 @@ def _common_options(func: click.decorators.FC) -> click.decorators.FC:
     func = click.option(
         "--api-key",
         default=None,
-        help="Vast.ai API key. Prefer the VAST_API_KEY environment variable or the vastai key file "
-        "(~/.config/vastai/vast_api_key): command-line arguments are visible to other users.",
+        envvar="SNAKEMAKE_VAST_API_KEY",
+        show_envvar=True,
+        help="Vast.ai API key. Prefer the environment (SNAKEMAKE_VAST_API_KEY, as for the executor, or VAST_API_KEY) "
+        "or the vastai key file (~/.config/vastai/vast_api_key): command-line arguments are visible to other users.",
     )(func)
     func = click.option(
         "--api-url", default="https://console.vast.ai", show_default=True, help="Vast.ai API base URL."
@@ -49,7 +53,7 @@ def _common_options(func: click.decorators.FC) -> click.decorators.FC:
 
 
 def _client(api_url: str, api_key: str | None, throttle_scale: float) -> VastClient:
-    from density_engine.vast.client import AuthError, VastClient, resolve_api_key
+    from snakemake_executor_plugin_vast.client import AuthError, VastClient, resolve_api_key
 
     try:
         key = resolve_api_key(api_key)
@@ -102,7 +106,7 @@ def status(
     as_json: bool,
 ) -> None:
     """List live instances (label, status, $/h, estimated cost so far) and the total."""
-    from density_engine.vast.client import VastError
+    from snakemake_executor_plugin_vast.client import VastError
 
     client = _client(api_url, api_key, throttle_scale)
     try:
@@ -166,7 +170,7 @@ def cleanup(
     have been seen to survive a first DELETE). The runs' SSH keys left registered on the account (comment
     ``<label-prefix>-<run-id>``) are removed as well. Exits with status 1 when instances remain.
     """
-    from density_engine.vast.client import VastError
+    from snakemake_executor_plugin_vast.client import VastError
 
     client = _client(api_url, api_key, throttle_scale)
     scope = f"{label_prefix}-{run_id}-*" if run_id else f"{label_prefix}-*"
@@ -214,4 +218,29 @@ def cleanup(
         client.close()
 
 
-COMMANDS: list[click.Command] = [vast]
+@click.command("host-wheels")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".snakemake/vast/wheels"),
+    show_default=True,
+    help="Folder for the wheels (built once per code version, reused afterwards).",
+)
+def host_wheels_command(out_dir: Path) -> None:
+    """Build the wheels every Vast host installs (density-engine and the executor plugin) and print their paths.
+
+    The vast profile points the executor's --vast-host-wheels-command at this command. Versions carry a hash of the
+    code (density-engine: its code version, recorded in every chunk), so a host re-installs exactly when code changed.
+    """
+    from density_engine.hostwheel import WheelSourceError, host_wheels
+
+    try:
+        wheels = host_wheels(out_dir)
+    except (WheelSourceError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for wheel in wheels:
+        click.echo(str(wheel))
+
+
+COMMANDS: list[click.Command] = [vast, host_wheels_command]

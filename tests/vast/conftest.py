@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 
-from density_engine.vast.client import Instance, InstanceGone, Offer, OfferUnavailable, SshEndpoint
+from density_engine.hostwheel import host_wheels
+from snakemake_executor_plugin_vast.client import Instance, InstanceGone, Offer, OfferUnavailable, SshEndpoint
+from snakemake_executor_plugin_vast.wheels import WheelInfo, read_wheel
 from tests.fake_vast.fixtures import (  # noqa: F401
     controller_paths,
     fake_vast,
@@ -47,7 +49,7 @@ class StubInstance:
 
 @dataclass
 class StubVast:
-    """In-process stand-in for :class:`density_engine.vast.client.VastClient` whose instances are real sshd hosts.
+    """In-process stand-in for the plugin's ``VastClient`` whose instances are real sshd hosts.
 
     Used by the pool/runner tests (fast, no HTTP); the end-to-end and plugin tests use V1's HTTP fake instead.
     Failure injection: ``vanish`` (offer ids answering OfferUnavailable), ``stuck_machines`` (never leave loading),
@@ -172,6 +174,12 @@ def stub_vast(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, ssh_keyp
         inst.host.kill()
 
 
+@pytest.fixture(scope="session")
+def host_wheel_infos(tmp_path_factory: pytest.TempPathFactory) -> list[WheelInfo]:
+    """The wheels the profile's host-wheels command gives (density-engine and the plugin), built once."""
+    return [read_wheel(path) for path in host_wheels(tmp_path_factory.mktemp("host-wheels"))]
+
+
 # ---- Snakemake runs against the HTTP fake (plugin, end-to-end and fault tests) ------------------------------------
 
 REPO = Path(__file__).resolve().parents[2]
@@ -209,11 +217,15 @@ rule work:
 
 
 def venv_with_wheel(wheel: Path, venv: Path) -> str:
-    """A venv (seeing this interpreter's packages) with ``wheel`` pip-installed as a regular install; its python."""
+    """A venv (seeing this interpreter's packages) with ``wheel`` and this plugin's own wheel pip-installed as regular
+    installs (as on a host); its python."""
+    from snakemake_executor_plugin_vast.wheels import build_self_wheel
+
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
     python = str(venv / "bin" / "python")
+    plugin = build_self_wheel(wheel.parent)
     subprocess.run(
-        [python, "-m", "pip", "install", "-q", "--no-deps", "--disable-pip-version-check", str(wheel)],
+        [python, "-m", "pip", "install", "-q", "--no-deps", "--disable-pip-version-check", str(wheel), str(plugin)],
         check=True, timeout=300,
     )  # fmt: skip
     return python
@@ -227,21 +239,22 @@ def tiny_workflow(root: Path) -> Path:
 
 
 def vast_command(base_url: str, *extra: str, max_instances: int = 2) -> list[str]:
-    """``snakemake --profile profiles/vast`` pointed at the fake (key via VAST_API_KEY in the environment)."""
+    """``snakemake --profile profiles/vast`` pointed at the fake (key via SNAKEMAKE_VAST_API_KEY in the environment)."""
     return [
         sys.executable, "-m", "snakemake", "--profile", str(VAST_PROFILE), "--jobs", "8",
         "--vast-api-url", base_url, "--vast-ssh-user", getpass.getuser(),
         "--vast-remote-python", sys.executable, "--vast-max-instances", str(max_instances),
         "--vast-boot-timeout", "30", "--vast-unreachable-timeout", "3", "--vast-budget", "5",
+        "--vast-api-throttle", "0.01",
         "--seconds-between-status-checks", "1", "--max-status-checks-per-second", "10", "--latency-wait", "2",
         *extra,
     ]  # fmt: skip
 
 
 def vast_env(api_key: str) -> dict[str, str]:
-    """Environment of a controller run: the fake's key, fast client throttling, no inherited SIGINT-ignore."""
+    """Environment of a controller run: the fake's key (SNAKEMAKE_VAST_API_KEY, the setting's env var)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SNAKEMAKE_")}
-    env.update(VAST_API_KEY=api_key, DENSITY_ENGINE_VAST_API_INTERVAL_SCALE="0.01", PYTHONUNBUFFERED="1")
+    env.update(SNAKEMAKE_VAST_API_KEY=api_key, PYTHONUNBUFFERED="1")
     return env
 
 

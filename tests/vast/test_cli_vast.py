@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from density_engine.cli import main
-from density_engine.vast.client import VastClient
+from snakemake_executor_plugin_vast.client import VastClient
 from tests.fake_vast import fixtures
 from tests.fake_vast.fixtures import FakeVastHandle
 
@@ -104,7 +104,7 @@ def test_cleanup_without_key_fails_clearly(monkeypatch: pytest.MonkeyPatch, tmp_
 CONTROLLER = textwrap.dedent(
     """
     import os, sys, time
-    from density_engine.vast.client import VastClient
+    from snakemake_executor_plugin_vast.client import VastClient
     client = VastClient(os.environ["VAST_API_KEY"], sys.argv[1], interval_scale=0)
     offers = client.search_offers("", limit=None)
     for n, offer in enumerate(offers[:3]):

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from density_engine.vast.client import VastClient, VastError
-from density_engine.vast.pool import HostPool, JobNeeds, PoolSettings
-from density_engine.vast.ssh import generate_run_key
+from snakemake_executor_plugin_vast.client import VastClient, VastError
+from snakemake_executor_plugin_vast.pool import HostPool, JobNeeds, PoolSettings
+from snakemake_executor_plugin_vast.ssh import generate_run_key
 from tests.vast.conftest import run_controller, start_controller, tiny_workflow, vast_command, vast_env
 
 pytestmark = pytest.mark.ssh

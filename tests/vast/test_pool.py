@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from density_engine.vast.pool import (
+from snakemake_executor_plugin_vast.pool import (
     BudgetExceeded,
     HostPool,
     JobNeeds,
@@ -19,8 +19,8 @@ from density_engine.vast.pool import (
     PoolSettings,
     offer_query_for,
 )
-from density_engine.vast.query import parse_query
-from density_engine.vast.ssh import load_private_key
+from snakemake_executor_plugin_vast.query import parse_query
+from snakemake_executor_plugin_vast.ssh import load_private_key
 
 pytestmark = pytest.mark.ssh
 
@@ -169,7 +169,7 @@ def test_keep_instances_leaves_them_running_for_cleanup(stub_vast, ssh_keypair) 
     records: list[str] = []
     handler = logging.Handler()
     handler.emit = lambda record: records.append(record.getMessage())  # type: ignore[method-assign]
-    logger = logging.getLogger("density_engine.vast.pool")
+    logger = logging.getLogger("snakemake_executor_plugin_vast.pool")
     logger.addHandler(handler)
     try:
         make_pool(stub_vast, ssh_keypair).close()  # the next run warns about the kept instance

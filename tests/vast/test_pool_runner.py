@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from density_engine.vast.pool import HostPool, JobNeeds, PoolSettings
-from density_engine.vast.runner import JobRunner, RemoteJob, RunnerSettings
-from density_engine.vast.ssh import load_private_key
+from snakemake_executor_plugin_vast.pool import HostPool, JobNeeds, PoolSettings
+from snakemake_executor_plugin_vast.runner import JobRunner, RemoteJob, RunnerSettings
+from snakemake_executor_plugin_vast.ssh import load_private_key
 from tests.fake_vast.sshd import can_isolate
 
 pytestmark = pytest.mark.ssh
@@ -33,7 +33,7 @@ def local_workdir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_runner(stub_vast, ssh_keypair, local_workdir: Path, tmp_path: Path):
+def make_runner(stub_vast, ssh_keypair, local_workdir: Path, tmp_path: Path, host_wheel_infos):
     made: list[tuple[HostPool, JobRunner]] = []
     if not can_isolate():
         pytest.skip("runner tests need a private /workspace per host (root + unshare)")
@@ -63,6 +63,7 @@ def make_runner(stub_vast, ssh_keypair, local_workdir: Path, tmp_path: Path):
                 dispatch_threads=2,
             ),
             lambda: ["workflow/Snakefile"],
+            wheels=host_wheel_infos,
         )
         made.append((pool, runner))
         return runner
@@ -107,7 +108,7 @@ def test_jobs_share_one_booted_host_and_outputs_come_back(make_runner, stub_vast
     assert len(stub_vast.instances) == 1  # one boot for three jobs
     assert all(c == 1 for c in calls)  # one GPU: one running job per status call on that host
     host = runner.pool.hosts[0]
-    assert host.bootstrapped and host.bootstrapped.startswith("0.")
+    assert host.bootstrapped and "density-engine==0." in host.bootstrapped
     # the remote files live in the host's private /workspace, never in the local one
     remote = stub_vast.instances[1000].host.workspace_dir / "density-engine" / "runs" / "run42" / "work" / "out"
     assert sorted(p.name for p in remote.iterdir()) == ["0.txt", "1.txt", "2.txt"]
@@ -205,11 +206,11 @@ def test_install_is_skipped_when_the_host_has_this_version(make_runner, stub_vas
     uploads: list[str] = []
     original_put = host.conn.put
     host.conn.put = lambda local, remote, **kw: (uploads.append(remote), original_put(local, remote, **kw))[1]
-    caplog.set_level("INFO", logger="density_engine.vast.runner")
+    caplog.set_level("INFO", logger="snakemake_executor_plugin_vast.runner")
     runner.submit(job(1))
     assert [j.state for j in wait_all(runner, 1)] == ["succeeded"]
     assert uploads == []  # no wheel went up
-    assert f"already has density-engine {host.bootstrapped}" in caplog.text
+    assert f"already has {host.bootstrapped}" in caplog.text
     assert len(stub_vast.instances) == 1
 
 

@@ -173,7 +173,7 @@ def test_html_report(finished_workflow: Path, tmp_path: Path) -> None:
 
 
 def _ledger(run_id: str, costs: list[float]) -> dict:
-    """A cost ledger in the vast executor's format (density_engine.vast.pool.HostPool.ledger_summary)."""
+    """A cost ledger in the vast executor's format (snakemake_executor_plugin_vast.pool.HostPool.ledger_summary)."""
     instances = [
         {
             "instance_id": 1000 + i,

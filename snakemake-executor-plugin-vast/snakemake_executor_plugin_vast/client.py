@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 import requests
 
-from density_engine.vast.query import search_body
+from snakemake_executor_plugin_vast.query import search_body
 
 logger = logging.getLogger(__name__)
 

@@ -2,13 +2,13 @@
 
 Remote layout under ``remote_root`` (default ``/workspace/density-engine``)::
 
-    venv/                              python -m venv --system-site-packages (this checkout's wheel installed into it)
-    wheels/<wheel>                     the uploaded wheel
+    venv/                              python -m venv --system-site-packages (the host wheels installed into it)
+    wheels/<wheel>                     the uploaded wheels
     runs/<run_id>/work/                workflow sources + job inputs + outputs: the remote snakemake's working dir
     runs/<run_id>/jobs/<key>/          run.sh, pid, exit_code, job.log of one submission
 
 Life of a job: ``submit`` queues it; a dispatcher thread takes a host from the pool (reuse or rent), bootstraps the
-host once (snakemake version check, wheel install skipped when the installed version matches, sources upload once per
+host once (snakemake version check, wheel installs skipped when the installed versions match, sources upload once per
 content hash), uploads the job's inputs, writes ``run.sh`` and starts it with ``setsid nohup`` (pid + exit-code files).
 ``poll`` runs ONE SSH command per host per cycle for all of that host's jobs; a job that exited 0 has its outputs,
 benchmark and log files downloaded atomically before it is reported done; a failed job's remote logs are fetched before
@@ -38,11 +38,20 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path, PurePosixPath
 
-from density_engine.vast.pool import DEAD_STATUSES, BudgetExceeded, Host, HostPool, JobNeeds, PoolClosed, PoolError
-from density_engine.vast.ssh import RemoteCommandError, SshError, SshUnreachable, quote_command
-from density_engine.vast.wheel import build_wheel
+from snakemake_executor_plugin_vast.pool import (
+    DEAD_STATUSES,
+    BudgetExceeded,
+    Host,
+    HostPool,
+    JobNeeds,
+    PoolClosed,
+    PoolError,
+)
+from snakemake_executor_plugin_vast.ssh import RemoteCommandError, SshError, SshUnreachable, quote_command
+from snakemake_executor_plugin_vast.wheels import WheelInfo
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +107,6 @@ class RunnerSettings:
     remote_python: str = "python3"
     local_workdir: Path = field(default_factory=Path.cwd)
     aux_dir: Path = field(default_factory=lambda: Path(".snakemake/auxiliary/vast-logs"))
-    wheel_dir: Path = field(default_factory=lambda: Path(".snakemake/vast/wheels"))
     snakemake_version: str = ""
     unreachable_timeout: float = 300.0
     dispatch_threads: int = 4
@@ -139,97 +147,9 @@ class SourceBundle:
         self.sha256 = hashlib.sha256(self.data).hexdigest()
 
 
-# Remote poll script, per job key: "<key> exit <code>" | "<key> running" | "<key> starting" | "<key> lost".
-_POLL_SCRIPT = r"""
-for k in "$@"; do
-  d="$JOBS/$k"
-  if [ -f "$d/exit_code" ]; then echo "$k exit $(cat "$d/exit_code")"; continue; fi
-  if [ -f "$d/pid" ]; then
-    p=$(cat "$d/pid")
-    if [ -d "/proc/$p" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$p/status" 2>/dev/null; then
-      echo "$k running"; continue
-    fi
-    if [ -f "$d/exit_code" ]; then echo "$k exit $(cat "$d/exit_code")"; else echo "$k lost"; fi
-  else
-    echo "$k starting"
-  fi
-done
-"""
-
-_KILL_SCRIPT = r"""
-for k in "$@"; do
-  d="$JOBS/$k"
-  if [ -f "$d/pid" ] && [ ! -f "$d/exit_code" ]; then kill -s TERM -- "-$(cat "$d/pid")" 2>/dev/null; fi
-done
-sleep 1
-for k in "$@"; do
-  d="$JOBS/$k"
-  if [ -f "$d/pid" ] && [ ! -f "$d/exit_code" ]; then kill -s KILL -- "-$(cat "$d/pid")" 2>/dev/null; fi
-done
-true
-"""
-
-_INSTALL_WHEEL = r"""
-import configparser, glob, os, shutil, sys, sysconfig, zipfile
-wheel = sys.argv[1]
-paths = sysconfig.get_paths()
-purelib, scripts = paths["purelib"], paths["scripts"]
-os.makedirs(purelib, exist_ok=True)
-with zipfile.ZipFile(wheel) as zf:
-    tops = {name.split("/")[0] for name in zf.namelist()}
-    for top in tops:
-        if top.endswith(".dist-info"):
-            for old in glob.glob(os.path.join(purelib, top.split("-")[0] + "-*.dist-info")):
-                shutil.rmtree(old, ignore_errors=True)
-        else:
-            shutil.rmtree(os.path.join(purelib, top), ignore_errors=True)
-    zf.extractall(purelib)
-    info = next(t for t in tops if t.endswith(".dist-info"))
-with open(os.path.join(purelib, info, "INSTALLER"), "w") as handle:
-    handle.write("density-engine\n")
-entry_points = configparser.ConfigParser()
-entry_points.read(os.path.join(purelib, info, "entry_points.txt"))
-if entry_points.has_section("console_scripts"):
-    os.makedirs(scripts, exist_ok=True)
-    for name, target in entry_points.items("console_scripts"):
-        module, attr = target.split(":")
-        path = os.path.join(scripts, name)
-        with open(path + ".tmp", "w") as handle:
-            handle.write(f"#!{sys.executable}\nimport sys\nfrom {module} import {attr}\nsys.exit({attr}())\n")
-        os.chmod(path + ".tmp", 0o755)
-        os.replace(path + ".tmp", path)
-print("installed", info)
-"""
-
-_PROBE = r"""
-import importlib.metadata as md, json, sys
-answer = {"py": list(sys.version_info[:2]), "de": None, "sm": None, "missing": []}
-try:
-    answer["sm"] = md.version("snakemake")
-except md.PackageNotFoundError:
-    pass
-try:
-    answer["de"] = md.version("density-engine")
-except md.PackageNotFoundError:
-    pass
-if answer["de"] is not None:
-    try:
-        from packaging.requirements import Requirement
-    except ImportError:
-        from pip._vendor.packaging.requirements import Requirement
-    for line in md.requires("density-engine") or []:
-        req = Requirement(line)
-        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
-            continue
-        try:
-            found = md.version(req.name)
-        except md.PackageNotFoundError:
-            answer["missing"].append(str(req))
-            continue
-        if req.specifier and not req.specifier.contains(found, prereleases=True):
-            answer["missing"].append(str(req))
-print(json.dumps(answer))
-"""
+def script(name: str) -> str:
+    """The text of a remote script shipped as package data (``scripts/<name>``)."""
+    return resources.files(__package__).joinpath("scripts", name).read_text(encoding="utf-8")
 
 
 class HostSetupError(Exception):
@@ -245,14 +165,16 @@ class JobRunner:
         settings: RunnerSettings,
         source_files: Callable[[], Sequence[str]],
         *,
+        wheels: Sequence[WheelInfo] = (),
         logger: logging.Logger | None = None,
     ) -> None:
         self.pool = pool
         self.settings = settings
         self.log = logger or log
+        self.wheels = list(wheels)
+        """The wheels every host installs (from ``--vast-host-wheels-command``), in install order."""
         self._source_files = source_files
         self._bundle: SourceBundle | None = None
-        self._wheel: Path | None = None
         self._prep_lock = threading.Lock()
         self._lock = threading.RLock()
         self.jobs: dict[str, RemoteJob] = {}
@@ -268,67 +190,70 @@ class JobRunner:
 
     # ---- preparation -----------------------------------------------------------------------------------------------
 
-    def prepare_wheel(self) -> Path:
-        """Build (once) the wheel of this code that hosts install; raises WheelSourceError when there is no code."""
-        with self._prep_lock:
-            if self._wheel is None:
-                self._wheel = build_wheel(self.settings.local_workdir / self.settings.wheel_dir)
-            return self._wheel
+    @property
+    def wheel_versions(self) -> dict[str, str]:
+        """Normalized distribution name → version of every host wheel."""
+        return {w.key: w.version for w in self.wheels}
 
-    def _prepare_local(self) -> tuple[SourceBundle, Path]:
-        wheel = self.prepare_wheel()
+    def _prepare_local(self) -> SourceBundle:
         with self._prep_lock:
             if self._bundle is None:
                 self._bundle = SourceBundle(self._source_files(), self.settings.local_workdir)
                 self.log.info(
                     f"vast: workflow sources: {len(self._bundle.files)} files, {len(self._bundle.data) / 1024:.1f} KiB"
                 )
-            return self._bundle, wheel
+            return self._bundle
 
     def bootstrap(self, host: Host) -> None:
-        """Prepare a host once: install this checkout's wheel unless already there, check snakemake, ship sources.
+        """Prepare a host once: install the host wheels unless those versions are there, check snakemake, ship sources.
 
         Costs two SSH commands when the host is already set up (probe + sources), four when it needs the install.
         """
-        bundle, wheel = self._prepare_local()
+        bundle = self._prepare_local()
         conn = host.conn
         assert conn is not None
         s = self.settings
-        version = wheel.name.split("-")[1]
+        wanted = self.wheel_versions
+        stamp = ",".join(f"{name}=={version}" for name, version in sorted(wanted.items())) or "-"
         with host.lock:
-            if host.bootstrapped != version:
+            if host.bootstrapped != stamp:
                 probe = self._probe(host)
-                if probe.get("de") != version:
-                    remote_wheel = f"{s.remote_root}/wheels/{wheel.name}"
-                    self.log.info(f"vast: installing {wheel.name} on {host.name}")
-                    conn.put(wheel, remote_wheel)
+                installed = probe.get("installed", {})
+                stale = [w for w in self.wheels if installed.get(w.key) != w.version]
+                if stale or not probe.get("in_venv"):
+                    names = ", ".join(w.path.name for w in stale) or "nothing"
+                    self.log.info(f"vast: installing {names} on {host.name}")
+                    remote = [f"{s.remote_root}/wheels/{w.path.name}" for w in stale]
+                    conn.put_many([(w.path, r) for w, r in zip(stale, remote, strict=True)])
                     venv = quote_command(
                         [s.remote_python, "-m", "venv", "--system-site-packages", "--without-pip", s.venv]
                     )
+                    install = f" && {quote_command([s.venv_python, '-c', script('install_wheels.py'), *remote])}"
                     result = conn.exec(
-                        f"{{ [ -x {quote_command([s.venv_python])} ] || {venv}; }} && "
-                        f"{quote_command([s.venv_python, '-c', _INSTALL_WHEEL, remote_wheel])}",
+                        f"{{ [ -x {quote_command([s.venv_python])} ] || {venv}; }}{install if remote else ''}",
                         timeout=600,
                     )
                     if not result.ok:
                         raise HostSetupError(
-                            f"installing {wheel.name} on {host.name} failed: {result.stderr.strip()[-1500:]}"
+                            f"installing {names} on {host.name} failed: {result.stderr.strip()[-1500:]}"
                         )
                     probe = self._probe(host)
                     if probe.get("missing"):
                         self._install_requirements(host, probe["missing"])
                         probe = self._probe(host)
-                    if probe.get("de") != version:
-                        raise HostSetupError(f"density-engine {version} not importable on {host.name} after install")
+                    installed = probe.get("installed", {})
+                    broken = [f"{w.name} {w.version}" for w in self.wheels if installed.get(w.key) != w.version]
+                    if broken:
+                        raise HostSetupError(f"{', '.join(broken)} not importable on {host.name} after install")
                 else:
-                    self.log.info(f"vast: {host.name} already has density-engine {version}")
-                found = probe.get("sm")
+                    self.log.info(f"vast: {host.name} already has {stamp}")
+                found = installed.get("snakemake")
                 if s.snakemake_version and found != s.snakemake_version:
                     raise HostSetupError(
                         f"snakemake on {host.name} is {found or 'not installed'}, but this controller runs "
                         f"{s.snakemake_version}; the versions must be equal"
                     )
-                host.bootstrapped = version
+                host.bootstrapped = stamp
             if host.sources_hash != bundle.sha256:
                 remote_tar = f"{s.remote_root}/runs/{s.run_id}/sources-{bundle.sha256[:16]}.tar.gz"
                 conn.put_bytes(bundle.data, remote_tar, mode=0o600)
@@ -336,24 +261,30 @@ class JobRunner:
                 host.sources_hash = bundle.sha256
 
     def _probe(self, host: Host) -> dict:
-        """One command: python version, installed density-engine and snakemake versions, missing dependencies."""
+        """One command: the python's version, environment and installed distributions, and the unmet requirements of
+        the host wheels; from the run's venv when it exists (``in_venv``), else from ``--vast-remote-python``."""
         s = self.settings
         assert host.conn is not None
+        probe = script("probe.py")
+        arg = json.dumps({"dists": sorted(self.wheel_versions)})
         command = (
             f"mkdir -p {quote_command([s.workdir, f'{s.remote_root}/wheels'])} && "
-            f"if [ -x {quote_command([s.venv_python])} ]; then {quote_command([s.venv_python, '-c', _PROBE])}; "
-            f"else {quote_command([s.remote_python, '-c', _PROBE])}; fi"
+            f"if [ -x {quote_command([s.venv_python])} ]; then {quote_command([s.venv_python, '-c', probe, arg])} "
+            f"&& echo in_venv; else {quote_command([s.remote_python, '-c', probe, arg])}; fi"
         )
         result = host.conn.exec(command, timeout=180)
+        lines = result.stdout.strip().splitlines()
+        in_venv = bool(lines) and lines[-1] == "in_venv"
         try:
-            answer = json.loads(result.stdout.strip().splitlines()[-1])
+            answer = json.loads(lines[-2] if in_venv else lines[-1])
         except (IndexError, ValueError):
             raise HostSetupError(
                 f"remote python {s.remote_python!r} on {host.name} does not work: "
                 f"{(result.stdout + result.stderr).strip()[-800:]}"
             ) from None
         if tuple(answer.get("py", (0, 0))) < (3, 11):
-            raise HostSetupError(f"remote python on {host.name} is {answer.get('py')}; density-engine needs >= 3.11")
+            raise HostSetupError(f"remote python on {host.name} is {answer.get('py')}; the jobs need >= 3.11")
+        answer["in_venv"] = in_venv
         return answer
 
     def _install_requirements(self, host: Host, requirements: list[str]) -> None:
@@ -563,7 +494,7 @@ class JobRunner:
         assert host.conn is not None
         jobs_root = f"{self.settings.remote_root}/runs/{self.settings.run_id}/jobs"
         command = (
-            f"JOBS={quote_command([jobs_root])} bash -c {quote_command([_POLL_SCRIPT])} bash {quote_command(keys)}"
+            f"JOBS={quote_command([jobs_root])} bash -c {quote_command([script('poll.sh')])} bash {quote_command(keys)}"
         )
         result = host.conn.exec(command, timeout=60)
         if not result.ok:
@@ -687,7 +618,7 @@ class JobRunner:
             return
         jobs_root = f"{self.settings.remote_root}/runs/{self.settings.run_id}/jobs"
         command = (
-            f"JOBS={quote_command([jobs_root])} bash -c {quote_command([_KILL_SCRIPT])} bash {quote_command(keys)}"
+            f"JOBS={quote_command([jobs_root])} bash -c {quote_command([script('kill.sh')])} bash {quote_command(keys)}"
         )
         try:
             host.conn.exec(command, timeout=20)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from density_engine.atomic import atomic_path, write_bytes_atomic
+from snakemake_executor_plugin_vast.atomic import atomic_path, write_bytes_atomic
 
 if TYPE_CHECKING:  # paramiko is imported lazily: the plugin module must stay cheap to import
     import paramiko

@@ -36,8 +36,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from density_engine.atomic import write_text_atomic
-from density_engine.vast.ssh import SshConnection, SshError, TofuHostKeys, connect_first
+from snakemake_executor_plugin_vast.atomic import write_text_atomic
+from snakemake_executor_plugin_vast.ssh import SshConnection, SshError, TofuHostKeys, connect_first
 
 if TYPE_CHECKING:
     import paramiko
@@ -572,7 +572,7 @@ class HostPool:
         self.destroy(host, reason)
 
     def _rent(self, needs: JobNeeds, slot: _RentSlot) -> Host:
-        from density_engine.vast.client import AuthError, OfferUnavailable, RateLimited, VastError
+        from snakemake_executor_plugin_vast.client import AuthError, OfferUnavailable, RateLimited, VastError
 
         query = offer_query_for(self.settings, needs)
         disk_gb = float(max(self.settings.disk_gb, needs.disk_gb or 0.0))
@@ -674,7 +674,7 @@ class HostPool:
             raise PoolClosed("the vast executor is shutting down")
 
     def _wait_ready(self, host: Host) -> None:
-        from density_engine.vast.client import InstanceGone, VastError
+        from snakemake_executor_plugin_vast.client import InstanceGone, VastError
 
         start = time.monotonic()
         deadline = start + self.settings.boot_timeout
@@ -726,7 +726,7 @@ class HostPool:
 
     def instance_status(self, host: Host) -> str:
         """``actual_status`` of a host's instance: a status string, ``"gone"``, or ``"?"`` when the API fails."""
-        from density_engine.vast.client import InstanceGone
+        from snakemake_executor_plugin_vast.client import InstanceGone
 
         try:
             inst = self.client.get_instance(host.instance_id)
@@ -773,7 +773,7 @@ class HostPool:
 
     def destroy(self, host: Host, reason: str, *, attempts: int = 6) -> bool:
         """Destroy an instance (retrying API errors), verify it is gone, close the ledger entry. Idempotent."""
-        from density_engine.vast.client import InstanceGone
+        from snakemake_executor_plugin_vast.client import InstanceGone
 
         with host.lock:
             if host.state == "destroyed":

@@ -1,9 +1,10 @@
 """Snakemake executor plugin ``vast``: run jobs on rented Vast.ai GPU hosts over SSH (``--executor vast``).
 
-A thin adapter over :mod:`density_engine.vast` (REST client, SSH layer, host pool, job runner); see ``docs/vast.md``.
-This module is imported by EVERY ``snakemake`` invocation (also ``--help`` and the remote ``--mode remote`` runs), so it
-imports only dataclasses and the Snakemake interfaces at module level; paramiko, requests and the domain code are
-imported in ``__post_init__``. (No ``from __future__ import annotations`` here: Snakemake reads the settings' types.)
+A thin adapter over the Vast layers of this package (REST client ``client``/``query``, SSH ``ssh``, host pool
+``pool``, job runner ``runner``); see ``docs/intro.md`` and ``docs/further.md``. This module is imported by EVERY
+``snakemake`` invocation (also ``--help`` and the remote ``--mode remote`` runs), so it imports only dataclasses and
+the Snakemake interfaces at module level; paramiko, requests and the layers are imported in ``__post_init__``.
+(No ``from __future__ import annotations`` here: Snakemake reads the settings' types.)
 """
 
 # Snakemake turns the settings' annotations into argparse types: keep typing.Optional (not "X | None").
@@ -24,21 +25,14 @@ from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 from snakemake_interface_executor_plugins.settings import CommonSettings, ExecutorSettingsBase
 
-from density_engine.layout import VAST_COST_LEDGER  # a constants module: no imports of its own
+__version__ = "0.2.0"
 
 DEFAULT_IMAGE = "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime"
 DEFAULT_OFFER_QUERY = "reliability>0.98 direct_port_count>=1 inet_down>=100 cuda_vers>=12.4"
-INTERVAL_SCALE_ENV = "DENSITY_ENGINE_VAST_API_INTERVAL_SCALE"
-"""Test knob: multiplies the client's per-endpoint minimum request intervals (e.g. 0.01 against the local fake)."""
-
-_EXCLUDED_SOURCE_DIRS = {
-    ".git", ".snakemake", ".venv", "results", "logs", "tests", "docs", "benchmarks", "density_engine",
-    "snakemake_executor_plugin_vast", "build", "dist", ".ci",
-}  # fmt: skip
+DEFAULT_LEDGER = "results/vast/cost_ledger.json"
+DEFAULT_EXCLUDED_SOURCES = (".git", ".snakemake", ".venv", "results", "logs", "tests", "docs", "build", "dist")
 _ALWAYS_SHIPPED_DIRS = ("workflow", "config", "resources")
 _MAX_SOURCE_FILE_BYTES = 10 * 1024 * 1024
-LEDGER_PATH = Path(VAST_COST_LEDGER)
-"""The run's cost ledger (relative to the working directory), kept up to date during the run (docs/vast.md)."""
 
 
 @dataclass
@@ -53,9 +47,17 @@ class ExecutorSettings(ExecutorSettingsBase):
         default=None,
         repr=False,  # never shown in a repr of the settings (logs, tracebacks)
         metadata={
-            "help": "Vast.ai API key. Prefer leaving this empty: the key is then read from the VAST_API_KEY "
-            "environment variable, else from the vastai CLI's key file (~/.config/vastai/vast_api_key or "
-            "~/.vast_api_key). A key given here is visible in the process list.",
+            "help": "Vast.ai API key. Set it in the environment (SNAKEMAKE_VAST_API_KEY) rather than on the command "
+            "line, where it is visible in the process list. When unset, the vastai CLI's places are used: "
+            "VAST_API_KEY, then ~/.config/vastai/vast_api_key, then ~/.vast_api_key.",
+            "env_var": True,
+        },
+    )
+    api_throttle: float = field(
+        default=1.0,
+        metadata={
+            "help": "Multiplier on Vast's documented per-endpoint minimum request intervals (1: the documented rate; "
+            "lower only against a local fake API)."
         },
     )
     offer_query: str = field(
@@ -123,10 +125,28 @@ class ExecutorSettings(ExecutorSettingsBase):
         },
     )
     label_prefix: str = field(
-        default="density-engine",
+        default="snakemake-vast",
+        metadata={"help": "Prefix of instance labels (<prefix>-<run id>-<n>); cleanup finds leftovers by it."},
+    )
+    host_wheels_command: Optional[str] = field(
+        default=None,
         metadata={
-            "help": "Prefix of instance labels (<prefix>-<run id>-<n>); `density-engine vast cleanup` finds leftovers "
-            "by it."
+            "help": "Command run on this machine (with a shell, in the working directory) when the run starts; it "
+            "builds the Python wheels every host installs into its venv and prints their paths, one per line "
+            "(e.g. the workflow's own package and this plugin). Their requirements are installed with pip. "
+            "Unset: the hosts only need Snakemake."
+        },
+    )
+    ledger: str = field(
+        default=DEFAULT_LEDGER,
+        metadata={"help": "Cost ledger file (JSON), kept up to date during the run."},
+    )
+    exclude_sources: list[str] = field(
+        default_factory=lambda: list(DEFAULT_EXCLUDED_SOURCES),
+        metadata={
+            "help": "Top-level folders of the working directory never shipped to the hosts as workflow sources "
+            "(e.g. packages the hosts get as wheels).",
+            "nargs": "+",
         },
     )
 
@@ -160,16 +180,16 @@ def _number(resources: Any, name: str) -> Optional[float]:
 
 
 class Executor(RemoteExecutor):
-    """Dispatches jobs to a pool of Vast.ai hosts (see ``docs/vast.md``)."""
+    """Dispatches jobs to a pool of Vast.ai hosts (see ``docs/further.md``)."""
 
     def __post_init__(self) -> None:
         import snakemake
 
-        from density_engine.vast.client import AuthError, VastClient, VastError, resolve_api_key
-        from density_engine.vast.pool import HostPool, PoolSettings
-        from density_engine.vast.runner import JobRunner, RunnerSettings, new_run_id
-        from density_engine.vast.ssh import generate_run_key, load_private_key, public_key_line
-        from density_engine.vast.wheel import WheelSourceError
+        from snakemake_executor_plugin_vast.client import AuthError, VastClient, VastError, resolve_api_key
+        from snakemake_executor_plugin_vast.pool import HostPool, PoolSettings
+        from snakemake_executor_plugin_vast.runner import JobRunner, RunnerSettings, new_run_id
+        from snakemake_executor_plugin_vast.ssh import generate_run_key, load_private_key, public_key_line
+        from snakemake_executor_plugin_vast.wheels import WheelError, host_wheels
 
         self._runner = None
         self._pool = None
@@ -187,15 +207,18 @@ class Executor(RemoteExecutor):
             api_key = resolve_api_key(s.api_key)
         except Exception as exc:
             raise WorkflowError(f"vast executor: {exc}") from None
-        scale = float(os.environ.get(INTERVAL_SCALE_ENV, "1") or 1)
-        self._client = VastClient(api_key, s.api_url, interval_scale=scale)
+        try:  # fail now, once and clearly, rather than at every host's set-up
+            wheels = host_wheels(s.host_wheels_command, Path.cwd())
+        except WheelError as exc:
+            raise WorkflowError(f"vast executor: {exc}") from None
+        self._client = VastClient(api_key, s.api_url, interval_scale=max(0.0, float(s.api_throttle)))
         try:  # a wrong key is found now, not at the first rent; transient trouble only warns
             self._client.current_user()
         except AuthError as exc:
             self._client.close()
             raise WorkflowError(
-                f"vast executor: the Vast.ai API key was rejected by {s.api_url} ({exc}). Check VAST_API_KEY / "
-                "--vast-api-key / ~/.config/vastai/vast_api_key (create a key at https://cloud.vast.ai/manage-keys/)."
+                f"vast executor: the Vast.ai API key was rejected by {s.api_url} ({exc}). Check SNAKEMAKE_VAST_API_KEY "
+                "/ VAST_API_KEY / ~/.config/vastai/vast_api_key (create a key at https://cloud.vast.ai/manage-keys/)."
             ) from None
         except VastError as exc:
             self.logger.warning(f"vast executor: could not check the API key now ({exc}); continuing")
@@ -203,7 +226,7 @@ class Executor(RemoteExecutor):
         self.workdir = Path.cwd()
         state_dir = self.workdir / ".snakemake" / "vast" / self.run_id
         aux_dir = Path(".snakemake/auxiliary/vast-logs")
-        key_comment = f"{s.label_prefix}-{self.run_id}"  # `density-engine vast cleanup` removes leftover account keys
+        key_comment = f"{s.label_prefix}-{self.run_id}"  # cleanup removes leftover account keys by this comment
         if s.ssh_key:
             key = load_private_key(s.ssh_key)
             public = public_key_line(key, key_comment)
@@ -224,7 +247,7 @@ class Executor(RemoteExecutor):
             unreachable_timeout=float(s.unreachable_timeout),
             keep_instances=bool(s.keep_instances),
             log_dir=self.workdir / aux_dir / self.run_id / "instances",
-            ledger_path=self.workdir / LEDGER_PATH,
+            ledger_path=self.workdir / s.ledger,
         )
         self._pool = HostPool(self._client, pool_settings, key, public, logger=self.logger)
         self._runner = JobRunner(
@@ -240,14 +263,9 @@ class Executor(RemoteExecutor):
                 dispatch_threads=max(2, s.max_instances),
             ),
             self._source_files,
+            wheels=wheels,
             logger=self.logger,
         )
-        try:  # fail now, once and clearly, rather than at every job's staging
-            wheel = self._runner.prepare_wheel()
-        except (WheelSourceError, OSError) as exc:
-            self._runner.close()
-            self._client.close()
-            raise WorkflowError(f"vast executor: {exc}") from None
         self._pool.start()
         base = float(self.workflow.remote_execution_settings.seconds_between_status_checks or 10)
         self._base_interval = max(0.5, base)
@@ -256,7 +274,7 @@ class Executor(RemoteExecutor):
         atexit.register(self._teardown)
         self.logger.info(
             f"vast executor: run {self.run_id}, up to {s.max_instances} instance(s), "
-            f"labels {s.label_prefix}-{self.run_id}-*, code {wheel.name}"
+            f"labels {s.label_prefix}-{self.run_id}-*, host wheels: {', '.join(w.path.name for w in wheels) or 'none'}"
             + (f", budget ${s.budget:g}" if s.budget is not None else "")
         )
 
@@ -275,6 +293,7 @@ class Executor(RemoteExecutor):
     def _source_files(self) -> list[str]:
         """Workflow sources to ship: Snakemake's source list (filtered) plus workflow/, config/ and resources/."""
         files: set = set()
+        excluded = set(self.workflow.executor_settings.exclude_sources or ())
         candidates = set(self.workflow.dag.get_sources())
         candidates.add(os.path.relpath(self.workflow.main_snakefile))
         for folder in _ALWAYS_SHIPPED_DIRS:
@@ -292,7 +311,7 @@ class Executor(RemoteExecutor):
                     f"vast executor: workflow file {rel} lies outside the working directory and cannot be shipped to "
                     "the hosts; move it (e.g. the --configfile) inside the working directory"
                 )
-            if path.parts and path.parts[0] in _EXCLUDED_SOURCE_DIRS:
+            if path.parts and path.parts[0] in excluded:
                 continue
             full = self.workdir / path
             if not full.is_file():
@@ -304,8 +323,8 @@ class Executor(RemoteExecutor):
         return sorted(files)
 
     def _remote_job(self, job: JobExecutorInterface, key: str) -> Any:
-        from density_engine.vast.pool import JobNeeds
-        from density_engine.vast.runner import RemoteJob
+        from snakemake_executor_plugin_vast.pool import JobNeeds
+        from snakemake_executor_plugin_vast.runner import RemoteJob
 
         members = list(job.jobs) if job.is_group() else [job]
         produced = {str(f) for member in members for f in member.output}
@@ -336,7 +355,7 @@ class Executor(RemoteExecutor):
 
     def run_job(self, job: JobExecutorInterface) -> None:
         """Queue the job for a host; never blocks and never raises (problems become retryable job errors)."""
-        from density_engine.vast.runner import job_key
+        from snakemake_executor_plugin_vast.runner import job_key
 
         key = job_key(job.jobid, job.attempt)
         info = SubmittedJobInfo(job, external_jobid=f"vast-{self.run_id}/{key}", aux={"key": key})
@@ -422,7 +441,7 @@ class Executor(RemoteExecutor):
                     self._runner.cancel_all()
                 self._runner.close()
             self._pool.close(destroy=True)  # destroys, sweeps by label and writes the final ledger
-            self.logger.info(self._pool.format_ledger() + f"\n  (written to {LEDGER_PATH})")
+            self.logger.info(self._pool.format_ledger() + f"\n  (written to {self.workflow.executor_settings.ledger})")
             if self._generated_key is not None:
                 if self.workflow.executor_settings.keep_instances:
                     self.logger.info(f"vast executor: SSH key of the kept instances: {self._generated_key}")

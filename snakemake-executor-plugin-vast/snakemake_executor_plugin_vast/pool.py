@@ -1,71 +1,59 @@
-"""Host pool: rent, boot, reuse, replace and destroy Vast.ai instances for one run, with a budget and cost ledger.
+"""The host pool of one run: rents, boots, hands out, releases and destroys Vast.ai instances.
 
-Policy:
+One manager thread makes every decision in :meth:`HostPool.step` (at least every ``tick`` seconds, and whenever
+something changed); the slow work (searching and renting, SSH connects, destroys) runs in a bounded worker pool, and one
+monitor thread lists the run's instances (one API call per 25 instances per cycle, :mod:`.monitor`). Policy:
 
-* at most ``max_instances`` instances live at once (booting ones count); a ready host with free GPUs is reused for the
-  next job (one boot per host, not per job);
-* offers are searched with the user's query (``vastai search offers`` grammar) plus clauses derived from the job's
-  resources (GPU count, memory, disk) and ``max_price``; machines that failed us are blacklisted; an offer taken between
-  search and rent (404/410) is skipped for the next one;
-* readiness: poll the instance until ``running`` with an SSH endpoint, fail fast on terminal statuses and fatal
-  ``status_msg`` patterns, time out after ``boot_timeout``; then connect over SSH (direct endpoint first, then proxy);
-  a host that fails to boot is destroyed, its machine blacklisted, and another offer is tried;
-* every instance's cost is ``dph_total × (end − rent time)`` (storage is charged from creation, so the rent time is the
-  conservative start); the sum over the run is checked against ``budget`` before every rent and at every status cycle;
-* every instance is labelled ``<label_prefix>-<run_id>-<n>`` so ``density-engine vast cleanup`` can find leftovers;
-  at the end of the run (and a while after an ambiguous rent) the pool itself lists the instances with this run's label
-  prefix and destroys what is left (a rent whose answer was lost, a rent finishing during shutdown, a resurrection);
-* ``keep_instances`` keeps only healthy (``ready``) hosts at the end of a run; hosts that died or failed to boot, and
-  every host once the budget is reached, are always destroyed;
-* API errors while polling a booting instance mean "status unknown" until the boot deadline; whatever ends a boot
-  early (an unexpected exception, shutdown) destroys the instance before the error travels on;
-* the cost ledger is written (atomically) after every rent, readiness and destruction, at least every
-  ``ledger_interval`` seconds while hosts live (see :meth:`HostPool.maybe_write_ledger`), and at the end;
-* Vast's container log of an instance that failed to boot or died is fetched into ``log_dir`` before it is destroyed.
+* **Assignment**: a request (one job's needs, and the hosts/machines it must avoid because it failed there) gets the
+  first ready host with enough free GPUs, memory and disk that it does not avoid.
+* **Renting**: requests no host can take now and no booting host is coming for start rents, up to
+  ``max_instances`` live instances; offers are searched with :func:`.offers.query_parts`, cheapest first, skipping
+  avoided machines; an offer taken between search and rent is skipped for the next.
+* **Capacity waits, not failures**: when no offer matches, the request waits for any pool host that fits it (booting,
+  busy or ready) while the market is searched again with back-off; only when ``offer_wait`` passed without an offer and
+  without such a host does it fail, with one message saying how many offers match with fewer filters.
+* **Boot**: ``running`` with an SSH endpoint in the monitor's rows, then SSH (direct first, then proxy); a fatal
+  ``status_msg``, a terminal status, a vanished instance or ``boot_timeout`` destroys the instance (its container log is
+  fetched first) and avoids its machine for the run.
+* **Idle release**: a ready host without jobs is destroyed after ``idle_timeout`` unless a waiting request fits it;
+  at once when requests wait for a new host, all slots are taken and none of them fits it; and at once when no more
+  remote work is expected (:meth:`drain`).
+* **Budget**: the projected spend (spent so far + live instances' $/h × the time to react: one tick plus the destroy
+  calls at Vast's DELETE rate) must stay under ``budget``: a rent that would break it is not made, and when the live
+  instances would break it before the next check, everything is stopped and destroyed (``budget_hit``).
+* **Interruptible instances**: rented with a bid of ``bid_factor`` × the offer's ``min_bid``; an instance that goes to
+  ``stopped`` (outbid) is preempted: its jobs are handed back to the runner without counting as failures.
+* **Death**: a ready host whose instance is gone or exited is retired (the runner re-queues its jobs).
+* Every instance is labelled ``<label_prefix>-<run_id>-<n>``; at the end the pool lists the run's labels and destroys
+  what it lost track of (an ambiguous rent, a rent finishing during shutdown, a resurrection).
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from snakemake_executor_plugin_vast.atomic import write_text_atomic
-from snakemake_executor_plugin_vast.ssh import SshConnection, SshError, TofuHostKeys, connect_first
+from snakemake_executor_plugin_vast.boot import DEAD_STATUSES, boot_verdict, connect, onstart_script
+from snakemake_executor_plugin_vast.ledger import InstanceRecord, RunLedger
+from snakemake_executor_plugin_vast.monitor import InstanceMonitor
+from snakemake_executor_plugin_vast.offers import JobNeeds, Market, counts_for, no_capacity_message, query_parts
+from snakemake_executor_plugin_vast.ssh import SshConnection, SshError, TofuHostKeys
 
 if TYPE_CHECKING:
     import paramiko
 
 log = logging.getLogger(__name__)
 
-FATAL_STATUS_PATTERNS = (
-    "oci runtime create failed",
-    "error response from daemon",
-    "failed to pull image",
-    "pull rate limit",
-    "toomanyrequests",
-    "manifest unknown",
-    "unauthorized",
-    "no space left on device",
-    "unexpected eof",
-)
-"""Substrings of ``status_msg`` (lower-cased) after which an instance never becomes usable."""
-
-TERMINAL_BOOT_STATUSES = frozenset({"exited", "offline", "unknown", "stopped", "error"})
-"""``actual_status`` values that, while booting, mean the instance will never reach ``running``."""
-
-DEAD_STATUSES = frozenset({"exited", "stopped", "error"})
-"""``actual_status`` values of a formerly running host that mean it is gone for good (``offline``/``unknown`` may
-recover and get the unreachable grace period instead)."""
-
-RENT_ATTEMPTS = 3
-"""Instances that may fail to boot for one acquisition before the job is failed (retryably)."""
+DELETE_INTERVAL = 3.0
+"""Vast's documented minimum interval between DELETE calls (s), used to project how long stopping takes."""
 
 
 class PoolError(Exception):
@@ -73,32 +61,15 @@ class PoolError(Exception):
 
 
 class PoolClosed(PoolError):
-    """The pool is shutting down (Ctrl-C or end of run)."""
+    """The pool is shutting down (Ctrl-C, end of run, budget)."""
 
 
 class BudgetExceeded(PoolError):
-    """Renting another instance would exceed the run's budget."""
+    """The run's budget does not allow another instance."""
 
 
-class NoOffers(PoolError):
-    """No offer matches the query (or every matching offer vanished or is blacklisted)."""
-
-
-class BootFailed(PoolError):
-    """An instance did not become usable (timeout, fatal status, no SSH). ``logs``: fetched container logs."""
-
-    def __init__(self, message: str, logs: list[Path] | None = None) -> None:
-        super().__init__(message)
-        self.logs = list(logs or [])
-
-
-@dataclass(frozen=True)
-class JobNeeds:
-    """Resources one submission needs from a host."""
-
-    gpus: int = 1
-    mem_mb: int | None = None
-    disk_gb: float | None = None
+class NoCapacity(PoolError):
+    """No offer matched for ``offer_wait`` and no pool host could take the job."""
 
 
 @dataclass
@@ -113,62 +84,39 @@ class PoolSettings:
     budget: float | None = None
     disk_gb: float = 32.0
     ssh_user: str = "root"
-    label_prefix: str = "density-engine"
+    label_prefix: str = "snakemake-vast"
     boot_timeout: float = 1200.0
     unreachable_timeout: float = 300.0
     keep_instances: bool = False
     offer_limit: int = 20
+    offer_wait: float = 1800.0
+    idle_timeout: float = 300.0
+    interruptible: bool = False
+    bid_factor: float = 1.25
     destroy_retry_delay: float = 1.0
     log_dir: Path | None = None
     """Folder for Vast container logs of hosts that failed to boot or died (None: not fetched)."""
-    ledger_path: Path | None = None
-    """Where the cost ledger JSON is kept up to date during the run (None: only :meth:`HostPool.write_ledger`)."""
-    ledger_interval: float = 30.0
-    """Most seconds between two ledger writes while instances live."""
-    ambiguous_rent_checks: tuple[float, ...] = (3.0, 10.0, 30.0)
-    """Delays (s) after an ambiguous rent at which the pool looks for (and destroys) an instance with its label."""
+    ledger_dir: Path | None = None
+    """Where the run's ledger file is kept (None: in memory only)."""
+    tick: float = 1.0
+    monitor_interval: float = 5.0
+    api_throttle: float = 1.0
+    workers: int = 16
 
     @property
     def run_label_prefix(self) -> str:
         """Label prefix of this run's instances: ``<label_prefix>-<run_id>-``."""
         return f"{self.label_prefix}-{self.run_id}-"
 
-    def boot_poll_interval(self) -> float:
-        """How often a booting instance is polled (scaled to the boot timeout: ~60 polls, 0.2–10 s)."""
-        return min(10.0, max(0.2, self.boot_timeout / 60.0))
-
-
-@dataclass
-class LedgerEntry:
-    """Billing record of one rented instance."""
-
-    instance_id: int
-    machine_id: int | None
-    gpu_name: str
-    num_gpus: int
-    dph_total: float
-    label: str
-    rented_at: float
-    ready_at: float | None = None
-    destroyed_at: float | None = None
-    end_reason: str = ""
-
-    @classmethod
-    def for_host(cls, host: Host, rented_at: float) -> LedgerEntry:
-        """A new (open) entry for a rented host."""
-        return cls(
-            host.instance_id, host.machine_id, host.gpu_name, host.num_gpus, host.dph_total, host.label, rented_at
-        )
-
-    def cost(self, now: float) -> float:
-        """Dollars spent on this instance up to ``now`` (or its destruction)."""
-        end = self.destroyed_at if self.destroyed_at is not None else now
-        return self.dph_total * max(0.0, end - self.rented_at) / 3600.0
+    @property
+    def lag_grace(self) -> float:
+        """How long a fresh rent may be missing from the instance list (Vast's reads lag)."""
+        return max(3 * self.monitor_interval, min(60.0, self.boot_timeout / 4))
 
 
 @dataclass(eq=False)
 class Host:
-    """A rented instance and our SSH connection to it."""
+    """A rented (or adopted) instance and our SSH connection to it."""
 
     instance_id: int
     label: str
@@ -178,15 +126,25 @@ class Host:
     dph_total: float
     cpu_ram_mb: float | None
     disk_gb: float | None
+    rented_at: float
+    interruptible: bool = False
     host_keys: TofuHostKeys = field(default_factory=TofuHostKeys)
+    ssh_key: Any = None
     conn: SshConnection | None = None
-    state: str = "booting"  # booting | ready | dead | destroyed
+    state: str = "booting"  # booting | connecting | ready | dead | destroyed
     used_gpus: int = 0
     gpu_assignments: dict[str, list[int]] = field(default_factory=dict)
+    idle_since: float | None = None
+    busy_since: float | None = None
     unreachable_since: float | None = None
     staging_failures: int = 0
     bootstrapped: str | None = None
     sources_hash: str | None = None
+    preempted: bool = False
+    adopted_from: str | None = None
+    end_reason: str | None = None
+    """Why the host was retired (the ledger's end reason, whoever finally destroys it)."""
+    env: Any = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -195,47 +153,52 @@ class Host:
         where = self.conn.address if self.conn is not None else "?"
         return f"instance {self.instance_id} ({self.gpu_name} x{self.num_gpus}, machine {self.machine_id}, {where})"
 
+    @property
+    def live(self) -> bool:
+        """Counted against ``max_instances`` (and billing)."""
+        return self.state in ("booting", "connecting", "ready")
+
     def fits(self, needs: JobNeeds) -> bool:
-        """True when this host can take a job with ``needs`` now."""
-        if self.state != "ready" or self.num_gpus - self.used_gpus < needs.gpus:
+        """True when this host's hardware can take a job with ``needs`` (free or not)."""
+        if self.num_gpus < needs.gpus:
             return False
         if needs.mem_mb is not None and self.cpu_ram_mb is not None and self.cpu_ram_mb < needs.mem_mb:
             return False
         return not (needs.disk_gb is not None and self.disk_gb is not None and self.disk_gb < needs.disk_gb)
 
-
-def offer_query_for(settings: PoolSettings, needs: JobNeeds) -> str:
-    """The user's offer query plus clauses for the job's GPU count, memory and disk and the price cap."""
-    clauses = [settings.offer_query.strip()] if settings.offer_query.strip() else []
-    clauses.append(f"num_gpus>={max(1, needs.gpus)}")
-    if needs.mem_mb:
-        clauses.append(f"cpu_ram>={needs.mem_mb / 1000.0:g}")  # the query grammar takes GB (it multiplies by 1000)
-    disk = max(settings.disk_gb, needs.disk_gb or 0.0)
-    clauses.append(f"disk_space>={disk:g}")
-    if settings.max_price is not None:
-        clauses.append(f"dph_total<={settings.max_price:g}")
-    return " ".join(clauses)
+    @property
+    def free_gpus(self) -> int:
+        """GPUs not reserved by a job."""
+        return self.num_gpus - self.used_gpus
 
 
-def onstart_script(public_key: str) -> str:
-    """Onstart: no tmux on SSH logins, the run's key in authorized_keys, container env visible to SSH sessions."""
-    quoted = public_key.replace("'", "")
-    return (
-        'touch "$HOME/.no_auto_tmux"; mkdir -p "$HOME/.ssh"; chmod 700 "$HOME/.ssh"; '
-        f'echo \'{quoted}\' >> "$HOME/.ssh/authorized_keys"; chmod 600 "$HOME/.ssh/authorized_keys"; '
-        "env | grep -v -E '^(CONTAINER_API_KEY|VAST_API_KEY)=' | grep _ >> /etc/environment; true"
-    )
+@dataclass(eq=False)
+class HostRequest:
+    """One job waiting for a host. ``on_host(host)`` runs in a worker with the host's GPUs reserved;
+    ``on_error(exc)`` when no host can be had (closed, budget, no capacity)."""
 
+    key: str
+    needs: JobNeeds
+    on_host: Callable[[Host], None]
+    on_error: Callable[[Exception], None]
+    avoid_hosts: frozenset[int] = frozenset()
+    avoid_machines: frozenset[int] = frozenset()
+    created_at: float = 0.0
+    no_offer_since: float | None = None
+    renting: bool = False
+    failing: bool = False
 
-@dataclass
-class _RentSlot:
-    """Whether one acquisition currently holds a 'pending rent' place in the max_instances count."""
-
-    pending: bool = True
+    def can_use(self, host: Host) -> bool:
+        """True when this request may run on ``host`` (hardware fits, not avoided)."""
+        if host.instance_id in self.avoid_hosts or (
+            host.machine_id is not None and host.machine_id in self.avoid_machines
+        ):
+            return False
+        return host.fits(self.needs)
 
 
 class HostPool:
-    """Thread-safe pool of rented hosts for one run (see the module docstring)."""
+    """Thread-safe pool of hosts for one run (see the module docstring)."""
 
     def __init__(
         self,
@@ -254,90 +217,100 @@ class HostPool:
         self.clock = clock
         self.log = logger or log
         self.hosts: list[Host] = []
-        self.ledger: list[LedgerEntry] = []
         self.blacklist: set[int] = set()
+        self.requests: list[HostRequest] = []
+        self.ledger = RunLedger(
+            settings.ledger_dir or Path("."), settings.run_id, settings.label_prefix, settings.budget, clock=clock
+        )
+        self.persist_ledger = settings.ledger_dir is not None
+        self.market = Market(
+            settings.offer_wait,
+            backoff_base=min(15.0, max(0.5, settings.offer_wait / 60)),
+            backoff_cap=min(120.0, max(1.0, settings.offer_wait / 6)),
+        )
+        self.monitor = InstanceMonitor(
+            client, lambda: (settings.run_label_prefix,), interval=settings.monitor_interval, clock=clock,
+            on_update=self.wake,
+        )  # fmt: skip
         self._cond = threading.Condition()
-        self._pending_rents = 0
-        self._closed = False
+        self._workers = ThreadPoolExecutor(max_workers=max(2, settings.workers), thread_name_prefix="vast-pool")
         self._stop = threading.Event()
-        self._budget_hit = False
-        self._account_key_id: int | None = None
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._renting = 0
         self._counter = 0
-        self._ambiguous_rents: dict[str, float] = {}  # label -> clock time of a rent whose answer was lost
-        self._ledger_lock = threading.Lock()
-        self._ledger_written = 0.0
+        self._inflight_labels: set[str] = set()
+        self._rent_locks: dict[str, threading.Lock] = {}
+        self._account_key_id: int | None = None
+        self._draining = False
+        self.drained = threading.Event()
+        self.budget_hit = False
+        self.on_budget: Callable[[str], None] | None = None
+        self.on_host_lost: Callable[[Host, str, bool], None] | None = None
+        self.stats = {"rents": 0, "searches": 0, "boot_failures": 0, "idle_released": 0, "preempted": 0}
 
     # ---- lifecycle -------------------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Warn about leftovers of earlier runs; register the run's public key on the account (new instances get it)."""
-        prefix = f"{self.settings.label_prefix}-"
-        try:
-            leftovers = self.client.list_instances(label_prefix=prefix)
-        except Exception as exc:
-            self.log.debug(f"vast: could not list instances: {exc}")
-            leftovers = []
-        if leftovers:
-            ids = ", ".join(str(inst.id) for inst in leftovers[:10])
-            self.log.warning(
-                f"vast: {len(leftovers)} instance(s) labelled {prefix}* from earlier runs are still live and billing "
-                f"({ids}); destroy them with `density-engine vast cleanup` unless another run uses them"
-            )
+        """Register the run's public key on the account (new instances get it); start the monitor and the manager."""
         try:
             self._account_key_id = self.client.add_account_ssh_key(self.public_key)
-        except Exception as exc:  # attach per instance still works
+        except Exception as exc:  # attach per instance and onstart still install it
             self.log.warning(
                 f"vast: could not register the run's SSH key on the account ({exc}); attaching per instance"
             )
+        self.monitor.start()
+        self._thread = threading.Thread(target=self._loop, name="vast-pool-manager", daemon=True)
+        self._thread.start()
 
     @property
     def closed(self) -> bool:
-        """True once :meth:`close` was called."""
+        """True once :meth:`stop` was called."""
         return self._closed
 
-    def stop(self) -> None:
-        """Stop renting and wake every waiting or booting :meth:`acquire` (they raise :class:`PoolClosed`) without
-        destroying anything yet: the first step of a shutdown, so threads blocked in the pool can finish."""
+    def wake(self) -> None:
+        """Make the manager run a step soon."""
         with self._cond:
-            self._closed = True
-            self._stop.set()
             self._cond.notify_all()
 
-    def close(self, *, destroy: bool = True, wait_rents: float = 60.0) -> None:
-        """Stop renting, wait for in-flight rents, destroy the instances, sweep by label, write the final ledger.
-
-        With ``keep_instances`` only healthy (``ready``) hosts are kept, and none once the budget was reached;
-        ``destroy=False`` keeps every live instance (nothing is destroyed or swept).
-        """
-        self.stop()
+    def stop(self) -> None:
+        """Stop renting and fail every waiting request (PoolClosed) without destroying anything yet."""
         with self._cond:
-            deadline = time.monotonic() + wait_rents
-            while self._pending_rents and time.monotonic() < deadline:
+            if self._closed:
+                return
+            self._closed = True
+            self._stop.set()
+            waiting, self.requests = self.requests, []
+            self._cond.notify_all()
+        for request in waiting:
+            self._fail_request(request, PoolClosed("the vast executor is shutting down"))
+
+    def close(self, *, destroy: bool = True, wait_rents: float = 60.0) -> None:
+        """Stop, wait for in-flight rents, destroy the instances (``keep_instances`` keeps ready hosts unless the budget
+        was hit), sweep the run's labels, remove the account key, write the final ledger."""
+        self.stop()
+        self.monitor.stop()
+        deadline = time.monotonic() + wait_rents
+        with self._cond:
+            while self._renting and time.monotonic() < deadline:
                 self._cond.wait(0.2)
             hosts = list(self.hosts)
-        for host in hosts:
-            if host.conn is not None:
-                host.conn.close()
         keep: set[int] = set()
         if not destroy:
-            keep = {h.instance_id for h in hosts if h.state != "destroyed"}
-        elif self.settings.keep_instances and not self.budget_reached():
+            keep = {h.instance_id for h in hosts if h.live}
+        elif self.settings.keep_instances and not self.budget_hit:
             keep = {h.instance_id for h in hosts if h.state == "ready"}
-        threads = [
-            threading.Thread(target=self.destroy, args=(h, "end of run"))
-            for h in hosts
-            if h.instance_id not in keep and h.state != "destroyed"
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=120)
+        for host in hosts:
+            if host.conn is not None and host.instance_id not in keep:
+                host.conn.close()
+        doomed = [h for h in hosts if h.instance_id not in keep and h.state != "destroyed"]
+        list(self._workers.map(lambda h: self.destroy(h, "end of run"), doomed))
         if destroy:
             self.sweep(keep)
         if keep:
             self.log.warning(
-                f"vast: keeping instances {sorted(keep)} (--vast-keep-instances): they keep billing until you run "
-                f"`density-engine vast cleanup --label-prefix {self.settings.label_prefix}`"
+                f"vast: keeping instances {sorted(keep)} (--vast-keep-instances): they keep billing until you clean "
+                f"them up (label prefix {self.settings.label_prefix}-{self.settings.run_id}-)"
             )
         if self._account_key_id is not None:
             try:
@@ -345,12 +318,24 @@ class HostPool:
             except Exception as exc:
                 self.log.warning(f"vast: could not remove the run's SSH key from the account: {exc}")
             self._account_key_id = None
-        self._write_ledger_now(final=True)
+        self._workers.shutdown(wait=False, cancel_futures=True)
+        if not self.ledger.final or self.ledger.live_count():
+            reason = "budget reached" if self.budget_hit else "end of run"
+            self._finalize_or_write(reason if not keep else "end of run (instances kept)")
+
+    def _finalize_or_write(self, reason: str) -> None:
+        if not self.persist_ledger:
+            self.ledger.final = not self.ledger.live_count()
+            return
+        if self.ledger.live_count():
+            self.ledger.end_reason = reason
+            self.ledger.write(force=True)
+        else:
+            self.ledger.finalize(reason)
 
     def sweep(self, keep: set[int] | frozenset[int] = frozenset(), *, rounds: int = 3) -> list[int]:
-        """Destroy every live instance labelled with this run's prefix except ``keep``: instances the pool lost track
-        of (an ambiguous rent whose label lookup missed, a rent that finished after shutdown, an instance that came
-        back after its DELETE). Repeats the listing up to ``rounds`` times; returns the ids destroyed."""
+        """Destroy every live instance labelled with this run's prefix except ``keep`` (instances the pool lost track
+        of); repeats the listing up to ``rounds`` times; returns the ids destroyed."""
         destroyed: list[int] = []
         for _ in range(max(1, rounds)):
             try:
@@ -360,10 +345,7 @@ class HostPool:
                     if inst.id not in keep
                 ]
             except Exception as exc:
-                self.log.warning(
-                    f"vast: could not list this run's instances for the end-of-run sweep ({exc}); check with "
-                    f"`density-engine vast status --run-id {self.settings.run_id}`"
-                )
+                self.log.warning(f"vast: could not list this run's instances for the end-of-run sweep ({exc})")
                 return destroyed
             if not leftovers:
                 return destroyed
@@ -374,126 +356,71 @@ class HostPool:
         return destroyed
 
     def _destroy_found(self, inst: Any, reason: str) -> bool:
-        """Destroy an instance found by label (tracked or not); untracked ones get a ledger entry first."""
+        """Destroy an instance found by label (tracked or not); untracked ones get a ledger record first."""
         with self._cond:
             host = next((h for h in self.hosts if h.instance_id == inst.id), None)
             if host is None:
-                rented_at = self._ambiguous_rents.get(inst.label or "")
-                if rented_at is None:
-                    rented_at = float(inst.start_date) if inst.start_date else self.clock()
+                rented_at = float(inst.start_date) if inst.start_date else self.clock()
                 host = Host(
                     instance_id=int(inst.id), label=inst.label or "", machine_id=inst.machine_id,
                     gpu_name=inst.gpu_name or "?", num_gpus=int(inst.num_gpus or 1),
-                    dph_total=float(inst.dph_total or 0.0), cpu_ram_mb=None, disk_gb=None, state="dead",
+                    dph_total=float(inst.dph_total or 0.0), cpu_ram_mb=None, disk_gb=None, rented_at=rented_at,
+                    state="dead",
                 )  # fmt: skip
                 self.hosts.append(host)
-                self.ledger.append(LedgerEntry.for_host(host, rented_at))
-            else:  # a tracked host that is still (or, after its DELETE, again: a resurrection) live
+                self._record(host)
+            else:  # tracked and still (or, after its DELETE, again: a resurrection) live
                 host.state = "dead"
         return self.destroy(host, reason)
 
-    # ---- budget and ledger -----------------------------------------------------------------------------------------
+    # ---- requests --------------------------------------------------------------------------------------------------
 
-    def spent(self, now: float | None = None) -> float:
-        """Dollars spent by this run so far (every instance it rented)."""
-        now = self.clock() if now is None else now
+    def request(self, request: HostRequest) -> None:
+        """Queue a request for a host (never blocks; the outcome comes through its callbacks)."""
         with self._cond:
-            return sum(entry.cost(now) for entry in self.ledger)
+            if self._closed:
+                closed = True
+            else:
+                closed = False
+                request.created_at = self.clock()
+                self.requests.append(request)
+                if self.ledger.final:
+                    self.ledger.reopen()
+                self._draining = False
+                self.drained.clear()
+                self._cond.notify_all()
+        if closed:
+            self._fail_request(request, PoolClosed("the vast executor is shutting down"))
 
-    def budget_reached(self) -> bool:
-        """True once the run's spend reached ``budget`` (sticky)."""
-        if self.settings.budget is None:
-            return False
-        if not self._budget_hit and self.spent() >= self.settings.budget:
-            self._budget_hit = True
-        return self._budget_hit
+    def cancel_request(self, key: str) -> None:
+        """Drop a waiting request (its job was cancelled)."""
+        with self._cond:
+            self.requests = [r for r in self.requests if r.key != key]
 
-    def ledger_summary(self, *, final: bool = False) -> dict[str, Any]:
-        """The cost ledger as a JSON-able dict (format: ``docs/vast.md``, "The cost ledger")."""
+    def _fail_request(self, request: HostRequest, exc: Exception) -> None:
+        try:
+            request.on_error(exc)
+        except Exception:  # a callback must never break the manager
+            self.log.debug("vast: request error callback failed", exc_info=True)
+
+    def release(self, host: Host, gpus: int, key: str | None = None, *, finished_job: bool = False) -> None:
+        """Give back GPUs reserved for a job (and the indices assigned to job ``key``)."""
         now = self.clock()
         with self._cond:
-            entries = [dict(asdict(e), cost_usd=round(e.cost(now), 9)) for e in self.ledger]
-        return {
-            "run_id": self.settings.run_id,
-            "written_at": now,
-            "final": final,
-            "budget_usd": self.settings.budget,
-            "total_cost_usd": round(sum(e["cost_usd"] for e in entries), 9),
-            "live_instances": sum(1 for e in entries if e["destroyed_at"] is None),
-            "instances": entries,
-        }
-
-    def write_ledger(self, path: str | os.PathLike[str], *, final: bool = False) -> Path:
-        """Write the ledger atomically as JSON; return the path."""
-        path = Path(path)
-        with self._ledger_lock:  # one writer at a time, so an older snapshot never replaces a newer one
-            write_text_atomic(path, json.dumps(self.ledger_summary(final=final), indent=2) + "\n")
-            self._ledger_written = time.monotonic()
-        return path
-
-    def _write_ledger_now(self, *, final: bool = False) -> None:
-        """Update ``settings.ledger_path`` (if set); a write failure is logged, never raised."""
-        if self.settings.ledger_path is None:
-            return
-        try:
-            self.write_ledger(self.settings.ledger_path, final=final)
-        except OSError as exc:
-            self.log.warning(f"vast: could not write the cost ledger {self.settings.ledger_path}: {exc}")
-
-    def maybe_write_ledger(self) -> None:
-        """Rewrite the ledger when ``ledger_interval`` passed since the last write (called every status cycle)."""
-        if time.monotonic() - self._ledger_written >= self.settings.ledger_interval:
-            self._write_ledger_now()
-
-    def format_ledger(self) -> str:
-        """Human-readable ledger table."""
-        summary = self.ledger_summary()
-        lines = [f"Vast cost ledger of run {summary['run_id']}:"]
-        for e in summary["instances"]:
-            end = e["destroyed_at"] or summary["written_at"]
-            lines.append(
-                f"  instance {e['instance_id']:>10}  {e['gpu_name']} x{e['num_gpus']}  ${e['dph_total']:.4f}/h  "
-                f"{(end - e['rented_at']) / 60:7.2f} min  ${e['cost_usd']:.4f}  ({e['end_reason'] or 'live'})"
-            )
-        budget = f" of budget ${summary['budget_usd']:g}" if summary["budget_usd"] is not None else ""
-        lines.append(f"  total: ${summary['total_cost_usd']:.4f}{budget} over {len(summary['instances'])} instance(s)")
-        return "\n".join(lines)
-
-    # ---- acquisition -----------------------------------------------------------------------------------------------
-
-    def acquire(self, needs: JobNeeds) -> Host:
-        """Return a ready host with ``needs.gpus`` GPUs reserved for the caller: reuse one, or rent and boot one.
-
-        Blocks while all ``max_instances`` hosts are busy. Raises :class:`PoolClosed`, :class:`BudgetExceeded`,
-        :class:`NoOffers` or :class:`BootFailed`.
-        """
-        with self._cond:
-            while True:
-                if self._closed:
-                    raise PoolClosed("the vast executor is shutting down")
-                if self.budget_reached():
-                    raise BudgetExceeded(self.budget_message())
-                for host in self.hosts:
-                    if host.fits(needs):
-                        host.used_gpus += needs.gpus
-                        return host
-                live = sum(1 for h in self.hosts if h.state in ("booting", "ready")) + self._pending_rents
-                if live < self.settings.max_instances:
-                    self._pending_rents += 1
-                    break
-                self._cond.wait(0.5)
-        slot = _RentSlot()
-        try:
-            return self._rent_ready_host(needs, slot)
-        finally:
-            with self._cond:
-                if slot.pending:
-                    self._pending_rents -= 1
-                self._cond.notify_all()
+            host.used_gpus = max(0, host.used_gpus - gpus)
+            if key is not None:
+                host.gpu_assignments.pop(key, None)
+            if host.used_gpus == 0 and host.state == "ready":
+                if host.busy_since is not None:
+                    self.ledger.add_time(host.instance_id, busy=now - host.busy_since)
+                host.busy_since, host.idle_since = None, now
+            if finished_job:
+                self.ledger.add_time(host.instance_id, jobs=1)
+            self._cond.notify_all()
 
     def assign_gpus(self, host: Host, key: str, count: int) -> list[int]:
-        """Pick ``count`` GPU indices of the host for job ``key`` (within the GPUs reserved by :meth:`acquire`), so
-        jobs sharing a multi-GPU host get disjoint ``CUDA_VISIBLE_DEVICES``."""
+        """Pick ``count`` GPU indices of the host for job ``key`` (within its reservation): disjoint
+        ``CUDA_VISIBLE_DEVICES`` for jobs sharing a multi-GPU host."""
         with self._cond:
             taken = {i for ids in host.gpu_assignments.values() for i in ids}
             free = [i for i in range(max(host.num_gpus, 1)) if i not in taken]
@@ -501,250 +428,551 @@ class HostPool:
             host.gpu_assignments[key] = ids
             return ids
 
-    def release(self, host: Host, gpus: int, key: str | None = None) -> None:
-        """Give back GPUs reserved by :meth:`acquire` (and the indices assigned to job ``key``)."""
+    def drain(self, draining: bool = True) -> None:
+        """No more remote work is expected (``True``): idle hosts are destroyed at once and, once none is live, the
+        ledger is finalized and :attr:`drained` is set."""
         with self._cond:
-            host.used_gpus = max(0, host.used_gpus - gpus)
-            if key is not None:
-                host.gpu_assignments.pop(key, None)
+            self._draining = draining
+            if not draining:
+                self.drained.clear()
             self._cond.notify_all()
 
+    # ---- the manager -----------------------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.step()
+            except Exception:  # the manager must survive anything
+                self.log.warning("vast: pool manager step failed", exc_info=True)
+            with self._cond:
+                if not self._stop.is_set():
+                    self._cond.wait(self.settings.tick)
+
+    def step(self) -> None:
+        """One round of decisions (see the module docstring)."""
+        if self._closed:
+            return
+        now = self.clock()
+        self._check_budget(now)
+        if self._closed:
+            return
+        self._check_hosts(now)
+        self._assign(now)
+        self._rent_for_waiting(now)
+        self._release_idle(now)
+        self._destroy_strays()
+        self._check_drained()
+        if self.persist_ledger:
+            self.ledger.maybe_write()
+
+    def _check_budget(self, now: float) -> None:
+        budget = self.settings.budget
+        if budget is None or self.budget_hit:
+            return
+        if self.projected_spend(now) < budget:
+            return
+        self._trigger_budget()
+
+    def _trigger_budget(self) -> None:
+        """Stop for the budget: fail everything through the runner's callback, stop renting, destroy every host."""
+        with self._cond:
+            if self.budget_hit:
+                return
+            self.budget_hit = True
+            for host in self.hosts:
+                if host.state != "destroyed" and host.end_reason is None:
+                    host.end_reason = "budget reached"
+        message = self.budget_message()
+        self.log.warning("vast: budget reached: stopping the remaining jobs and destroying every instance")
+        if self.on_budget is not None:
+            try:
+                self.on_budget(message)
+            except Exception:
+                self.log.debug("vast: budget callback failed", exc_info=True)
+        self.stop()
+        for host in list(self.hosts):
+            if host.state != "destroyed":
+                self.retire(host, "budget reached", blacklist=False)
+
+    def reaction_time(self, live: int | None = None) -> float:
+        """Seconds from a budget check until every live instance is destroyed: a tick, plus the DELETE calls at Vast's
+        documented rate, plus a margin."""
+        live = self.ledger.live_count() if live is None else live
+        return 2 * self.settings.tick + DELETE_INTERVAL * self.settings.api_throttle * live + 2.0
+
+    def projected_spend(self, now: float | None = None, extra_dph: float = 0.0, extra_live: int = 0) -> float:
+        """Spend so far plus what the live instances (and ``extra_dph`` more) cost until the pool could react."""
+        now = self.clock() if now is None else now
+        horizon = self.reaction_time(self.ledger.live_count() + extra_live)
+        return self.ledger.spent(now) + (self.ledger.live_dph() + extra_dph) * horizon / 3600.0
+
     def budget_message(self) -> str:
-        """The message shown when the budget is reached."""
+        """The message when the budget stops the run."""
         return (
-            f"Vast budget reached: this run spent ${self.spent():.4f} of its --vast-budget ${self.settings.budget:g}; "
-            "no more instances are rented and the remaining jobs are stopped. Raise --vast-budget to continue."
+            f"Vast budget reached: this run spent ${self.ledger.spent():.4f} of its --vast-budget "
+            f"${self.settings.budget:g} (the live instances would have gone past it before the next check); no more "
+            "instances are rented and the remaining jobs are stopped. Raise --vast-budget to continue."
+        )
+
+    def _check_hosts(self, now: float) -> None:
+        """Boot progress of booting hosts; death and preemption of ready ones (from the monitor's rows)."""
+        for host in list(self.hosts):
+            if host.state == "booting":
+                sighting = self.monitor.sighting(host.instance_id)
+                age = now - host.rented_at
+                verdict = boot_verdict(
+                    sighting.instance, seen_for=age, lag_grace=self.settings.lag_grace,
+                    gone=sighting.instance is not None and sighting.missing_since is not None,
+                )  # fmt: skip
+                if verdict.kind == "ready":
+                    host.state = "connecting"
+                    self._submit(self._connect, host, sighting.instance)
+                elif verdict.kind == "failed":
+                    self._boot_failed(host, verdict.reason)
+                elif age > self.settings.boot_timeout:
+                    self._boot_failed(host, f"not running after the boot timeout of {self.settings.boot_timeout:.0f} s")
+            elif host.state == "ready":
+                sighting = self.monitor.sighting(host.instance_id)
+                inst = sighting.instance
+                status = (inst.actual_status or "").lower() if inst is not None else ""
+                if (
+                    host.interruptible
+                    and inst is not None
+                    and (status == "stopped" or inst.intended_status == "stopped")
+                ):
+                    self._lost(host, "preempted: the interruptible instance was stopped (outbid)", preempted=True)
+                elif sighting.missing_since is not None and now - sighting.missing_since > self.settings.lag_grace:
+                    self._lost(host, "the instance is gone")
+                elif status in DEAD_STATUSES:
+                    self._lost(host, f"instance status {status!r}")
+
+    def _lost(self, host: Host, reason: str, *, preempted: bool = False) -> None:
+        with self._cond:
+            if host.state in ("dead", "destroyed"):
+                return
+        host.preempted = preempted
+        if preempted:
+            self.stats["preempted"] += 1
+            self.ledger.update(host.instance_id, preempted=True)
+        self.log.warning(f"vast: {host.name} lost: {reason}")
+        if self.on_host_lost is not None:
+            try:
+                self.on_host_lost(host, reason, preempted)
+            except Exception:
+                self.log.debug("vast: host-lost callback failed", exc_info=True)
+        self.retire(host, reason, blacklist=not preempted)
+
+    def _assign(self, now: float) -> None:
+        with self._cond:
+            waiting = list(self.requests)
+            hosts = [h for h in self.hosts if h.state == "ready"]
+            granted: list[tuple[HostRequest, Host]] = []
+            for request in waiting:
+                host = next((h for h in hosts if h.free_gpus >= request.needs.gpus and request.can_use(h)), None)
+                if host is None:
+                    continue
+                if host.used_gpus == 0:
+                    if host.idle_since is not None:
+                        self.ledger.add_time(host.instance_id, idle=now - host.idle_since)
+                    host.idle_since, host.busy_since = None, now
+                host.used_gpus += request.needs.gpus
+                self.requests.remove(request)
+                granted.append((request, host))
+        for request, host in granted:
+            self._submit(self._grant, request, host)
+
+    def _grant(self, request: HostRequest, host: Host) -> None:
+        try:
+            request.on_host(host)
+        except Exception as exc:
+            self.log.warning(f"vast: handing {host.name} to job {request.key} failed: {exc}")
+            self.release(host, request.needs.gpus, request.key)
+
+    def _rent_for_waiting(self, now: float) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            waiting = [r for r in self.requests if not r.renting]
+            coming = [h for h in self.hosts if h.state in ("booting", "connecting")]
+            promised: set[int] = set()
+            slots = self.settings.max_instances - sum(1 for h in self.hosts if h.live) - self._renting
+            to_rent: list[HostRequest] = []
+            for request in waiting:
+                host = next((h for h in coming if h.instance_id not in promised and request.can_use(h)), None)
+                if host is not None:
+                    promised.add(host.instance_id)
+                    continue
+                if slots > 0:
+                    to_rent.append(request)
+                    slots -= 1
+        by_query: dict[str, list[HostRequest]] = {}
+        for request in to_rent:
+            parts = query_parts(self.settings.offer_query, request.needs, disk_gb=self._disk_for(request.needs),
+                                max_price=self.settings.max_price)  # fmt: skip
+            if not self.market.may_search(parts.full, now):
+                continue
+            by_query.setdefault(parts.full, []).append(request)
+        for query, requests in by_query.items():
+            with self._cond:
+                for request in requests:
+                    request.renting = True
+                self._renting += len(requests)
+            self._submit(self._rent, query, requests)
+        self._fail_no_capacity(now)
+
+    def _disk_for(self, needs: JobNeeds) -> float:
+        return float(max(self.settings.disk_gb, needs.disk_gb or 0.0))
+
+    def _fail_no_capacity(self, now: float) -> None:
+        """Fail requests whose market stayed empty for ``offer_wait`` while no pool host could take them."""
+        with self._cond:
+            doomed = []
+            for request in self.requests:
+                if request.renting or request.failing or request.no_offer_since is None:
+                    continue
+                parts = query_parts(self.settings.offer_query, request.needs, disk_gb=self._disk_for(request.needs),
+                                    max_price=self.settings.max_price)  # fmt: skip
+                state = self.market.state(parts.full)
+                if state is None or not state.exhausted:
+                    continue
+                if any(h.live and request.can_use(h) for h in self.hosts):
+                    continue  # a pool host (booting, busy or ready) will take it: keep waiting
+                request.failing = True
+                doomed.append((request, parts, state))
+        for request, parts, state in doomed:
+            self._submit(self._no_capacity, request, parts, state, now)
+
+    def _no_capacity(self, request: HostRequest, parts: Any, state: Any, now: float) -> None:
+        counts = counts_for(lambda q: self._search(q, limit=1000), parts)
+        waited = now - (state.empty_since if state.empty_since is not None else now)
+        message = no_capacity_message(parts, counts, waited, state.searches, len(self.blacklist))
+        with self._cond:
+            if request not in self.requests:
+                return
+            self.requests.remove(request)
+        self.log.error(f"vast: {message}")
+        self._fail_request(request, NoCapacity(message))
+
+    def _search(self, query: str, *, limit: int | None = None, disk_gb: float | None = None) -> list[Any]:
+        """Offers for ``query``, cheapest first; the rented disk is priced in (``allocated_storage``)."""
+        self.stats["searches"] += 1
+        return self.client.search_offers(
+            query, order="dph_total", limit=limit or self.settings.offer_limit,
+            disk_gb=self.settings.disk_gb if disk_gb is None else disk_gb,
+            offer_type="bid" if self.settings.interruptible else "on-demand",
+        )  # fmt: skip
+
+    def _rent(self, query: str, requests: list[HostRequest]) -> None:
+        """Rent up to ``len(requests)`` instances for one query (a worker task)."""
+        from snakemake_executor_plugin_vast.client import AuthError, OfferUnavailable, RateLimited, VastError
+
+        rented = 0
+        now = self.clock()
+        with self._cond:
+            rent_lock = self._rent_locks.setdefault(query, threading.Lock())
+        rent_lock.acquire()  # one renter per query at a time: two would race for the same cheapest offer
+        try:
+            needs = requests[0].needs
+            disk_gb = self._disk_for(needs)
+            try:
+                offers = self._search(query, disk_gb=disk_gb)
+            except VastError as exc:
+                self.log.warning(f"vast: offer search failed ({exc}); searching again later")
+                self.market.empty(query, now)
+                return
+            avoided = set(self.blacklist)
+            for request in requests:
+                avoided |= set(request.avoid_machines)
+            candidates = [o for o in offers if o.machine_id not in avoided]
+            for offer in candidates:
+                if rented >= len(requests) or self._closed:
+                    break
+                price = self._price(offer)
+                budget = self.settings.budget
+                if budget is not None and self.projected_spend(extra_dph=price, extra_live=1) >= budget:
+                    self.log.warning(
+                        f"vast: not renting offer {offer.id} (${price:.3f}/h): the projected spend would pass "
+                        f"--vast-budget ${budget:g}"
+                    )
+                    with self._cond:
+                        serving = any(h.live for h in self.hosts)
+                    if not serving:  # nothing can run the jobs and nothing more may be rented: stop cleanly
+                        self._trigger_budget()
+                    break
+                label = self._next_label()
+                instance_id = None
+                try:
+                    instance_id = self._create(offer, label, disk_gb, price)
+                except OfferUnavailable as exc:
+                    self.log.info(f"vast: offer {offer.id} vanished before renting ({exc}); trying the next one")
+                    continue
+                except (AuthError, RateLimited) as exc:
+                    self.log.warning(f"vast: renting offer {offer.id} failed ({exc}); trying again later")
+                    break
+                except VastError as exc:
+                    if exc.status is None or exc.status >= 500:  # the rent may have happened after all
+                        self.log.warning(
+                            f"vast: the rent labelled {label} ended ambiguously ({exc}); destroying the instance if "
+                            "it appears"
+                        )
+                        self.monitor.expect_strays(max(60.0, 10 * self.settings.monitor_interval))
+                    else:
+                        self.log.warning(f"vast: renting offer {offer.id} failed ({exc})")
+                    break
+                finally:
+                    if instance_id is None:
+                        with self._cond:
+                            self._inflight_labels.discard(label)
+                host = Host(
+                    instance_id=int(instance_id), label=label, machine_id=offer.machine_id, gpu_name=offer.gpu_name,
+                    num_gpus=int(offer.num_gpus or 1), dph_total=price, cpu_ram_mb=offer.cpu_ram,
+                    disk_gb=offer.disk_space, rented_at=self.clock(), interruptible=self.settings.interruptible,
+                    ssh_key=self.ssh_key,
+                )  # fmt: skip
+                with self._cond:
+                    self.hosts.append(host)
+                    self._record(host)
+                    self._inflight_labels.discard(label)
+                    closed = self._closed
+                self.monitor.watch(host.instance_id)
+                self.stats["rents"] += 1
+                rented += 1
+                if self.persist_ledger:
+                    self.ledger.write()
+                self.log.info(
+                    f"vast: rented instance {host.instance_id} ({host.gpu_name} x{host.num_gpus}, "
+                    f"${host.dph_total:.3f}/h{', interruptible' if host.interruptible else ''}, machine "
+                    f"{host.machine_id}) label {label}"
+                )
+                if closed:
+                    self.destroy(host, "rented during shutdown")
+                    return
+                with contextlib.suppress(Exception):  # the account key and onstart also install it
+                    self.client.attach_ssh_key(host.instance_id, self.public_key)
+            if rented:
+                self.market.found(query)
+            else:
+                state = self.market.empty(query, now)
+                with self._cond:
+                    for request in requests:
+                        if request.no_offer_since is None:
+                            request.no_offer_since = now
+                if state.searches == 1:
+                    self.log.warning(
+                        f"vast: no offer available for {query!r} (avoided machines: {sorted(avoided)}); jobs wait for "
+                        f"a pool host or a new offer (searching again with back-off, up to --vast-offer-wait "
+                        f"{self.settings.offer_wait:.0f} s)"
+                    )
+        finally:
+            rent_lock.release()
+            with self._cond:
+                for request in requests:
+                    request.renting = False
+                    if rented:
+                        request.no_offer_since = None
+                self._renting -= len(requests)
+                self._cond.notify_all()
+
+    def _price(self, offer: Any) -> float:
+        """$/h of renting ``offer``: its dph_total, or for an interruptible rent the bid (``bid_factor`` × min_bid,
+        plus storage)."""
+        if not self.settings.interruptible:
+            return float(offer.dph_total or 0.0)
+        raw = offer.raw or {}
+        min_bid = float(raw.get("min_bid") or raw.get("dph_base") or offer.dph_total or 0.0)
+        storage = max(0.0, float(offer.dph_total or 0.0) - float(raw.get("dph_base") or offer.dph_total or 0.0))
+        return min_bid * self.settings.bid_factor + storage
+
+    def _create(self, offer: Any, label: str, disk_gb: float, price: float) -> int:
+        with self._cond:
+            self._inflight_labels.add(label)
+        kwargs: dict[str, Any] = {}
+        if self.settings.interruptible:
+            raw = offer.raw or {}
+            kwargs["bid_price"] = float(raw.get("min_bid") or offer.dph_total or 0.0) * self.settings.bid_factor
+        return self.client.create_instance(
+            offer.id, image=self.settings.image, disk_gb=disk_gb, label=label,
+            onstart=onstart_script(self.public_key), **kwargs,
+        )  # fmt: skip
+
+    def _record(self, host: Host) -> None:
+        self.ledger.add(
+            InstanceRecord(
+                instance_id=host.instance_id,
+                label=host.label,
+                machine_id=host.machine_id,
+                gpu_name=host.gpu_name,
+                num_gpus=host.num_gpus,
+                dph_total=host.dph_total,
+                rented_at=host.rented_at,
+                interruptible=host.interruptible,
+                adopted_from=host.adopted_from,
+            )
         )
 
     def _next_label(self) -> str:
         with self._cond:
             self._counter += 1
-            return f"{self.settings.label_prefix}-{self.settings.run_id}-{self._counter}"
+            return f"{self.settings.run_label_prefix}{self._counter}"
 
-    def _rent_ready_host(self, needs: JobNeeds, slot: _RentSlot) -> Host:
-        failures: list[str] = []
-        logs: list[Path] = []
-        for _ in range(RENT_ATTEMPTS):
-            with self._cond:
-                if not slot.pending:
-                    self._pending_rents += 1
-                    slot.pending = True
-            host = self._rent(needs, slot)
-            booting_since = time.monotonic()
-            try:
-                self._wait_ready(host)
-            except (BootFailed, SshError) as exc:
-                if self._closed:
-                    self._discard(host, "shutting down")
-                    raise PoolClosed("the vast executor is shutting down") from exc
-                failures.append(f"instance {host.instance_id}: {exc}")
-                self.log.warning(f"vast: {host.name} did not become usable: {exc}; destroying it and renting another")
-                log_path = self.fetch_container_log(host)
-                if log_path is not None:
-                    logs.append(log_path)
-                self._discard(host, f"boot failed: {exc}", blacklist=True)
-                continue
-            except BaseException as exc:  # shutdown, or anything unexpected: never leave a booting instance behind
-                why = "shutting down" if isinstance(exc, PoolClosed) else f"boot aborted: {type(exc).__name__}: {exc}"
-                self._discard(host, why)
-                raise
-            ready_after = time.monotonic() - booting_since
-            self.log.info(f"vast: {host.name} reachable over SSH {ready_after:.1f} s after the rent")
-            with self._cond:
-                host.state = "ready"
-                host.used_gpus += needs.gpus
-                for entry in self.ledger:
-                    if entry.instance_id == host.instance_id:
-                        entry.ready_at = self.clock()
-                self._cond.notify_all()
-            self._write_ledger_now()
-            return host
-        raise BootFailed(f"{RENT_ATTEMPTS} instances failed to boot: " + "; ".join(failures), logs)
+    def _submit(self, func: Callable[..., Any], *args: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # the worker pool is shut down: the run is ending
+            self._workers.submit(self._guarded, func, *args)
 
-    def _discard(self, host: Host, reason: str, *, blacklist: bool = False) -> None:
-        """Take a host that never became ready out of the count (state ``dead``) and destroy it."""
-        with self._cond:
-            if host.state != "destroyed":
-                host.state = "dead"
-            if blacklist and host.machine_id is not None:
-                self.blacklist.add(host.machine_id)
-            self._cond.notify_all()
-        self.destroy(host, reason)
-
-    def _rent(self, needs: JobNeeds, slot: _RentSlot) -> Host:
-        from snakemake_executor_plugin_vast.client import AuthError, OfferUnavailable, RateLimited, VastError
-
-        query = offer_query_for(self.settings, needs)
-        disk_gb = float(max(self.settings.disk_gb, needs.disk_gb or 0.0))
-        tried: set[int] = set()
-        for _search in range(2):  # re-search once when every offer of the first list vanished
-            if self._closed:
-                raise PoolClosed("the vast executor is shutting down")
-            # the rented disk size makes offers' dph_total include the storage we pay for
-            offers = self.client.search_offers(
-                query, order="dph_total", limit=self.settings.offer_limit, disk_gb=disk_gb
-            )
-            candidates = [o for o in offers if o.machine_id not in self.blacklist and o.id not in tried]
-            if not candidates:
-                break
-            for offer in candidates:
-                if self._closed:
-                    raise PoolClosed("the vast executor is shutting down")
-                if self.budget_reached():
-                    raise BudgetExceeded(self.budget_message())
-                tried.add(offer.id)
-                label = self._next_label()
-                rent_started = self.clock()
-                try:
-                    instance_id = self.client.create_instance(
-                        offer.id,
-                        image=self.settings.image,
-                        disk_gb=disk_gb,
-                        label=label,
-                        onstart=onstart_script(self.public_key),
-                    )
-                except OfferUnavailable as exc:
-                    self.log.info(f"vast: offer {offer.id} vanished before renting ({exc}); trying the next one")
-                    continue
-                except (AuthError, RateLimited):
-                    raise  # certainly nothing rented
-                except VastError as exc:
-                    if exc.status is None or exc.status >= 500:  # the rent may have happened after all
-                        self._watch_ambiguous_rent(label, rent_started)
-                    raise
-                host = Host(
-                    instance_id=int(instance_id),
-                    label=label,
-                    machine_id=offer.machine_id,
-                    gpu_name=offer.gpu_name,
-                    num_gpus=int(offer.num_gpus or 1),
-                    dph_total=float(offer.dph_total or 0.0),
-                    cpu_ram_mb=offer.cpu_ram,
-                    disk_gb=offer.disk_space,
-                )
-                with self._cond:
-                    self.hosts.append(host)  # now counted as a live (booting) host instead of a pending rent
-                    if slot.pending:
-                        self._pending_rents -= 1
-                        slot.pending = False
-                    self.ledger.append(LedgerEntry.for_host(host, self.clock()))
-                    closed = self._closed
-                self._write_ledger_now()
-                self.log.info(
-                    f"vast: rented instance {host.instance_id} ({host.gpu_name} x{host.num_gpus}, "
-                    f"${host.dph_total:.3f}/h, machine {host.machine_id}) label {label}"
-                )
-                if closed:
-                    self.destroy(host, "rented during shutdown")
-                    raise PoolClosed("the vast executor is shutting down")
-                try:
-                    self.client.attach_ssh_key(host.instance_id, self.public_key)
-                except Exception as exc:  # the account key and onstart also install it
-                    self.log.debug(f"vast: attaching the SSH key to instance {host.instance_id} failed: {exc}")
-                return host
-        raise NoOffers(f"no Vast offer available for query {query!r} (blacklisted machines: {sorted(self.blacklist)})")
-
-    def _watch_ambiguous_rent(self, label: str, rented_at: float) -> None:
-        """A rent ended ambiguously (5xx, lost connection) and the client's label lookup found nothing: the instance may
-        still appear. Look for the label a few times in the background and destroy what turns up (the end-of-run
-        sweep covers whatever appears later still)."""
-        with self._cond:
-            self._ambiguous_rents[label] = rented_at
-        self.log.warning(f"vast: the rent labelled {label} ended ambiguously; destroying the instance if it appears")
-
-        def watch() -> None:
-            for delay in self.settings.ambiguous_rent_checks:
-                if self._stop.wait(delay):
-                    return  # shutting down: close() sweeps by label
-                try:
-                    found = [i for i in self.client.list_instances(label_prefix=label) if i.label == label]
-                except Exception as exc:
-                    self.log.debug(f"vast: looking up label {label} failed: {exc}")
-                    continue
-                for inst in found:
-                    self.log.warning(f"vast: the ambiguous rent {label} did create instance {inst.id}: destroying it")
-                    self._destroy_found(inst, "ambiguous rent")
-                if found:
-                    return
-
-        threading.Thread(target=watch, name=f"vast-ambiguous-{label}", daemon=True).start()
-
-    def _sleep(self, seconds: float) -> None:
-        if self._stop.wait(seconds):
-            raise PoolClosed("the vast executor is shutting down")
-
-    def _wait_ready(self, host: Host) -> None:
-        from snakemake_executor_plugin_vast.client import InstanceGone, VastError
-
-        start = time.monotonic()
-        deadline = start + self.settings.boot_timeout
-        lag_grace = min(60.0, self.settings.boot_timeout / 4)
-        poll = self.settings.boot_poll_interval()
-        while True:
-            if self._closed:
-                raise PoolClosed("the vast executor is shutting down")
-            try:
-                inst = self.client.get_instance(host.instance_id)
-            except InstanceGone as exc:
-                if time.monotonic() - start > lag_grace:
-                    raise BootFailed(f"instance {host.instance_id} disappeared while booting") from exc
-                inst = None
-            except VastError as exc:  # 429 after all retries, 5xx, network: the status is unknown, not bad
-                self.log.debug(f"vast: status of booting instance {host.instance_id} unavailable: {exc}")
-                inst = None
-            if inst is not None:
-                status = (inst.actual_status or "").lower()
-                message = (inst.status_msg or "").lower()
-                fatal = next((p for p in FATAL_STATUS_PATTERNS if p in message), None)
-                if fatal:
-                    raise BootFailed(f"fatal status message {inst.status_msg!r}")
-                if status in TERMINAL_BOOT_STATUSES:
-                    raise BootFailed(f"instance went to status {status!r} while booting ({inst.status_msg!r})")
-                if status == "running" and inst.endpoints:
-                    break
-            if time.monotonic() + poll > deadline:
-                raise BootFailed(f"not running after the boot timeout of {self.settings.boot_timeout:.0f} s")
-            self._sleep(poll)
-        endpoints = [(e.host, int(e.port)) for e in inst.endpoints]
-        host.conn = self._connect(endpoints, host, deadline)
-
-    def _connect(self, endpoints: list[tuple[str, int]], host: Host, deadline: float) -> SshConnection:
-        if self._closed:
-            raise PoolClosed("the vast executor is shutting down")
-        return connect_first(
-            endpoints,
-            self.settings.ssh_user,
-            self.ssh_key,
-            host.host_keys,
-            deadline=max(deadline, time.monotonic() + 5.0),
-            connect_timeout=min(10.0, max(2.0, self.settings.boot_timeout / 10)),
-            retry_interval=min(2.0, self.settings.boot_poll_interval()),
-            stop=self._stop,
-        )
-
-    # ---- health and teardown ---------------------------------------------------------------------------------------
-
-    def instance_status(self, host: Host) -> str:
-        """``actual_status`` of a host's instance: a status string, ``"gone"``, or ``"?"`` when the API fails."""
-        from snakemake_executor_plugin_vast.client import InstanceGone
-
+    def _guarded(self, func: Callable[..., Any], *args: Any) -> None:
         try:
-            inst = self.client.get_instance(host.instance_id)
-        except InstanceGone:
-            return "gone"
-        except Exception as exc:
-            self.log.debug(f"vast: status of instance {host.instance_id} unavailable: {exc}")
-            return "?"
-        return (inst.actual_status or "?").lower()
+            func(*args)
+        except Exception:
+            self.log.warning(f"vast: {getattr(func, '__name__', 'task')} failed", exc_info=True)
+        finally:
+            self.wake()
 
-    def retire(self, host: Host, reason: str, *, blacklist: bool = True) -> None:
-        """Mark a host dead (no new jobs), blacklist its machine and destroy it in the background."""
+    # ---- boot ------------------------------------------------------------------------------------------------------
+
+    def _connect(self, host: Host, instance: Any) -> None:
+        if self._closed:
+            return
+        timeout = min(10.0, max(2.0, self.settings.boot_timeout / 10))
+        remaining = self.settings.boot_timeout - (self.clock() - host.rented_at)
+        try:
+            conn = connect(
+                instance, self.settings.ssh_user, host.ssh_key or self.ssh_key, host.host_keys,
+                deadline=time.monotonic() + max(remaining, 10.0), connect_timeout=timeout,
+                retry_interval=min(2.0, max(0.2, self.settings.boot_timeout / 60)), stop=self._stop,
+            )  # fmt: skip
+        except SshError as exc:
+            if self._closed:
+                self._discard(host, "shutting down")
+            else:
+                self._boot_failed(host, f"no SSH: {exc}")
+            return
+        now = self.clock()
+        with self._cond:
+            if host.state != "connecting":
+                conn.close()
+                return
+            host.conn = conn
+            host.state = "ready"
+            host.idle_since = now
+            self._cond.notify_all()
+        self.ledger.update(host.instance_id, ready_at=now)
+        if self.persist_ledger:
+            self.ledger.write()
+        self.log.info(f"vast: {host.name} reachable over SSH {now - host.rented_at:.1f} s after the rent")
+
+    def _boot_failed(self, host: Host, reason: str) -> None:
         with self._cond:
             if host.state in ("dead", "destroyed"):
                 return
             host.state = "dead"
+            if host.machine_id is not None:
+                self.blacklist.add(host.machine_id)
+        self.stats["boot_failures"] += 1
+        self.log.warning(f"vast: {host.name} did not become usable: {reason}; destroying it and renting another")
+        self._submit(self._fetch_log_and_destroy, host, f"boot failed: {reason}")
+
+    def _fetch_log_and_destroy(self, host: Host, reason: str) -> None:
+        self.fetch_container_log(host)
+        self.destroy(host, reason)
+
+    def _discard(self, host: Host, reason: str) -> None:
+        with self._cond:
+            if host.state != "destroyed":
+                host.state = "dead"
+        self.destroy(host, reason)
+
+    # ---- adoption ----------------------------------------------------------------------------------------------------
+
+    def adopt(self, host: Host) -> None:
+        """Take over a live instance of a dead run (see :mod:`.recovery`): it is connected like a fresh boot."""
+        with self._cond:
+            self.hosts.append(host)
+            self._record(host)
+        self.monitor.watch(host.instance_id)
+        if self.persist_ledger:
+            self.ledger.write()
+        self.wake()
+
+    # ---- idle release ------------------------------------------------------------------------------------------------
+
+    def _release_idle(self, now: float) -> None:
+        with self._cond:
+            idle = [h for h in self.hosts if h.state == "ready" and h.used_gpus == 0]
+            if not idle:
+                return
+            waiting = [r for r in self.requests]
+            live = sum(1 for h in self.hosts if h.live) + self._renting
+            full = live >= self.settings.max_instances
+            victims: list[tuple[Host, str]] = []
+            for host in idle:
+                wanted = any(r.can_use(host) for r in waiting)
+                if wanted:
+                    continue
+                idle_for = now - (host.idle_since or now)
+                if self._draining and not waiting:
+                    victims.append((host, "idle: no more jobs"))
+                elif full and waiting:
+                    victims.append((host, "idle: no waiting job can use it, its slot is needed"))
+                    full = False
+                elif idle_for >= self.settings.idle_timeout:
+                    victims.append((host, f"idle for {idle_for:.0f} s"))
+            for host, _ in victims:
+                host.state = "dead"
+                if host.idle_since is not None:
+                    self.ledger.add_time(host.instance_id, idle=now - host.idle_since)
+                    host.idle_since = None
+        for host, reason in victims:
+            self.stats["idle_released"] += 1
+            self.log.info(f"vast: releasing {host.name}: {reason}")
+            self._submit(self.destroy, host, reason)
+
+    def _destroy_strays(self) -> None:
+        for inst in self.monitor.strays():
+            with self._cond:
+                if (inst.label or "") in self._inflight_labels or any(h.instance_id == inst.id for h in self.hosts):
+                    continue
+            self.log.warning(f"vast: instance {inst.id} ({inst.label}) is labelled for this run but untracked "
+                             "(an ambiguous rent?): destroying it")  # fmt: skip
+            self._submit(self._destroy_found, inst, "ambiguous rent")
+
+    def _check_drained(self) -> None:
+        with self._cond:
+            if not self._draining or self.requests or self._renting or any(h.live for h in self.hosts):
+                return
+            busy = any(h.state != "destroyed" and h.state != "dead" for h in self.hosts)
+        if busy:
+            return
+        if self.ledger.records and not self.ledger.final:
+            self._finalize_or_write("no more remote jobs")
+        self.drained.set()
+
+    # ---- health and teardown -------------------------------------------------------------------------------------
+
+    def instance_status(self, host: Host) -> str:
+        """``actual_status`` of a host from the monitor: a status, ``"gone"``, or ``"?"`` when unknown."""
+        sighting = self.monitor.sighting(host.instance_id)
+        if sighting.missing_since is not None and self.clock() - sighting.missing_since > self.settings.lag_grace:
+            return "gone"
+        if sighting.instance is None:
+            return "?"
+        return (sighting.instance.actual_status or "?").lower()
+
+    def retire(self, host: Host, reason: str, *, blacklist: bool = True) -> None:
+        """Mark a host dead (no new jobs), avoid its machine and destroy it in the background."""
+        now = self.clock()
+        with self._cond:
+            if host.state in ("dead", "destroyed"):
+                return
+            host.state = "dead"
+            host.end_reason = reason
             if blacklist and host.machine_id is not None:
                 self.blacklist.add(host.machine_id)
+            if host.idle_since is not None:
+                self.ledger.add_time(host.instance_id, idle=now - host.idle_since)
+            if host.busy_since is not None:
+                self.ledger.add_time(host.instance_id, busy=now - host.busy_since)
+            host.idle_since = host.busy_since = None
             self._cond.notify_all()
         self.log.warning(f"vast: retiring {host.name}: {reason}")
         if host.conn is not None:
@@ -753,8 +981,8 @@ class HostPool:
         threading.Thread(target=self.destroy, args=(host, reason), daemon=True).start()
 
     def fetch_container_log(self, host: Host) -> Path | None:
-        """Save Vast's container log of ``host`` (before it is destroyed) into ``log_dir``; the path, or None when
-        logs are off or unavailable (never raises)."""
+        """Save Vast's container log of ``host`` (before it is destroyed) into ``log_dir``; None when off or
+        unavailable (never raises)."""
         if self.settings.log_dir is None:
             return None
         try:
@@ -772,12 +1000,13 @@ class HostPool:
         return path
 
     def destroy(self, host: Host, reason: str, *, attempts: int = 6) -> bool:
-        """Destroy an instance (retrying API errors), verify it is gone, close the ledger entry. Idempotent."""
+        """Destroy an instance (retrying API errors), verify it is gone, close its ledger record. Idempotent."""
         from snakemake_executor_plugin_vast.client import InstanceGone
 
         with host.lock:
             if host.state == "destroyed":
                 return True
+            reason = host.end_reason or reason
             if host.conn is not None:
                 host.conn.close()
             delay = self.settings.destroy_retry_delay
@@ -799,20 +1028,19 @@ class HostPool:
                     delay = min(delay * 2, 8.0)
             if last is not None:
                 self.log.error(
-                    f"vast: could NOT destroy instance {host.instance_id} ({last}); it may still be billing: run "
-                    f"`density-engine vast cleanup --label-prefix {self.settings.label_prefix} "
-                    f"--run-id {self.settings.run_id}`"
+                    f"vast: could NOT destroy instance {host.instance_id} ({last}); it may still be billing: clean up "
+                    f"the label prefix {self.settings.run_label_prefix}"
                 )
                 return False
-            host.state = "destroyed"
-            host.host_keys.forget()
             now = self.clock()
+            self.ledger.ended(host.instance_id, reason, when=now, preempted=host.preempted)
+            host.host_keys.forget()
+            self.monitor.unwatch(host.instance_id)
             with self._cond:
-                for entry in self.ledger:
-                    if entry.instance_id == host.instance_id and entry.destroyed_at is None:
-                        entry.destroyed_at = now
-                        entry.end_reason = reason
+                host.state = "destroyed"
                 self._cond.notify_all()
             self.log.info(f"vast: destroyed instance {host.instance_id} ({reason})")
-        self._write_ledger_now()
+        if self.persist_ledger:
+            self.ledger.write()
+        self.wake()
         return True

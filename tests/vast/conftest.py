@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ import pytest
 
 from density_engine.hostwheel import host_wheels
 from snakemake_executor_plugin_vast.client import Instance, InstanceGone, Offer, OfferUnavailable, SshEndpoint
+from snakemake_executor_plugin_vast.offers import JobNeeds
+from snakemake_executor_plugin_vast.pool import Host, HostPool, HostRequest, PoolSettings
 from snakemake_executor_plugin_vast.wheels import WheelInfo, read_wheel
 from tests.fake_vast.fixtures import (  # noqa: F401
     controller_paths,
@@ -28,6 +31,10 @@ from tests.fake_vast.fixtures import (  # noqa: F401
     sshd_host,
 )
 from tests.fake_vast.sshd import SshdHost
+
+# Controllers keep run lock files in $XDG_CACHE_HOME/snakemake-executor-plugin-vast/runs (snakemake_executor_plugin_vast
+# .runs): point it at a folder of this test session (inherited by every controller subprocess), never the user's.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="vast-tests-cache-")
 
 
 @dataclass
@@ -132,6 +139,12 @@ class StubVast:
         self.calls.append(("list", label_prefix))
         return [self.get_instance(i) for i in self.live() if self.instances[i].label.startswith(label_prefix or "")]
 
+    def set_label(self, instance_id: int, label: str) -> None:
+        self.instances[instance_id].label = label
+
+    def list_account_ssh_keys(self) -> list[dict[str, Any]]:
+        return []
+
     def delete_account_ssh_key(self, key_id: int) -> None:
         self.calls.append(("delete_key", key_id))
 
@@ -154,6 +167,50 @@ class StubVast:
 
     def live(self) -> list[int]:
         return [i.id for i in self.instances.values() if not i.destroyed]
+
+
+def fast_pool_settings(**overrides: Any) -> PoolSettings:
+    """Pool settings for tests: small intervals and timeouts (the logic is the production one)."""
+    settings = PoolSettings(
+        run_id="0a1b2c3d", image="img", max_instances=2, boot_timeout=10.0, unreachable_timeout=2.0,
+        ssh_user=getpass.getuser(), destroy_retry_delay=0.05, tick=0.05, monitor_interval=0.1, api_throttle=0.0,
+        offer_wait=30.0, idle_timeout=60.0, workers=6,
+    )  # fmt: skip
+    for name, value in overrides.items():
+        setattr(settings, name, value)
+    return settings
+
+
+def acquire(pool: HostPool, needs: JobNeeds | None = None, *, timeout: float = 30.0, key: str | None = None) -> Host:
+    """Request a host like the runner does and wait for it (raises what the pool answers instead)."""
+    outcome: list[Any] = []
+    done = threading.Event()
+    pool.request(
+        HostRequest(
+            key=key or f"test-{time.monotonic_ns()}",
+            needs=needs or JobNeeds(),
+            on_host=lambda host: (outcome.append(host), done.set()),
+            on_error=lambda exc: (outcome.append(exc), done.set()),
+        )
+    )
+    assert done.wait(timeout), "the pool answered no request in time"
+    if isinstance(outcome[0], Exception):
+        raise outcome[0]
+    return outcome[0]
+
+
+def request_in_background(pool: HostPool, needs: JobNeeds | None = None, **avoid: Any) -> tuple[threading.Event, list]:
+    """Queue a request; returns (answered event, [host or exception])."""
+    outcome: list[Any] = []
+    done = threading.Event()
+    pool.request(
+        HostRequest(
+            key=f"bg-{time.monotonic_ns()}", needs=needs or JobNeeds(),
+            on_host=lambda host: (outcome.append(host), done.set()),
+            on_error=lambda exc: (outcome.append(exc), done.set()), **avoid,
+        )
+    )  # fmt: skip
+    return done, outcome
 
 
 def make_offer(offer_id: int, machine_id: int, dph: float = 0.2, gpus: int = 1) -> Offer:

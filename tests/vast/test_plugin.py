@@ -17,9 +17,10 @@ from tests.vast.conftest import REPO, vast_env
 PLUGIN_DIR = REPO / "snakemake-executor-plugin-vast"
 
 SETTINGS = [
-    "api-url", "api-key", "api-throttle", "offer-query", "max-price", "max-instances", "budget", "image", "disk-gb",
-    "ssh-key", "ssh-user", "remote-root", "remote-python", "boot-timeout", "unreachable-timeout", "keep-instances",
-    "label-prefix", "host-wheels-command", "ledger", "exclude-sources",
+    "api-url", "api-key", "api-throttle", "offer-query", "max-price", "max-instances", "offer-wait", "idle-timeout",
+    "budget", "allow-over-budget", "estimate-command", "interruptible", "bid-factor", "image", "disk-gb", "ssh-key",
+    "ssh-user", "remote-root", "remote-python", "boot-timeout", "unreachable-timeout", "keep-instances", "no-adopt",
+    "label-prefix", "host-wheels-command", "ledger-dir", "exclude-sources",
 ]  # fmt: skip
 
 

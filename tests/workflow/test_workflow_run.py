@@ -173,7 +173,7 @@ def test_html_report(finished_workflow: Path, tmp_path: Path) -> None:
 
 
 def _ledger(run_id: str, costs: list[float]) -> dict:
-    """A cost ledger in the vast executor's format (snakemake_executor_plugin_vast.pool.HostPool.ledger_summary)."""
+    """One run's cost ledger in the vast executor's format (snakemake_executor_plugin_vast.ledger.RunLedger.summary)."""
     instances = [
         {
             "instance_id": 1000 + i,
@@ -192,6 +192,7 @@ def _ledger(run_id: str, costs: list[float]) -> dict:
     ]
     return {
         "run_id": run_id,
+        "started_at": 1_700_000_000.0 + len(run_id),
         "written_at": 1_700_010_000.0,
         "final": True,
         "budget_usd": 10.0,
@@ -204,9 +205,9 @@ def _ledger(run_id: str, costs: list[float]) -> dict:
 def test_cost_table_follows_the_vast_ledger(finished_workflow: Path, tmp_path: Path) -> None:
     workdir = tmp_path / "wf"
     shutil.copytree(finished_workflow, workdir, symlinks=True)
-    ledger = workdir / "results/vast/cost_ledger.json"
-    ledger.parent.mkdir(parents=True)
-    ledger.write_text(json.dumps(_ledger("abc123", [0.25, 0.5])))
+    ledgers = workdir / "results/vast/ledger"
+    ledgers.mkdir(parents=True)
+    (ledgers / "abc123.json").write_text(json.dumps(_ledger("abc123", [0.25, 0.5])))
     dry = run_snakemake(workdir, "-n")
     assert re.findall(r"^rule (\w+):", dry.stdout, re.MULTILINE) == ["report_costs", "all"]  # nothing else re-runs
     run_snakemake(workdir, "-c", "1")
@@ -217,9 +218,11 @@ def test_cost_table_follows_the_vast_ledger(finished_workflow: Path, tmp_path: P
     assert set(costs["run_id"]) == {"abc123"} and costs["end_reason"].iloc[-1] == "budget $10"
     assert "Nothing to be done" in run_snakemake(workdir, "-n").stdout
     time.sleep(0.01)
-    ledger.write_text(json.dumps(_ledger("def456", [1.0])))  # the next vast run's ledger
+    (ledgers / "def456.json").write_text(json.dumps(_ledger("def4567", [1.0])))  # the next vast run's ledger
     run_snakemake(workdir, "-c", "1")
-    assert pd.read_csv(workdir / "results/report/costs.csv")["run_id"].tolist() == ["def456", "def456"]
+    costs = pd.read_csv(workdir / "results/report/costs.csv")  # the history: both runs, and their total
+    assert costs["run_id"].tolist() == ["abc123", "abc123", "abc123", "def4567", "def4567", "all runs"]
+    assert costs["cost_usd"].iloc[-1] == pytest.approx(1.75)
 
 
 def test_failing_merge_names_the_chunk_under_the_local_profile(finished_workflow: Path, tmp_path: Path) -> None:

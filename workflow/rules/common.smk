@@ -14,7 +14,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from density_engine.layout import VAST_COST_LEDGER  # the vast executor's cost ledger (docs/vast.md)
+from density_engine.layout import VAST_LEDGER_DIR  # the vast executor's cost ledgers, one per run (docs/vast.md)
 from density_engine.workflow.chunks import (
     KEY_PATTERN,
     chunk_file_name,
@@ -81,8 +81,8 @@ def model_densities_manifest(wildcards):
 
 
 def cost_ledger_input(wildcards):
-    """Input function of report_costs: the cost ledger when one exists (its appearance or update re-runs the table)."""
-    return [VAST_COST_LEDGER] if os.path.exists(VAST_COST_LEDGER) else []
+    """Input function of report_costs: every run's cost ledger (a new run's ledger, or a change, re-runs the table)."""
+    return sorted(str(path) for path in Path(VAST_LEDGER_DIR).glob("*.json"))
 
 
 #: Hugging Face dataset folder (dataset.smk).

@@ -57,10 +57,11 @@ FINAL_TARGETS.extend(f"results/report/{model}/validation.csv" for model in ENABL
 FINAL_TARGETS.extend(f"results/report/{model}/runtime.png" for model in ENABLED_MODELS)
 
 
-# The cost table runs after every model's merge (so every rented host of the run is in the ledger by then) and reads
-# the vast executor's cost ledger, which the executor keeps up to date during the run and writes a final time when the
-# run ends. The ledger is an input only when it exists: a local run writes its one "local run" row once; a new or
-# updated ledger re-runs this step (and nothing else) on the next invocation, which picks up the final ledger.
+# The cost table runs after every model's merge and reads the vast executor's ledgers (one file per run, an
+# append-only history). The executor finalizes a run's ledger (hosts destroyed) before it reports the workflow's last
+# remote job, so by the time this local rule runs the current run's ledger is final and nothing rewrites it later: a
+# finished run reruns nothing. A local run has no ledger and writes its one "local run" row once; a new run's ledger
+# re-runs this step (and nothing else).
 rule report_costs:
     input:
         densities=[densities_path(model) for model in ENABLED_MODELS],
@@ -68,14 +69,14 @@ rule report_costs:
     output:
         report("results/report/costs.csv", caption="../report/costs.rst", category="costs", subcategory="vast"),
     params:
-        ledger=VAST_COST_LEDGER,
+        ledger_dir=VAST_LEDGER_DIR,
     log:
         "results/logs/report_costs/costs.log",
     localrule: True
     conda:
         "../../environment.yml"
     shell:
-        "density-engine report-costs --ledger {params.ledger} --out {output} > {log} 2>&1"
+        "density-engine report-costs --ledger-dir {params.ledger_dir} --out {output} > {log} 2>&1"
 
 
 FINAL_TARGETS.append(rules.report_costs.output[0])

@@ -112,7 +112,7 @@ class ExecutorSettings(ExecutorSettingsBase):
         default=None,
         metadata={
             "help": "How to estimate the run's cost at start: a command (shell, working directory) printing JSON "
-            "{\"total\": {\"gpu_hours\": {\"<GPU type>\": hours}}} (or per model under \"models\"), where "
+            '{"total": {"gpu_hours": {"<GPU type>": hours}}} (or per model under "models"), where '
             "{configfiles} is replaced by the run's config files; or 'resources': runtime (minutes) x gpu of the jobs "
             "to run. The GPU-hours are priced at the cheapest matching offers and the run refuses to start when the "
             "expected cost exceeds --vast-budget. Unset: no estimate."

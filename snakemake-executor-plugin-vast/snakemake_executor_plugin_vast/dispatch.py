@@ -326,15 +326,14 @@ class JobRunner:
         try:
             self.bootstrap(host)
             self._launch(host, job)
-        except HostSetupError as exc:
-            self.pool.release(host, job.needs.gpus, job.key)
+        except HostSetupError as exc:  # the host is retired (or the run stops) before its GPUs are given back
             self._setup_failed(job, host, str(exc))
             return
         except (SshError, OSError) as exc:
-            self.pool.release(host, job.needs.gpus, job.key)
             if isinstance(exc, SshError) or classify(str(exc)) == DISK_FULL:
                 self._staging_failed(job, host, exc)
             else:  # a local input is unreadable: the job's problem
+                self.pool.release(host, job.needs.gpus, job.key)
                 self._fail(job, f"staging failed: {exc}")
             return
         self.log.info(
@@ -342,9 +341,16 @@ class JobRunner:
         )
 
     def _setup_failed(self, job: RemoteJob, host: Host, reason: str) -> None:
+        if classify(reason) in HOST_FAULTS:  # e.g. the venv cannot be written to a full disk: the host's fault
+            detail = self._disk_detail(host) if classify(reason) == DISK_FULL else ""
+            self.pool.retire(host, f"{classify(reason)}{f' ({detail})' if detail else ''}: {reason[:200]}")
+            self.pool.release(host, job.needs.gpus, job.key)
+            self._requeue(job, host, f"set-up failed on {host.name}: {reason}")
+            return
         machines = self.health.setup_failed(reason, host.machine_id, host.instance_id)
         self.log.warning(f"vast: setting up {host.name} failed: {reason}")
         self.pool.retire(host, f"set-up failed: {reason}")
+        self.pool.release(host, job.needs.gpus, job.key)
         if machines >= 2:
             self._fatal(
                 f"the same set-up error happened on {machines} different machines, so it is not the hosts' fault and "
@@ -363,6 +369,7 @@ class JobRunner:
             detail = self._disk_detail(host)
             reason = f"disk full ({detail or text[:200]})"
             self.pool.retire(host, reason)
+            self.pool.release(host, job.needs.gpus, job.key)
             self._requeue(job, host, f"staging on {host.name} failed: {reason}")
             return
         now = time.monotonic()
@@ -379,6 +386,7 @@ class JobRunner:
                 f"SSH failed for {host.staging_failures} staging attempt(s) in a row over {waited:.0f} s although "
                 "Vast reports the instance running",
             )
+        self.pool.release(host, job.needs.gpus, job.key)
         self._requeue(job, host, f"staging on {host.name} failed: {text[:300]}")
 
     def _disk_detail(self, host: Host) -> str:
@@ -609,8 +617,8 @@ class JobRunner:
         if kind in HOST_FAULTS:
             detail = self._disk_detail(host) if kind == DISK_FULL else ""
             cause = f"{kind}{f' ({detail})' if detail else ''}"
-            self.pool.release(host, job.needs.gpus, job.key)
             self.pool.retire(host, f"{cause}: job {job.key} failed with it")
+            self.pool.release(host, job.needs.gpus, job.key)
             self._requeue(job, host, f"{reason} on {host.name}: {cause}")
             return
         job.aux_logs = aux
@@ -622,11 +630,11 @@ class JobRunner:
         if tail:
             message += f"; last lines of the remote log:\n{tail}\n"
         repeated = self.health.job_failed(job.jobid, host.instance_id, host.machine_id)
-        self._fail(job, message)
-        self.pool.release(host, job.needs.gpus, job.key)
         if repeated:
             jobs = sorted(self.health.failed_jobs_by_host.get(host.instance_id, ()))
             self.pool.retire(host, f"different jobs failed on it ({', '.join(jobs)})")
+        self.pool.release(host, job.needs.gpus, job.key)
+        self._fail(job, message)
 
     def _fail(self, job: RemoteJob, message: str) -> None:
         job.error = message
@@ -647,15 +655,16 @@ class JobRunner:
                 if status == "gone" or status in DEAD_STATUSES
                 else f"unreachable for {waited:.0f} s"
             )
-            self._lose_host(host, f"host {host.name} died while the job ran ({why})", fault=True)
+            container_log = self.pool.fetch_container_log(host)  # before the host is destroyed
             self.pool.retire(host, why)
+            self._lose_host(host, f"host {host.name} died while the job ran ({why})", fault=True, log=container_log)
 
     def _host_lost(self, host: Host, reason: str, preempted: bool) -> None:
         """The pool lost a host (preempted, gone, exited): its jobs go to other hosts."""
         self._lose_host(host, f"{host.name}: {reason}", fault=not preempted)
 
-    def _lose_host(self, host: Host, reason: str, *, fault: bool) -> None:
-        container_log = self.pool.fetch_container_log(host) if fault else None
+    def _lose_host(self, host: Host, reason: str, *, fault: bool, log: Path | None = None) -> None:
+        container_log = log
         note = f"; Vast's container log: {os.path.relpath(container_log, self.settings.local_workdir)}" if (
             container_log is not None
         ) else ""  # fmt: skip

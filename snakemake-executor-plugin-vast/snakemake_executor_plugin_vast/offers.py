@@ -24,6 +24,21 @@ class JobNeeds:
     disk_gb: float | None = None
 
 
+def bid_of(offer: Any, bid_factor: float) -> float:
+    """The bid ($/h, without storage) of an interruptible rent: ``bid_factor`` × the offer's ``min_bid``."""
+    raw = offer.raw or {}
+    return float(raw.get("min_bid") or raw.get("dph_base") or offer.dph_total or 0.0) * bid_factor
+
+
+def bid_price(offer: Any, bid_factor: float) -> float:
+    """$/h of an interruptible rent: the bid plus the storage share of the offer's price (an interruptible search
+    prices offers at ``min_bid`` + storage)."""
+    raw = offer.raw or {}
+    total = float(offer.dph_total or 0.0)
+    storage = max(0.0, total - float(raw.get("min_bid") or total))
+    return bid_of(offer, bid_factor) + storage
+
+
 @dataclass(frozen=True)
 class QueryParts:
     """The pieces of a rent's offer query (joined by :attr:`full`)."""

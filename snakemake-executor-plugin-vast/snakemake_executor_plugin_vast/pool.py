@@ -44,7 +44,15 @@ from snakemake_executor_plugin_vast.atomic import write_text_atomic
 from snakemake_executor_plugin_vast.boot import DEAD_STATUSES, boot_verdict, connect, onstart_script
 from snakemake_executor_plugin_vast.ledger import InstanceRecord, RunLedger
 from snakemake_executor_plugin_vast.monitor import InstanceMonitor
-from snakemake_executor_plugin_vast.offers import JobNeeds, Market, counts_for, no_capacity_message, query_parts
+from snakemake_executor_plugin_vast.offers import (
+    JobNeeds,
+    Market,
+    bid_of,
+    bid_price,
+    counts_for,
+    no_capacity_message,
+    query_parts,
+)
 from snakemake_executor_plugin_vast.ssh import SshConnection, SshError, TofuHostKeys
 
 if TYPE_CHECKING:
@@ -556,12 +564,13 @@ class HostPool:
             self.stats["preempted"] += 1
             self.ledger.update(host.instance_id, preempted=True)
         self.log.warning(f"vast: {host.name} lost: {reason}")
+        # retired first (no job can be handed to it any more), then its jobs go back to the runner
+        self.retire(host, reason, blacklist=not preempted, fetch_log=not preempted)
         if self.on_host_lost is not None:
             try:
                 self.on_host_lost(host, reason, preempted)
             except Exception:
                 self.log.debug("vast: host-lost callback failed", exc_info=True)
-        self.retire(host, reason, blacklist=not preempted)
 
     def _assign(self, now: float) -> None:
         with self._cond:
@@ -775,22 +784,17 @@ class HostPool:
                 self._cond.notify_all()
 
     def _price(self, offer: Any) -> float:
-        """$/h of renting ``offer``: its dph_total, or for an interruptible rent the bid (``bid_factor`` × min_bid,
-        plus storage)."""
+        """$/h of renting ``offer``: its dph_total, or for an interruptible rent the bid plus storage."""
         if not self.settings.interruptible:
             return float(offer.dph_total or 0.0)
-        raw = offer.raw or {}
-        min_bid = float(raw.get("min_bid") or raw.get("dph_base") or offer.dph_total or 0.0)
-        storage = max(0.0, float(offer.dph_total or 0.0) - float(raw.get("dph_base") or offer.dph_total or 0.0))
-        return min_bid * self.settings.bid_factor + storage
+        return bid_price(offer, self.settings.bid_factor)
 
     def _create(self, offer: Any, label: str, disk_gb: float, price: float) -> int:
         with self._cond:
             self._inflight_labels.add(label)
         kwargs: dict[str, Any] = {}
         if self.settings.interruptible:
-            raw = offer.raw or {}
-            kwargs["bid_price"] = float(raw.get("min_bid") or offer.dph_total or 0.0) * self.settings.bid_factor
+            kwargs["bid_price"] = bid_of(offer, self.settings.bid_factor)
         return self.client.create_instance(
             offer.id, image=self.settings.image, disk_gb=disk_gb, label=label,
             onstart=onstart_script(self.public_key), **kwargs,
@@ -958,8 +962,9 @@ class HostPool:
             return "?"
         return (sighting.instance.actual_status or "?").lower()
 
-    def retire(self, host: Host, reason: str, *, blacklist: bool = True) -> None:
-        """Mark a host dead (no new jobs), avoid its machine and destroy it in the background."""
+    def retire(self, host: Host, reason: str, *, blacklist: bool = True, fetch_log: bool = False) -> None:
+        """Mark a host dead (no new jobs), avoid its machine and destroy it in the background (``fetch_log``: save
+        Vast's container log first)."""
         now = self.clock()
         with self._cond:
             if host.state in ("dead", "destroyed"):
@@ -978,7 +983,8 @@ class HostPool:
         if host.conn is not None:
             host.conn.close()
         # always destroyed, also with keep_instances: a dead host is useless and a budget stop must stop the billing
-        threading.Thread(target=self.destroy, args=(host, reason), daemon=True).start()
+        target = self._fetch_log_and_destroy if fetch_log else self.destroy
+        threading.Thread(target=target, args=(host, reason), daemon=True).start()
 
     def fetch_container_log(self, host: Host) -> Path | None:
         """Save Vast's container log of ``host`` (before it is destroyed) into ``log_dir``; None when off or

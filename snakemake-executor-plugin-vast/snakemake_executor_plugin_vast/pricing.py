@@ -78,11 +78,9 @@ def parse_estimate(text: str) -> dict[str, float]:
 
 def per_gpu_price(offer: Any, *, interruptible: bool = False, bid_factor: float = 1.25) -> float:
     """$/h per GPU of renting ``offer`` (the bid when interruptible; storage included)."""
-    total = float(offer.dph_total or 0.0)
-    if interruptible:
-        raw = offer.raw or {}
-        base = float(raw.get("dph_base") or total)
-        total = float(raw.get("min_bid") or base) * bid_factor + max(0.0, total - base)
+    from snakemake_executor_plugin_vast.offers import bid_price
+
+    total = bid_price(offer, bid_factor) if interruptible else float(offer.dph_total or 0.0)
     return total / max(1, int(offer.num_gpus or 1))
 
 

@@ -107,6 +107,9 @@ class FakeOffer:
     behaviour: Behaviour | None = None
     available_from: float | None = None
     """Clock time before which the offer is not on the market (it appears later)."""
+    after_first_rent: float | None = None
+    """The offer reaches the market this many seconds after the account's first rent (a market that changes while
+    a run waits)."""
     gone: bool = False
     """Taken by someone else for good: never found or rentable again."""
 
@@ -304,6 +307,7 @@ class FakeVast:
         self.accept_query_key = False
         self.default_behaviour = Behaviour()
         self._rent_queue: deque[Behaviour] = deque()
+        self._first_rent_at: float | None = None
         self._next_instance_id = 31_000_000
         self._next_offer_id = 5_000_000
         self._next_key_id = 700
@@ -331,6 +335,20 @@ class FakeVast:
         with self.lock:
             self.offers[offer_id].available_from = self.clock() + delay
         return offer_id
+
+    def add_offer_after_first_rent(self, delay: float, **row: Any) -> int:
+        """Add an offer that reaches the market ``delay`` clock seconds after the account's first rent."""
+        offer_id = self.add_offer(**row)
+        with self.lock:
+            self.offers[offer_id].after_first_rent = delay
+        return offer_id
+
+    def _on_market(self, offer: FakeOffer, now: float) -> bool:
+        if offer.available_from is not None and now < offer.available_from:
+            return False
+        if offer.after_first_rent is not None:
+            return self._first_rent_at is not None and now >= self._first_rent_at + offer.after_first_rent
+        return True
 
     def take_offer(self, offer_id: int) -> None:
         """Someone else rents this offer for good: gone from searches, 404 on rent."""
@@ -709,7 +727,7 @@ class FakeVast:
         for offer in self.offers.values():
             if offer.rented or offer.gone or (offer.vanish_status is not None and offer.row.get("_vanished")):
                 continue
-            if offer.available_from is not None and now < offer.available_from:
+            if not self._on_market(offer, now):
                 continue
             row = dict(offer.row)
             if "dph_base" in row and "storage_cost" in row:
@@ -746,7 +764,7 @@ class FakeVast:
         if label is not None and len(str(label)) > 1024:
             return 400, {"success": False, "error": "invalid_args", "msg": "label too long"}
         offer = self.offers.get(offer_id)
-        not_yet = offer is not None and offer.available_from is not None and self.clock() < offer.available_from
+        not_yet = offer is not None and not self._on_market(offer, self.clock())
         if (
             offer is None
             or offer.rented
@@ -799,6 +817,8 @@ class FakeVast:
         )  # fmt: skip
         offer.rented = True
         self.instances[instance_id] = inst
+        if self._first_rent_at is None:
+            self._first_rent_at = now
         count, status = self.rent_answer_failures
         if count > 0:
             self.rent_answer_failures = (count - 1, status)

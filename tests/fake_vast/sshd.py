@@ -304,7 +304,11 @@ class SshdHost:
         masks = "".join(
             f"mount -t tmpfs -o size=1m,mode=755 fake-vast-mask {shlex.quote(str(p))} && " for p in self.masks
         )
-        script = f"{workspace} && {self._bashrc_bind()}{image}{masks}{self._hide_mounts()}exec {shlex.join(sshd)}"
+        # sshd drops its environment when it re-executes itself; an image's init keeps the image's ENV (PATH) in
+        # /proc/1/environ, so with init_path the namespace's PID 1 is a shell that runs sshd as its child (and reaps
+        # orphaned jobs while it waits, as sshd does when it is PID 1)
+        start = shlex.join(sshd) if self.init_path else f"exec {shlex.join(sshd)}"
+        script = f"{workspace} && {self._bashrc_bind()}{image}{masks}{self._hide_mounts()}{start}"
         return ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private", "sh", "-c", script]
 
     def start(self, *, wait: bool = True, timeout: float = 10.0, epoch: int | None = None) -> bool:

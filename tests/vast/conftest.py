@@ -243,11 +243,26 @@ REPO = Path(__file__).resolve().parents[2]
 VAST_PROFILE = REPO / "profiles" / "vast"
 
 TINY_SNAKEFILE = """
+import glob, json
+
 N = int(config.get("count", 3))
 SLEEP = float(config.get("sleep", 0))
+TORCH = "; python -c 'import torch; print(torch.__file__)' >> {log}" if config.get("probe_torch") else ""
 
 rule all:
+    input: expand("results/out/{i}.txt", i=range(N)), "results/costs.txt"
+
+# like the real workflow's report_costs: a local rule after every remote job that reads every run's Vast ledger
+rule costs:
     input: expand("results/out/{i}.txt", i=range(N))
+    output: "results/costs.txt"
+    params: ledgers="results/vast/ledger"
+    localrule: True
+    run:
+        runs = [json.load(open(path)) for path in sorted(glob.glob(params.ledgers + "/*.json"))]
+        with open(output[0], "w") as handle:
+            for run in runs:
+                handle.write(f"{run['run_id']} {run['final']} {run['live_instances']} {run['total_cost_usd']}\\n")
 
 rule spec:
     output: "results/spec/{i}.json"
@@ -269,7 +284,7 @@ rule work:
         "trap 'echo {wildcards.i} > results/term/{wildcards.i}; exit 143' TERM; "
         "python -c \\"import json, time; time.sleep({params.sleep}); "
         "x = json.load(open('{input}'))['x']; open('{output}', 'w').write(str(x * x))\\" & wait $! "
-        "&& echo squared {wildcards.i} > {log}"
+        "&& echo squared {wildcards.i} > {log}" + TORCH
 """
 
 

@@ -208,9 +208,10 @@ def test_cost_table_follows_the_vast_ledger(finished_workflow: Path, tmp_path: P
     ledgers = workdir / "results/vast/ledger"
     ledgers.mkdir(parents=True)
     (ledgers / "abc123.json").write_text(json.dumps(_ledger("abc123", [0.25, 0.5])))
-    dry = run_snakemake(workdir, "-n")
-    assert re.findall(r"^rule (\w+):", dry.stdout, re.MULTILINE) == ["report_costs", "all"]  # nothing else re-runs
-    run_snakemake(workdir, "-c", "1")
+    # a ledger written by a run is no input: it never makes the workflow out of date (the executor finalizes it before
+    # the table is built); the table is rebuilt with the densities, or on request
+    assert "Nothing to be done" in run_snakemake(workdir, "-n").stdout
+    run_snakemake(workdir, "-c", "1", "--forcerun", "report_costs")
     costs = pd.read_csv(workdir / "results/report/costs.csv")
     assert costs["instance"].tolist() == ["1000", "1001", "total (2 instance(s))"]
     assert costs["cost_usd"].tolist() == pytest.approx([0.25, 0.5, 0.75])
@@ -219,7 +220,7 @@ def test_cost_table_follows_the_vast_ledger(finished_workflow: Path, tmp_path: P
     assert "Nothing to be done" in run_snakemake(workdir, "-n").stdout
     time.sleep(0.01)
     (ledgers / "def456.json").write_text(json.dumps(_ledger("def4567", [1.0])))  # the next vast run's ledger
-    run_snakemake(workdir, "-c", "1")
+    run_snakemake(workdir, "-c", "1", "--forcerun", "report_costs")
     costs = pd.read_csv(workdir / "results/report/costs.csv")  # the history: both runs, and their total
     assert costs["run_id"].tolist() == ["abc123", "abc123", "abc123", "def4567", "def4567", "all runs"]
     assert costs["cost_usd"].iloc[-1] == pytest.approx(1.75)

@@ -80,11 +80,6 @@ def model_densities_manifest(wildcards):
     return densities_manifest_path(wildcards.model)
 
 
-def cost_ledger_input(wildcards):
-    """Input function of report_costs: every run's cost ledger (a new run's ledger, or a change, re-runs the table)."""
-    return sorted(str(path) for path in Path(VAST_LEDGER_DIR).glob("*.json"))
-
-
 #: Hugging Face dataset folder (dataset.smk).
 DATASET_DIR = "results/hf"
 

@@ -59,13 +59,13 @@ FINAL_TARGETS.extend(f"results/report/{model}/runtime.png" for model in ENABLED_
 
 # The cost table runs after every model's merge and reads the vast executor's ledgers (one file per run, an
 # append-only history). The executor finalizes a run's ledger (hosts destroyed) before it reports the workflow's last
-# remote job, so by the time this local rule runs the current run's ledger is final and nothing rewrites it later: a
-# finished run reruns nothing. A local run has no ledger and writes its one "local run" row once; a new run's ledger
-# re-runs this step (and nothing else).
+# remote job, so when this local rule runs, the current run's ledger is final and nothing rewrites it later. The ledger
+# folder is a parameter, not an input: a run creates its ledger file only after Snakemake built the DAG, so as an input
+# it would make every finished Vast run out of date again. The table is rebuilt whenever the densities change (every
+# run that computed anything); `snakemake --forcerun report_costs` refreshes it after a cleanup of a killed run.
 rule report_costs:
     input:
         densities=[densities_path(model) for model in ENABLED_MODELS],
-        ledger=cost_ledger_input,
     output:
         report("results/report/costs.csv", caption="../report/costs.rst", category="costs", subcategory="vast"),
     params:

@@ -684,8 +684,10 @@ class HostPool:
         try:
             needs = requests[0].needs
             disk_gb = self._disk_for(needs)
-            try:
-                offers = self._search(query, disk_gb=disk_gb)
+            try:  # one search for the whole batch (bounded), not one per instance
+                offers = self._search(
+                    query, disk_gb=disk_gb, limit=min(200, max(self.settings.offer_limit, 2 * len(requests)))
+                )
             except VastError as exc:
                 self.log.warning(f"vast: offer search failed ({exc}); searching again later")
                 self.market.empty(query, now)

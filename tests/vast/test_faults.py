@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -282,3 +283,47 @@ def test_wrong_api_key_stops_the_run_at_start(fake_vast, tmp_path: Path) -> None
     assert wrong not in log
     assert fake.instances == {} and "Trying to restart job" not in log  # found before any job or rent
     assert not fake.requests_to("PUT", "/api/v0/asks/{id}/")
+
+
+ESTIMATE = {
+    "models": {"demo": {"parameter_sets": 4, "chunks": 2, "path_steps": 10**9, "gpu_hours": {"RTX 4090": 2.0}}},
+    "total": {"gpu_hours": {"RTX 4090": 2.0, "A100 SXM4": 1.0}, "cpu_hours": 9.0},
+}
+
+
+def test_estimate_is_priced_at_current_offers_and_refused_over_the_budget(fake_vast, tmp_path: Path) -> None:
+    """The start-up estimate (the JSON contract of `density-engine estimate --json`) is priced per GPU type at the
+    cheapest matching offer; over --vast-budget the run refuses to start and rents nothing, unless told to continue."""
+    base_url, fake, api_key = fake_vast
+    work = tiny_workflow(tmp_path / "wf")
+    (work / "estimate.json").write_text(json.dumps(ESTIMATE))
+    estimate = ["--vast-estimate-command", "cat estimate.json", "--vast-max-price", "5"]
+    # RTX 4090: 2 GPU-h at ~0.354 $/h (the cheapest 4090 offer incl. storage) = ~0.71 $; over a 0.5 $ budget
+    code, log = run_controller(
+        vast_command(base_url, "--config", "count=1", *estimate, "--vast-budget", "0.5"), work, vast_env(api_key)
+    )
+    assert code != 0 and "exceeds --vast-budget $0.5; nothing was rented" in log, log[-3000:]
+    assert re.search(r"RTX 4090\s+2\.000 GPU-h\s+\$0\.35\d\d/GPU-h\s+\$0\.71", log), log[-3000:]
+    assert "A100 SXM4" in log and fake.instances == {}
+    code, log = run_controller(
+        vast_command(base_url, "--config", "count=1", *estimate, "--vast-budget", "0.5", "--vast-allow-over-budget"),
+        work, vast_env(api_key),
+    )  # fmt: skip
+    assert code == 0 and "starting anyway (--vast-allow-over-budget)" in log, log[-3000:]
+    assert fake.live_instances() == []
+
+
+def test_quote_gpu_hours_prices_per_gpu_type_and_per_gpu(fake_vast) -> None:
+    from snakemake_executor_plugin_vast.pricing import expected_quote, quote_gpu_hours
+
+    base_url, _, api_key = fake_vast
+    client = VastClient(api_key, base_url, interval_scale=0)
+    quotes = quote_gpu_hours(client, "", {"RTX 4090": 10.0, "RTX 3090": 4.0, "B200": 1.0}, disk_gb=20)
+    by_type = {q.gpu_type: q for q in quotes}
+    # the 2-GPU 4090 offer (0.75 $/h) costs 0.375 $/GPU-h: the 1-GPU 0.35 $/h offer is cheaper per GPU
+    assert by_type["RTX 4090"].usd_per_gpu_hour == pytest.approx(0.35 + 0.1 * 20 / 720)
+    assert by_type["RTX 4090"].cost_usd == pytest.approx(10 * (0.35 + 0.1 * 20 / 720))
+    assert by_type["B200"].usd_per_gpu_hour is None and by_type["B200"].cost_usd is None
+    assert expected_quote(quotes).gpu_type == "RTX 3090"  # the pool rents the cheapest matching GPU first
+    bids = quote_gpu_hours(client, "", {"RTX 3090": 1.0}, disk_gb=20, interruptible=True, bid_factor=2.0)
+    assert bids[0].usd_per_gpu_hour == pytest.approx(0.10 * 2.0 + 0.1 * 20 / 720)  # min_bid x factor + storage

@@ -113,9 +113,10 @@ class ExecutorSettings(ExecutorSettingsBase):
         metadata={
             "help": "How to estimate the run's cost at start: a command (shell, working directory) printing JSON "
             '{"total": {"gpu_hours": {"<GPU type>": hours}}} (or per model under "models"), where '
-            "{configfiles} is replaced by the run's config files; or 'resources': runtime (minutes) x gpu of the jobs "
-            "to run. The GPU-hours are priced at the cheapest matching offers and the run refuses to start when the "
-            "expected cost exceeds --vast-budget. Unset: no estimate."
+            "{configfiles} is replaced by the run's config files and {configfile_args} by --configfile <file> for "
+            "each; or 'resources': runtime (minutes) x gpu of the jobs to run. The GPU-hours are priced per GPU type "
+            "at the cheapest matching offers and the run refuses to start when the expected cost exceeds "
+            "--vast-budget. Unset: no estimate."
         },
     )
     interruptible: bool = field(
@@ -394,8 +395,10 @@ class Executor(RemoteExecutor):
         if not s.estimate_command:
             return
         if s.estimate_command.strip() != "resources":
-            configfiles = " ".join(shlex.quote(os.path.relpath(str(f))) for f in self.workflow.configfiles)
-            command = s.estimate_command.replace("{configfiles}", configfiles)
+            files = [shlex.quote(os.path.relpath(str(f))) for f in self.workflow.configfiles]
+            command = s.estimate_command.replace("{configfiles}", " ".join(files)).replace(
+                "{configfile_args}", " ".join(f"--configfile {f}" for f in files)
+            )
             try:
                 done = subprocess.run(
                     command, shell=True, cwd=self.workdir, capture_output=True, text=True, timeout=600,

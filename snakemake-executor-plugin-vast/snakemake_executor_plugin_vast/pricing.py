@@ -84,6 +84,17 @@ def per_gpu_price(offer: Any, *, interruptible: bool = False, bid_factor: float 
     return total / max(1, int(offer.num_gpus or 1))
 
 
+def gpu_matches(gpu_name: str, gpu_type: str) -> bool:
+    """True when an offer's ``gpu_name`` is of ``gpu_type``: the same words from the start, case and ``_``/space
+    insensitive (``A100`` matches ``A100 SXM4`` and ``A100 PCIE``; ``RTX_4090`` matches ``RTX 4090``, not
+    ``RTX 4090D``). ``any``/``*`` matches every GPU."""
+    wanted = gpu_type.replace("_", " ").split()
+    if not wanted or gpu_type.strip() in ("any", "*"):
+        return True
+    have = gpu_name.replace("_", " ").split()
+    return [w.lower() for w in have[: len(wanted)]] == [w.lower() for w in wanted]
+
+
 def quote_gpu_hours(
     client: Any,
     base_query: str,
@@ -93,23 +104,19 @@ def quote_gpu_hours(
     disk_gb: float = 32.0,
     interruptible: bool = False,
     bid_factor: float = 1.25,
-    limit: int = 50,
+    limit: int = 500,
 ) -> list[Quote]:
-    """Price GPU-hours per GPU type at the cheapest matching offers (see the module docstring). A type named ``any``
-    (or ``*``) is priced at the cheapest GPU of any type."""
+    """Price GPU-hours per GPU type at the cheapest matching offers (see the module docstring): ONE search with the
+    run's query and price cap, then per type the offers whose GPU is of that type (:func:`gpu_matches`)."""
+    query = " ".join(c for c in (base_query.strip(), f"dph_total<={max_price:g}" if max_price is not None else "") if c)
+    offers = client.search_offers(
+        query, order="dph_total", limit=limit, disk_gb=disk_gb, offer_type="bid" if interruptible else "on-demand"
+    )
     quotes = []
     for gpu_type, hours in gpu_hours.items():
-        clauses = [base_query.strip()]
-        if gpu_type not in ("any", "*", ""):
-            clauses.append("gpu_name=" + gpu_type.strip().replace(" ", "_"))
-        if max_price is not None:
-            clauses.append(f"dph_total<={max_price:g}")
-        offers = client.search_offers(
-            " ".join(c for c in clauses if c), order="dph_total", limit=limit, disk_gb=disk_gb,
-            offer_type="bid" if interruptible else "on-demand",
-        )  # fmt: skip
-        prices = [per_gpu_price(o, interruptible=interruptible, bid_factor=bid_factor) for o in offers]
-        quotes.append(Quote(gpu_type, float(hours), min(prices) if prices else None, len(offers)))
+        mine = [o for o in offers if gpu_matches(o.gpu_name or "", gpu_type)]
+        prices = [per_gpu_price(o, interruptible=interruptible, bid_factor=bid_factor) for o in mine]
+        quotes.append(Quote(gpu_type, float(hours), min(prices) if prices else None, len(mine)))
     return quotes
 
 

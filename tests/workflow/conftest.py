@@ -16,7 +16,7 @@ import yaml
 from density_engine.workflow.chunks import ModelPlan, plan_model
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-WORKFLOW_FILES = ("Snakefile", "workflow", "config", "resources", "environment.yml")
+WORKFLOW_FILES = ("workflow", "config", "resources", "environment.yml")
 
 # Small enough to run on a loaded 2-core CPU in seconds: 2 GARCH chunks, 1 rough Heston chunk, 2 short horizons.
 TINY_CONFIG: dict = {

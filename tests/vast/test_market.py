@@ -33,7 +33,7 @@ job's memory and disk)."""
 
 NOT_MATCHING = [
     {"reliability": 0.95, "reliability2": 0.95}, {"direct_port_count": 0}, {"inet_down": 50.0},
-    {"cuda_max_good": 11.8}, {"gpu_ram": 8192.0}, {"dph_base": 1.20}, {"cpu_ram": 4000.0}, {"disk_space": 20.0},
+    {"cuda_max_good": 11.8}, {"gpu_ram": 8192.0}, {"dph_base": 1.20}, {"dph_base": 0.95}, {"disk_space": 20.0},
     {"verified": False}, {"rentable": False},
 ]  # fmt: skip
 """Ten offers that each miss one clause of the profile's query."""

@@ -28,19 +28,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from snakemake_executor_plugin_vast.client import DEFAULT_MIN_INTERVALS as DOCUMENTED  # noqa: E402
 from tests.fake_vast.server import running_fake  # noqa: E402
 from tests.vast.conftest import start_controller, tiny_workflow, vast_command, vast_env  # noqa: E402
-
-DOCUMENTED = {  # Vast's documented minimum intervals (s) per endpoint (reference vast-api.md §4.3)
-    ("PUT", "/api/v0/asks/{id}/"): 4.5,
-    ("GET", "/api/v0/instances/{id}/"): 2.0,
-    ("GET", "/api/v1/instances/"): 1.0,
-    ("DELETE", "/api/v0/instances/{id}/"): 3.0,
-    ("PUT", "/api/v0/instances/{id}/"): 1.0,
-    ("POST", "/api/v0/ssh/"): 1.0,
-    ("POST", "/api/v0/instances/{id}/ssh/"): 1.0,
-    ("POST", "/api/v0/bundles/"): 1.0,
-}
 
 
 def threads_of(pid: int) -> int:

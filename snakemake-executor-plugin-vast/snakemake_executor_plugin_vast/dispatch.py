@@ -380,6 +380,8 @@ class JobRunner:
         waited = now - host.unreachable_since
         if status not in ("running", "?"):
             self.pool.retire(host, f"SSH failed during staging and the instance is {status!r}")
+        elif not self._answers(host):  # Vast may not know yet: a host that does not answer at once is not used again
+            self.pool.retire(host, "SSH failed during staging and the host does not answer")
         elif host.staging_failures >= MAX_STAGING_FAILURES or waited > self.settings.unreachable_timeout:
             self.pool.retire(
                 host,
@@ -388,6 +390,16 @@ class JobRunner:
             )
         self.pool.release(host, job.needs.gpus, job.key)
         self._requeue(job, host, f"staging on {host.name} failed: {text[:300]}")
+
+    @staticmethod
+    def _answers(host: Host) -> bool:
+        """True when the host runs a trivial command now (a fresh connection if the last one broke)."""
+        if host.conn is None:
+            return False
+        try:
+            return host.conn.exec("true", timeout=10).ok
+        except SshError:
+            return False
 
     def _disk_detail(self, host: Host) -> str:
         if host.conn is None:

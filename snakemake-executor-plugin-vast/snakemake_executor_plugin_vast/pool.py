@@ -249,6 +249,7 @@ class HostPool:
         self._counter = 0
         self._inflight_labels: set[str] = set()
         self._rent_locks: dict[str, threading.Lock] = {}
+        self._offer_cache: dict[str, tuple[float, list[Any]]] = {}
         self._account_key_id: int | None = None
         self._draining = False
         self.drained = threading.Event()
@@ -684,10 +685,12 @@ class HostPool:
         try:
             needs = requests[0].needs
             disk_gb = self._disk_for(needs)
-            try:  # one search for the whole batch (bounded), not one per instance
-                offers = self._search(
-                    query, disk_gb=disk_gb, limit=min(200, max(self.settings.offer_limit, 2 * len(requests)))
-                )
+            try:  # one search for the whole batch (bounded), reused for a few seconds by the next batches
+                offers = self._cached_offers(query)
+                if offers is None:
+                    limit = min(200, max(self.settings.offer_limit, 2 * len(requests)))
+                    offers = self._search(query, disk_gb=disk_gb, limit=limit)
+                    self._offer_cache[query] = (time.monotonic(), list(offers))
             except VastError as exc:
                 self.log.warning(f"vast: offer search failed ({exc}); searching again later")
                 self.market.empty(query, now)
@@ -713,6 +716,7 @@ class HostPool:
                     break
                 label = self._next_label()
                 instance_id = None
+                self._forget_offer(query, offer.id)  # rented or vanished: never offered from the cache again
                 try:
                     instance_id = self._create(offer, label, disk_gb, price)
                 except OfferUnavailable as exc:
@@ -784,6 +788,21 @@ class HostPool:
                         request.no_offer_since = None
                 self._renting -= len(requests)
                 self._cond.notify_all()
+
+    OFFER_CACHE_S = 5.0
+    """How long one search's offers serve later rent batches of the same query (offers taken meanwhile answer 404
+    and are skipped)."""
+
+    def _cached_offers(self, query: str) -> list[Any] | None:
+        cached = self._offer_cache.get(query)
+        if cached is None or time.monotonic() - cached[0] > self.OFFER_CACHE_S or not cached[1]:
+            return None
+        return list(cached[1])
+
+    def _forget_offer(self, query: str, offer_id: int) -> None:
+        cached = self._offer_cache.get(query)
+        if cached is not None:
+            self._offer_cache[query] = (cached[0], [o for o in cached[1] if o.id != offer_id])
 
     def _price(self, offer: Any) -> float:
         """$/h of renting ``offer``: its dph_total, or for an interruptible rent the bid plus storage."""

@@ -349,13 +349,14 @@ class JobRunner:
             return
         machines = self.health.setup_failed(reason, host.machine_id, host.instance_id)
         self.log.warning(f"vast: setting up {host.name} failed: {reason}")
-        self.pool.retire(host, f"set-up failed: {reason}")
-        self.pool.release(host, job.needs.gpus, job.key)
-        if machines >= 2:
+        if machines >= 2:  # the pool stops before this host's slot frees up: no further rent can start
             self._fatal(
                 f"the same set-up error happened on {machines} different machines, so it is not the hosts' fault and "
                 f"renting more would not help: {reason}"
             )
+        self.pool.retire(host, f"set-up failed: {reason}")
+        self.pool.release(host, job.needs.gpus, job.key)
+        if machines >= 2:
             self._fail(job, self.fatal_error or reason)
             return
         self._requeue(job, host, f"set-up failed on {host.name}: {reason}")

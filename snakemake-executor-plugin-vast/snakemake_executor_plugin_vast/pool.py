@@ -152,6 +152,8 @@ class Host:
     adopted_from: str | None = None
     end_reason: str | None = None
     """Why the host was retired (the ledger's end reason, whoever finally destroys it)."""
+    destroy_failed: bool = False
+    """Every destroy attempt failed (it may still bill: the ledger keeps it live and the error names the cleanup)."""
     env: Any = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -965,7 +967,8 @@ class HostPool:
         with self._cond:
             if not self._draining or self.requests or self._renting or any(h.live for h in self.hosts):
                 return
-            busy = any(h.state != "destroyed" and h.state != "dead" for h in self.hosts)
+            # a retired host's destroy may still be running: the ledger is final only once it is done (or gave up)
+            busy = any(h.state != "destroyed" and not h.destroy_failed for h in self.hosts)
         if busy:
             return
         if self.ledger.records and not self.ledger.final:
@@ -1054,6 +1057,7 @@ class HostPool:
                     time.sleep(delay)
                     delay = min(delay * 2, 8.0)
             if last is not None:
+                host.destroy_failed = True
                 self.log.error(
                     f"vast: could NOT destroy instance {host.instance_id} ({last}); it may still be billing: clean up "
                     f"the label prefix {self.settings.run_label_prefix}"

@@ -21,12 +21,14 @@ ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
 RUN python -m pip install --no-cache-dir "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}"
 
-# What the wheel is built from (pyproject.toml: [tool.hatch.build.targets.wheel] packages, readme, license).
+# What the wheels are built from: the Vast executor plugin (a dependency of density-engine, its own distribution in
+# this repository, not on PyPI) and density-engine (pyproject.toml: [tool.hatch.build.targets.wheel] packages, readme,
+# license).
 WORKDIR /opt/density-engine
+COPY snakemake-executor-plugin-vast ./snakemake-executor-plugin-vast
 COPY pyproject.toml README.md LICENSE ./
 COPY density_engine ./density_engine
-COPY snakemake_executor_plugin_vast ./snakemake_executor_plugin_vast
-RUN python -m pip install --no-cache-dir . \
+RUN python -m pip install --no-cache-dir ./snakemake-executor-plugin-vast . \
     && density-engine --version \
     && python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
 

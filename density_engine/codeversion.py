@@ -1,7 +1,7 @@
 """The code version of this installation: ``<__version__>+g<12 hex of the sha256 of the package sources>``.
 
 Recorded in every chunk's metadata (and so in the dataset card), and used as the version of the wheel that the Vast
-executor installs on rented hosts (``density_engine.vast.wheel``). A checkout computes it from its files; a host that
+executor installs on rented hosts (:mod:`density_engine.hostwheel`). A checkout computes it from its files; a host that
 installed that wheel reads the same string from the installed distribution's metadata, so a chunk simulated locally
 and one simulated remotely from the same sources carry the same code version. A regular install (e.g. ``pip install
 .``) hashes its installed package files instead, as the host wheel built from it does.
@@ -16,8 +16,10 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-#: The packages a host wheel contains (and whose sources the version hashes).
-PACKAGES = ("density_engine", "snakemake_executor_plugin_vast")
+#: The packages the density-engine host wheel contains (and whose sources the version hashes). The executor plugin is
+#: its own distribution (snakemake-executor-plugin-vast) with its own wheel and version; it computes nothing that goes
+#: into a chunk, so it is not part of this code version.
+PACKAGES = ("density_engine",)
 DIST_NAME = "density-engine"
 #: Overrides the git commit (e.g. for a build from an exported tree).
 GIT_COMMIT_ENV = "DENSITY_ENGINE_GIT_COMMIT"
@@ -93,7 +95,7 @@ def installed_version(dist: metadata.Distribution, files: dict[str, Path]) -> st
 @lru_cache(maxsize=1)
 def code_version() -> str:
     """This installation's code version (see the module docstring): the version the host wheel built from this same
-    code gets (:mod:`density_engine.vast.wheel`), for a checkout and for a regular install alike."""
+    code gets (:mod:`density_engine.hostwheel`), for a checkout and for a regular install alike."""
     root = checkout_root()
     if root is not None:
         return source_version(root)

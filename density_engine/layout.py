@@ -1,8 +1,9 @@
 """Paths under the working directory that one layer writes and another reads (kept here so both agree)."""
 
-#: The Vast executor's cost ledger: written by the host pool during and at the end of a run (docs/vast.md, "The cost
-#: ledger"), read by the workflow's cost table (report.smk).
-VAST_COST_LEDGER = "results/vast/cost_ledger.json"
+#: The Vast executor's cost ledger folder (its --vast-ledger-dir, set in profiles/vast): one file per run, written by
+#: the executor and final before the workflow's last remote job is reported (snakemake-executor-plugin-vast
+#: docs/further.md, "The cost ledger"); read by the workflow's cost table (report.smk).
+VAST_LEDGER_DIR = "results/vast/ledger"
 
 #: Where the merge moves chunks that fail its integrity checks (one folder per model; the next run re-simulates them).
 QUARANTINE_DIR = "results/quarantine"

@@ -273,20 +273,21 @@ def report_figures_command(
 
 @click.command("report-costs")
 @click.option(
-    "--ledger",
+    "--ledger-dir",
     required=True,
-    type=click.Path(path_type=Path),
-    help="Vast cost ledger JSON (results/vast/cost_ledger.json); a missing file means a local run.",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder of the Vast executor's cost ledgers (results/vast/ledger, one <run id>.json per run); missing or "
+    "empty means a local run.",
 )
 @click.option("--out", "out_path", required=True, type=click.Path(path_type=Path), help="Cost table CSV to write.")
 @click.option("--html", "html_path", type=click.Path(path_type=Path), help="Also write the table as HTML here.")
-def report_costs_command(ledger: Path, out_path: Path, html_path: Path | None) -> None:
-    """Write the per-run cost table of the report: one row per rented Vast instance plus a total, or one row saying
-    that the run was local."""
+def report_costs_command(ledger_dir: Path, out_path: Path, html_path: Path | None) -> None:
+    """Write the cost table of the report: per Vast run one row per rented instance plus a total (and a total over
+    all runs), or one row saying that the runs were local."""
     from density_engine.workflow.report import LedgerError, write_cost_table
 
     try:
-        table = write_cost_table(ledger, out_path, html_path)
+        table = write_cost_table(ledger_dir, out_path, html_path)
     except LedgerError as exc:
         raise _fail(str(exc)) from None
     click.echo(f"wrote {len(table)} cost row(s) to {out_path}")

@@ -358,6 +358,7 @@ COST_COLUMNS = [
     "rented_at_utc",
     "ended_at_utc",
     "hours",
+    "idle_hours",
     "cost_usd",
     "end_reason",
 ]
@@ -374,60 +375,101 @@ def _utc(timestamp: float | None) -> str:
     return datetime.fromtimestamp(float(timestamp), tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def cost_table(ledger: Mapping[str, Any] | None) -> pd.DataFrame:
-    """The report's cost table from a Vast cost ledger (``HostPool.ledger_summary()``, docs/vast.md: run_id,
-    written_at, final, budget_usd, total_cost_usd, instances[...]): one row per rented instance and a total row (its
-    end_reason notes the budget and, for a ledger written while the run was going on, "run in progress"); ``None``
-    (no ledger) gives the one row of a local run."""
-    if ledger is None:
-        return pd.DataFrame([{"run_id": "local", "instance": LOCAL_RUN, "cost_usd": 0.0}], columns=COST_COLUMNS)
+def _run_rows(ledger: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per instance of one run's ledger and the run's total row."""
     written_at = ledger.get("written_at")
+    run_id = ledger.get("run_id", "")
     rows = []
     for entry in ledger.get("instances", []):
         ended = entry.get("destroyed_at")
         end = ended if ended is not None else written_at
         hours = (float(end) - float(entry["rented_at"])) / 3600.0 if end is not None else float("nan")
+        reason = entry.get("end_reason") or "live when the ledger was written"
+        if entry.get("adopted_from"):
+            reason += f" (adopted from run {entry['adopted_from']})"
         rows.append(
             {
-                "run_id": ledger.get("run_id", ""),
+                "run_id": run_id,
                 "instance": str(entry["instance_id"]),
                 "gpu": f"{entry.get('gpu_name', '')} x{entry.get('num_gpus', 1)}",
                 "usd_per_hour": float(entry["dph_total"]),
                 "rented_at_utc": _utc(entry["rented_at"]),
                 "ended_at_utc": _utc(ended),
                 "hours": hours,
+                "idle_hours": float(entry.get("idle_seconds") or 0.0) / 3600.0,
                 "cost_usd": float(entry["cost_usd"]),
-                "end_reason": entry.get("end_reason") or "live when the ledger was written",
+                "end_reason": reason,
             }
         )
     budget = ledger.get("budget_usd")
     notes = [f"budget ${budget:g}"] if budget is not None else []
+    if ledger.get("preemptions"):
+        notes.append(f"{ledger['preemptions']} preemption(s)")
     if ledger.get("final") is False:  # written during the run: live instances are costed up to written_at
         notes.append(f"run in progress at {_utc(written_at)}")
+    elif ledger.get("end_reason"):
+        notes.append(str(ledger["end_reason"]))
     rows.append(
         {
-            "run_id": ledger.get("run_id", ""),
+            "run_id": run_id,
             "instance": f"total ({len(rows)} instance(s))",
             "hours": sum(r["hours"] for r in rows),
+            "idle_hours": sum(r["idle_hours"] for r in rows),
             "cost_usd": float(ledger.get("total_cost_usd", sum(r["cost_usd"] for r in rows))),
             "end_reason": "; ".join(notes),
         }
     )
+    return rows
+
+
+def cost_table(ledgers: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None) -> pd.DataFrame:
+    """The report's cost table from the Vast executor's ledgers (one per run, oldest first; format:
+    snakemake-executor-plugin-vast docs/further.md, "The cost ledger"): per run one row per rented instance and a
+    total row (its end_reason notes the budget, preemptions, and "run in progress" for a ledger written while its run
+    was going on), then a total over all runs when there are several. No ledger gives the one row of a local run."""
+    if isinstance(ledgers, Mapping):
+        ledgers = [ledgers]
+    if not ledgers:
+        return pd.DataFrame([{"run_id": "local", "instance": LOCAL_RUN, "cost_usd": 0.0}], columns=COST_COLUMNS)
+    rows = [row for ledger in ledgers for row in _run_rows(ledger)]
+    if len(ledgers) > 1:
+        totals = [row for row in rows if str(row["instance"]).startswith("total")]
+        rows.append(
+            {
+                "run_id": "all runs",
+                "instance": f"total ({len(ledgers)} runs)",
+                "hours": sum(r["hours"] for r in totals),
+                "idle_hours": sum(r["idle_hours"] for r in totals),
+                "cost_usd": sum(r["cost_usd"] for r in totals),
+                "end_reason": "",
+            }
+        )
     return pd.DataFrame(rows, columns=COST_COLUMNS)
 
 
-def write_cost_table(ledger_path: str | Path, out: str | Path, html_out: str | Path | None = None) -> pd.DataFrame:
-    """Write :func:`cost_table` of the ledger at ``ledger_path`` (a missing file: a local run) as CSV (and as HTML to
-    ``html_out``); return it."""
-    ledger_path = Path(ledger_path)
-    if ledger_path.is_file():
+def read_ledgers(ledger_dir: str | Path) -> list[dict[str, Any]]:
+    """Every run's ledger in ``ledger_dir`` (``<run id>.json``), oldest run first; a missing folder: none."""
+    folder = Path(ledger_dir)
+    if not folder.is_dir():
+        return []
+    ledgers = []
+    for path in sorted(folder.glob("*.json")):
         try:
-            table = cost_table(json.loads(ledger_path.read_text(encoding="utf-8")))
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict) or not isinstance(data.get("instances"), list):
+                raise ValueError("no 'instances' list")
+            _run_rows(data)  # every field the table needs is there
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise LedgerError(f"{ledger_path}: not a readable Vast cost ledger ({type(exc).__name__}: {exc})") from exc
-    else:
-        table = cost_table(None)
+            raise LedgerError(f"{path}: not a readable Vast cost ledger ({type(exc).__name__}: {exc})") from exc
+        ledgers.append(data)
+    return sorted(ledgers, key=lambda d: (d.get("started_at") or d.get("written_at") or 0.0, str(d.get("run_id"))))
+
+
+def write_cost_table(ledger_dir: str | Path, out: str | Path, html_out: str | Path | None = None) -> pd.DataFrame:
+    """Write :func:`cost_table` of the ledgers in ``ledger_dir`` (none: a local run) as CSV (and as HTML to
+    ``html_out``); return it."""
+    table = cost_table(read_ledgers(ledger_dir))
     _write_csv(table, Path(out))
     if html_out is not None:
-        _write_html(html_table(table, "Costs of the run's rented hosts"), Path(html_out))
+        _write_html(html_table(table, "Costs of the rented hosts, per run"), Path(html_out))
     return table

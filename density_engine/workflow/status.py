@@ -21,7 +21,7 @@ from density_engine.layout import (
     CHUNKS_DIR,
     QUARANTINE_DIR,
     SIMULATE_LOGS_DIR,
-    VAST_COST_LEDGER,
+    VAST_LEDGER_DIR,
 )
 
 #: Chunks whose finishing times give the current rate (the most recent ones).
@@ -151,17 +151,26 @@ def _last_error(log: Path) -> str | None:
     return None
 
 
-def _ledger_cost(path: Path) -> tuple[float | None, str]:
-    if not path.is_file():
+def _ledger_cost(folder: Path) -> tuple[float | None, str]:
+    """Total spend over every run's Vast ledger in ``folder`` (one ``<run id>.json`` per run), and a one-line note."""
+    paths = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    if not paths:
         return None, "no Vast cost ledger (a local run, or no host rented yet)"
-    try:
-        ledger = json.loads(path.read_text(encoding="utf-8"))
-        total = float(ledger["total_cost_usd"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        return None, f"{path}: unreadable cost ledger ({exc})"
-    state = "final" if ledger.get("final") else f"run in progress, {ledger.get('live_instances', '?')} live instance(s)"
-    budget = f" of a ${ledger['budget_usd']:g} budget" if ledger.get("budget_usd") is not None else ""
-    return total, f"${total:.2f} spent on Vast{budget} ({state}; {path})"
+    total, live, budget, in_progress = 0.0, 0, None, 0
+    for path in paths:
+        try:
+            ledger = json.loads(path.read_text(encoding="utf-8"))
+            total += float(ledger["total_cost_usd"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return None, f"{path}: unreadable cost ledger ({exc})"
+        if not ledger.get("final"):
+            in_progress += 1
+            live += int(ledger.get("live_instances") or 0)
+        budget = ledger.get("budget_usd", budget)  # the newest run's budget
+    runs = f"{len(paths)} run(s)"
+    state = f"{in_progress} run(s) in progress, {live} live instance(s)" if in_progress else "final"
+    of_budget = f" of a ${budget:g} budget" if budget is not None and len(paths) == 1 else ""
+    return total, f"${total:.2f} spent on Vast{of_budget} over {runs} ({state}; {folder})"
 
 
 def model_status(
@@ -218,5 +227,5 @@ def run_status(
             status, times = model_status(name, model_cfg, base_dir, root)
             models.append(status)
             finished += times
-    cost, note = _ledger_cost(root / VAST_COST_LEDGER)
+    cost, note = _ledger_cost(root / VAST_LEDGER_DIR)
     return RunStatus(models=models, finished_at=finished, now=now(), cost_usd=cost, cost_note=note)

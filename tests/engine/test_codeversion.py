@@ -7,7 +7,7 @@ import zipfile
 from pathlib import Path
 
 from density_engine import __version__, codeversion
-from density_engine.vast import wheel
+from density_engine import hostwheel as wheel
 
 
 def test_checkout_code_version_is_the_host_wheel_version(tmp_path: Path) -> None:

@@ -91,6 +91,10 @@ class Behaviour:
     """Seconds after dying: back to ``running`` with sshd restarted (the jobs stay dead)."""
     key_attach_delay: float = 0.0
     """Keys attached with ``POST /instances/{id}/ssh/`` reach ``authorized_keys`` only after this long."""
+    workspace_kb: int | None = None
+    """The host's /workspace is a tmpfs of this many KiB (a host with a full disk that still reports running)."""
+    host_options: dict[str, Any] = field(default_factory=dict)
+    """Extra :class:`SshdHost` options (an "image": ``image_binds``, ``masks``, ``session_path``, ``init_path``)."""
 
 
 @dataclass
@@ -101,6 +105,13 @@ class FakeOffer:
     rented: bool = False
     vanish_status: int | None = None
     behaviour: Behaviour | None = None
+    available_from: float | None = None
+    """Clock time before which the offer is not on the market (it appears later)."""
+    after_first_rent: float | None = None
+    """The offer reaches the market this many seconds after the account's first rent (a market that changes while
+    a run waits)."""
+    gone: bool = False
+    """Taken by someone else for good: never found or rentable again."""
 
     @property
     def id(self) -> int:
@@ -140,6 +151,9 @@ class FakeInstance:
     attached_keys: dict[int, str] = field(default_factory=dict)
     onstart_process: subprocess.Popen[bytes] | None = None
     resurrect_after: float | None = None
+    bid: float | None = None
+    """The bid ($/h) of an interruptible instance (None: on-demand)."""
+    preempted_at: float | None = None
 
     @property
     def live(self) -> bool:
@@ -207,7 +221,9 @@ def default_offers() -> list[dict[str, Any]]:
         {"gpu_name": "H100 SXM", "num_gpus": 1, "gpu_ram": 81559.0, "dph_base": 2.00, "machine_id": 106,
          "verified": False, "direct_port_count": 0},
     ]  # fmt: skip
-    return [{**base, **row, "host_id": 9000 + row["machine_id"]} for row in rows]
+    return [
+        {**base, **row, "host_id": 9000 + row["machine_id"], "min_bid": round(row["dph_base"] * 0.5, 4)} for row in rows
+    ]
 
 
 def _number(value: Any) -> float | None:
@@ -291,6 +307,7 @@ class FakeVast:
         self.accept_query_key = False
         self.default_behaviour = Behaviour()
         self._rent_queue: deque[Behaviour] = deque()
+        self._first_rent_at: float | None = None
         self._next_instance_id = 31_000_000
         self._next_offer_id = 5_000_000
         self._next_key_id = 700
@@ -311,6 +328,43 @@ class FakeVast:
             row = {"id": offer_id, "ask_contract_id": offer_id, "machine_id": offer_id, **row}
             self.offers[offer_id] = FakeOffer(row)
             return offer_id
+
+    def add_offer_later(self, delay: float, **row: Any) -> int:
+        """Add an offer that reaches the market ``delay`` clock seconds from now."""
+        offer_id = self.add_offer(**row)
+        with self.lock:
+            self.offers[offer_id].available_from = self.clock() + delay
+        return offer_id
+
+    def add_offer_after_first_rent(self, delay: float, **row: Any) -> int:
+        """Add an offer that reaches the market ``delay`` clock seconds after the account's first rent."""
+        offer_id = self.add_offer(**row)
+        with self.lock:
+            self.offers[offer_id].after_first_rent = delay
+        return offer_id
+
+    def _on_market(self, offer: FakeOffer, now: float) -> bool:
+        if offer.available_from is not None and now < offer.available_from:
+            return False
+        if offer.after_first_rent is not None:
+            return self._first_rent_at is not None and now >= self._first_rent_at + offer.after_first_rent
+        return True
+
+    def take_offer(self, offer_id: int) -> None:
+        """Someone else rents this offer for good: gone from searches, 404 on rent."""
+        with self.lock:
+            self.offers[offer_id].gone = True
+
+    def preempt(self, instance_id: int) -> None:
+        """Outbid: the interruptible instance is stopped (sshd and jobs killed, GPU billing stops, storage goes on)."""
+        with self.lock:
+            inst = self.instances[instance_id]
+            now = self.clock()
+            inst.billed_gpu_seconds = inst.gpu_seconds(now)
+            inst.running_at = None
+            inst.intended_status = "stopped"
+            inst.preempted_at = now
+            self._kill_host(inst)
 
     def offer_ids(self) -> list[int]:
         """All offer ids, in catalogue order."""
@@ -659,19 +713,26 @@ class FakeVast:
             "direct_port_end": inst.direct_port if direct else -1,
             "geolocation": offer.get("geolocation"),
             "reliability2": offer.get("reliability2"),
+            "is_bid": inst.bid is not None,
+            "min_bid": offer.get("min_bid"),
         }
 
     # -------------------------------------------------------------------------------------------- endpoints
     def search(self, body: Mapping[str, Any]) -> list[dict[str, Any]]:
         """``POST /api/v0/bundles/``: filter, price, sort and limit the catalogue."""
         storage = _number(body.get("allocated_storage")) or 5.0
+        bids = body.get("type") in ("bid", "interruptible")
+        now = self.clock()
         result = []
         for offer in self.offers.values():
-            if offer.rented or (offer.vanish_status is not None and offer.row.get("_vanished")):
+            if offer.rented or offer.gone or (offer.vanish_status is not None and offer.row.get("_vanished")):
+                continue
+            if not self._on_market(offer, now):
                 continue
             row = dict(offer.row)
             if "dph_base" in row and "storage_cost" in row:
-                row["dph_total"] = float(row["dph_base"]) + float(row["storage_cost"]) * storage / 720.0
+                base = float(row["min_bid"]) if bids and "min_bid" in row else float(row["dph_base"])
+                row["dph_total"] = base + float(row["storage_cost"]) * storage / 720.0
             row.setdefault("dph_total", row.get("dph_base", 0.0))
             row["rented"] = False
             if all(self._matches(row, name, cond) for name, cond in body.items()):
@@ -703,7 +764,15 @@ class FakeVast:
         if label is not None and len(str(label)) > 1024:
             return 400, {"success": False, "error": "invalid_args", "msg": "label too long"}
         offer = self.offers.get(offer_id)
-        if offer is None or offer.rented or offer.row.get("_vanished") or offer.vanish_status == 404:
+        not_yet = offer is not None and not self._on_market(offer, self.clock())
+        if (
+            offer is None
+            or offer.rented
+            or offer.gone
+            or not_yet
+            or offer.row.get("_vanished")
+            or offer.vanish_status == 404
+        ):
             if offer is not None:
                 offer.row["_vanished"] = True
             msg = f"error 404/3603: no_such_ask Instance type by id {offer_id} is not available."
@@ -717,7 +786,14 @@ class FakeVast:
         disk = float(body.get("disk") or 8.0)
         row = offer.row
         storage_dph = float(row.get("storage_cost") or 0.0) * disk / 720.0
-        dph_total = float(row.get("dph_base", row.get("dph_total", 0.0))) + storage_dph
+        bid = _number(body.get("price"))
+        if bid is not None and bid < float(row.get("min_bid") or 0.0):
+            return 400, {
+                "success": False,
+                "error": "invalid_price",
+                "msg": f"bid {bid} below min_bid {row.get('min_bid')}",
+            }
+        dph_total = (bid if bid is not None else float(row.get("dph_base", row.get("dph_total", 0.0)))) + storage_dph
         direct_port, proxy_port = free_port(), free_port()
         while proxy_port == direct_port:
             proxy_port = free_port()
@@ -728,6 +804,8 @@ class FakeVast:
             authorized_keys=[key["public_key"] for key in self.account_keys.values()],
             isolate=self.isolate,
             hide_paths=self.hide_paths,
+            workspace_kb=behaviour.workspace_kb,
+            **behaviour.host_options,
         )
         now = self.clock()
         inst = FakeInstance(
@@ -735,10 +813,12 @@ class FakeVast:
             disk=disk, env=dict(env), onstart=None if onstart is None else str(onstart),
             runtype=str(body.get("runtype") or "ssh"), dph_total=dph_total, storage_dph=storage_dph,
             behaviour=behaviour, sshd=sshd, direct_port=direct_port, proxy_port=proxy_port, rented_at=now,
-            start_epoch=self._epoch(now),
+            start_epoch=self._epoch(now), bid=bid,
         )  # fmt: skip
         offer.rented = True
         self.instances[instance_id] = inst
+        if self._first_rent_at is None:
+            self._first_rent_at = now
         count, status = self.rent_answer_failures
         if count > 0:
             self.rent_answer_failures = (count - 1, status)

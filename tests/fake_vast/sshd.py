@@ -54,6 +54,9 @@ WORKSPACE = Path("/workspace")
 REQUIRE_SSH_ENV = "DENSITY_ENGINE_REQUIRE_SSH"
 STAGING_MOUNT = Path("/run/fake-vast-inst")
 """Mount point (inside each host's namespace only) that carries the instance folder across the hiding mounts."""
+IMAGE_ROOT = Path("/run/fake-vast-image")
+"""Where an "image" host sees the folders of :attr:`SshdHost.image_binds` (inside its namespace only)."""
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def ssh_tests_required() -> bool:
@@ -144,7 +147,22 @@ class SshdHost:
         key_path: Path | None = None,
         isolate: bool | None = None,
         hide_paths: Iterable[Path] = (),
+        workspace_kb: int | None = None,
+        image_binds: Sequence[tuple[Path, str]] = (),
+        masks: Sequence[Path] = (),
+        session_path: str | None = None,
+        init_path: str | None = None,
     ) -> None:
+        self.workspace_kb = workspace_kb
+        """A private tmpfs of this many KiB as /workspace instead of the instance's folder (a host with a full disk)."""
+        self.image_binds = tuple((Path(src), name) for src, name in image_binds)
+        """Folders shown at ``/run/fake-vast-image/<name>`` on the host (e.g. an image's venv)."""
+        self.masks = tuple(Path(p) for p in masks)
+        """Folders covered with an empty tmpfs on the host (e.g. the test interpreter's site-packages)."""
+        self.session_path = session_path
+        """PATH of SSH sessions (the fast ~/.bashrc); default: the test interpreter's folder first."""
+        self.init_path = init_path
+        """PATH in the environment of the host's init (sshd, PID 1): what an image's ENV PATH would be."""
         self.inst_dir = Path(inst_dir)
         self.inst_dir.mkdir(parents=True, exist_ok=True)
         self.host = "127.0.0.1"
@@ -240,8 +258,11 @@ class SshdHost:
         if not bashrc.is_file():
             return ""
         fast = self.inst_dir / "bashrc"
-        path = f"{os.path.dirname(sys.executable)}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-        fast.write_text(f"# fake Vast host: fast non-interactive shell\nexport PATH={shlex.quote(path)}\n")
+        path = self.session_path or f"{os.path.dirname(sys.executable)}:{SYSTEM_PATH}"
+        # the hosts have no internet: pip fails at once instead of retrying a package index
+        fast.write_text(
+            f"# fake Vast host: fast non-interactive shell\nexport PATH={shlex.quote(path)}\nexport PIP_NO_INDEX=1\n"
+        )
         return f"mount --bind {shlex.quote(str(fast))} {shlex.quote(str(bashrc))} && "
 
     def _hide_mounts(self) -> str:
@@ -270,10 +291,24 @@ class SshdHost:
         sshd = [SSHD_BINARY, "-D", "-e", "-f", str(self.config_path)]
         if not self.private_workspace:
             return sshd
-        script = (
-            f"mount --bind {shlex.quote(str(self.workspace_dir))} {WORKSPACE} && {self._bashrc_bind()}"
-            f"{self._hide_mounts()}exec {shlex.join(sshd)}"
+        if self.workspace_kb is not None:
+            workspace = f"mount -t tmpfs -o size={int(self.workspace_kb)}k fake-vast-full {WORKSPACE}"
+        else:
+            workspace = f"mount --bind {shlex.quote(str(self.workspace_dir))} {WORKSPACE}"
+        image = "".join(
+            f"mkdir -p {IMAGE_ROOT}/{name} && mount --bind {shlex.quote(str(src))} {IMAGE_ROOT}/{name} && "
+            for src, name in self.image_binds
         )
+        if image:
+            image = f"mount -t tmpfs -o size=1m,mode=755 fake-vast-image {IMAGE_ROOT} && " + image
+        masks = "".join(
+            f"mount -t tmpfs -o size=1m,mode=755 fake-vast-mask {shlex.quote(str(p))} && " for p in self.masks
+        )
+        # sshd drops its environment when it re-executes itself; an image's init keeps the image's ENV (PATH) in
+        # /proc/1/environ, so with init_path the namespace's PID 1 is a shell that runs sshd as its child (and reaps
+        # orphaned jobs while it waits, as sshd does when it is PID 1)
+        start = shlex.join(sshd) if self.init_path else f"exec {shlex.join(sshd)}"
+        script = f"{workspace} && {self._bashrc_bind()}{image}{masks}{self._hide_mounts()}{start}"
         return ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private", "sh", "-c", script]
 
     def start(self, *, wait: bool = True, timeout: float = 10.0, epoch: int | None = None) -> bool:
@@ -294,11 +329,14 @@ class SshdHost:
                 WORKSPACE.mkdir(exist_ok=True)
                 if self.hide_paths:
                     STAGING_MOUNT.mkdir(parents=True, exist_ok=True)
+                if self.image_binds:
+                    IMAGE_ROOT.mkdir(parents=True, exist_ok=True)
             if os.geteuid() == 0:
                 Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # privilege-separation dir sshd wants as root
+            env = {**os.environ, "PATH": self.init_path} if self.init_path else None
             with self.log_path.open("ab") as log:
                 self._process = subprocess.Popen(
-                    self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+                    self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, env=env
                 )
             started_epoch = self._epoch
         if wait:

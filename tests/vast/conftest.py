@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +17,11 @@ from typing import Any
 
 import pytest
 
-from density_engine.vast.client import Instance, InstanceGone, Offer, OfferUnavailable, SshEndpoint
+from density_engine.hostwheel import host_wheels
+from snakemake_executor_plugin_vast.client import Instance, InstanceGone, Offer, OfferUnavailable, SshEndpoint
+from snakemake_executor_plugin_vast.offers import JobNeeds
+from snakemake_executor_plugin_vast.pool import Host, HostPool, HostRequest, PoolSettings
+from snakemake_executor_plugin_vast.wheels import WheelInfo, read_wheel
 from tests.fake_vast.fixtures import (  # noqa: F401
     controller_paths,
     fake_vast,
@@ -26,6 +31,10 @@ from tests.fake_vast.fixtures import (  # noqa: F401
     sshd_host,
 )
 from tests.fake_vast.sshd import SshdHost
+
+# Controllers keep run lock files in $XDG_CACHE_HOME/snakemake-executor-plugin-vast/runs (snakemake_executor_plugin_vast
+# .runs): point it at a folder of this test session (inherited by every controller subprocess), never the user's.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="vast-tests-cache-")
 
 
 @dataclass
@@ -47,7 +56,7 @@ class StubInstance:
 
 @dataclass
 class StubVast:
-    """In-process stand-in for :class:`density_engine.vast.client.VastClient` whose instances are real sshd hosts.
+    """In-process stand-in for the plugin's ``VastClient`` whose instances are real sshd hosts.
 
     Used by the pool/runner tests (fast, no HTTP); the end-to-end and plugin tests use V1's HTTP fake instead.
     Failure injection: ``vanish`` (offer ids answering OfferUnavailable), ``stuck_machines`` (never leave loading),
@@ -130,6 +139,12 @@ class StubVast:
         self.calls.append(("list", label_prefix))
         return [self.get_instance(i) for i in self.live() if self.instances[i].label.startswith(label_prefix or "")]
 
+    def set_label(self, instance_id: int, label: str) -> None:
+        self.instances[instance_id].label = label
+
+    def list_account_ssh_keys(self) -> list[dict[str, Any]]:
+        return []
+
     def delete_account_ssh_key(self, key_id: int) -> None:
         self.calls.append(("delete_key", key_id))
 
@@ -154,6 +169,50 @@ class StubVast:
         return [i.id for i in self.instances.values() if not i.destroyed]
 
 
+def fast_pool_settings(**overrides: Any) -> PoolSettings:
+    """Pool settings for tests: small intervals and timeouts (the logic is the production one)."""
+    settings = PoolSettings(
+        run_id="0a1b2c3d", image="img", max_instances=2, boot_timeout=10.0, unreachable_timeout=2.0,
+        ssh_user=getpass.getuser(), destroy_retry_delay=0.05, tick=0.05, monitor_interval=0.1, api_throttle=0.0,
+        offer_wait=30.0, idle_timeout=60.0, workers=6,
+    )  # fmt: skip
+    for name, value in overrides.items():
+        setattr(settings, name, value)
+    return settings
+
+
+def acquire(pool: HostPool, needs: JobNeeds | None = None, *, timeout: float = 30.0, key: str | None = None) -> Host:
+    """Request a host like the runner does and wait for it (raises what the pool answers instead)."""
+    outcome: list[Any] = []
+    done = threading.Event()
+    pool.request(
+        HostRequest(
+            key=key or f"test-{time.monotonic_ns()}",
+            needs=needs or JobNeeds(),
+            on_host=lambda host: (outcome.append(host), done.set()),
+            on_error=lambda exc: (outcome.append(exc), done.set()),
+        )
+    )
+    assert done.wait(timeout), "the pool answered no request in time"
+    if isinstance(outcome[0], Exception):
+        raise outcome[0]
+    return outcome[0]
+
+
+def request_in_background(pool: HostPool, needs: JobNeeds | None = None, **avoid: Any) -> tuple[threading.Event, list]:
+    """Queue a request; returns (answered event, [host or exception])."""
+    outcome: list[Any] = []
+    done = threading.Event()
+    pool.request(
+        HostRequest(
+            key=f"bg-{time.monotonic_ns()}", needs=needs or JobNeeds(),
+            on_host=lambda host: (outcome.append(host), done.set()),
+            on_error=lambda exc: (outcome.append(exc), done.set()), **avoid,
+        )
+    )  # fmt: skip
+    return done, outcome
+
+
 def make_offer(offer_id: int, machine_id: int, dph: float = 0.2, gpus: int = 1) -> Offer:
     return Offer(
         id=offer_id, machine_id=machine_id, gpu_name="RTX 4090", num_gpus=gpus, dph_total=dph, reliability=0.99,
@@ -172,17 +231,38 @@ def stub_vast(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, ssh_keyp
         inst.host.kill()
 
 
+@pytest.fixture(scope="session")
+def host_wheel_infos(tmp_path_factory: pytest.TempPathFactory) -> list[WheelInfo]:
+    """The wheels the profile's host-wheels command gives (density-engine and the plugin), built once."""
+    return [read_wheel(path) for path in host_wheels(tmp_path_factory.mktemp("host-wheels"))]
+
+
 # ---- Snakemake runs against the HTTP fake (plugin, end-to-end and fault tests) ------------------------------------
 
 REPO = Path(__file__).resolve().parents[2]
 VAST_PROFILE = REPO / "profiles" / "vast"
 
 TINY_SNAKEFILE = """
+import glob, json
+
 N = int(config.get("count", 3))
 SLEEP = float(config.get("sleep", 0))
+TORCH = "; python -c 'import torch; print(torch.__file__)' >> {log}" if config.get("probe_torch") else ""
 
 rule all:
+    input: expand("results/out/{i}.txt", i=range(N)), "results/costs.txt"
+
+# like the real workflow's report_costs: a local rule after every remote job that reads every run's Vast ledger
+rule costs:
     input: expand("results/out/{i}.txt", i=range(N))
+    output: "results/costs.txt"
+    params: ledgers="results/vast/ledger"
+    localrule: True
+    run:
+        runs = [json.load(open(path)) for path in sorted(glob.glob(params.ledgers + "/*.json"))]
+        with open(output[0], "w") as handle:
+            for run in runs:
+                handle.write(f"{run['run_id']} {run['final']} {run['live_instances']} {run['total_cost_usd']}\\n")
 
 rule spec:
     output: "results/spec/{i}.json"
@@ -204,16 +284,20 @@ rule work:
         "trap 'echo {wildcards.i} > results/term/{wildcards.i}; exit 143' TERM; "
         "python -c \\"import json, time; time.sleep({params.sleep}); "
         "x = json.load(open('{input}'))['x']; open('{output}', 'w').write(str(x * x))\\" & wait $! "
-        "&& echo squared {wildcards.i} > {log}"
+        "&& echo squared {wildcards.i} > {log}" + TORCH
 """
 
 
 def venv_with_wheel(wheel: Path, venv: Path) -> str:
-    """A venv (seeing this interpreter's packages) with ``wheel`` pip-installed as a regular install; its python."""
+    """A venv (seeing this interpreter's packages) with ``wheel`` and this plugin's own wheel pip-installed as regular
+    installs (as on a host); its python."""
+    from snakemake_executor_plugin_vast.wheels import build_self_wheel
+
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
     python = str(venv / "bin" / "python")
+    plugin = build_self_wheel(wheel.parent)
     subprocess.run(
-        [python, "-m", "pip", "install", "-q", "--no-deps", "--disable-pip-version-check", str(wheel)],
+        [python, "-m", "pip", "install", "-q", "--no-deps", "--disable-pip-version-check", str(wheel), str(plugin)],
         check=True, timeout=300,
     )  # fmt: skip
     return python
@@ -227,21 +311,22 @@ def tiny_workflow(root: Path) -> Path:
 
 
 def vast_command(base_url: str, *extra: str, max_instances: int = 2) -> list[str]:
-    """``snakemake --profile profiles/vast`` pointed at the fake (key via VAST_API_KEY in the environment)."""
+    """``snakemake --profile profiles/vast`` pointed at the fake (key via SNAKEMAKE_VAST_API_KEY in the environment)."""
     return [
         sys.executable, "-m", "snakemake", "--profile", str(VAST_PROFILE), "--jobs", "8",
         "--vast-api-url", base_url, "--vast-ssh-user", getpass.getuser(),
         "--vast-remote-python", sys.executable, "--vast-max-instances", str(max_instances),
         "--vast-boot-timeout", "30", "--vast-unreachable-timeout", "3", "--vast-budget", "5",
+        "--vast-api-throttle", "0.01",
         "--seconds-between-status-checks", "1", "--max-status-checks-per-second", "10", "--latency-wait", "2",
         *extra,
     ]  # fmt: skip
 
 
 def vast_env(api_key: str) -> dict[str, str]:
-    """Environment of a controller run: the fake's key, fast client throttling, no inherited SIGINT-ignore."""
+    """Environment of a controller run: the fake's key (SNAKEMAKE_VAST_API_KEY, the setting's env var)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SNAKEMAKE_")}
-    env.update(VAST_API_KEY=api_key, DENSITY_ENGINE_VAST_API_INTERVAL_SCALE="0.01", PYTHONUNBUFFERED="1")
+    env.update(SNAKEMAKE_VAST_API_KEY=api_key, PYTHONUNBUFFERED="1")
     return env
 
 

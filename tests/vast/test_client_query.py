@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from density_engine.vast.query import DEFAULT_FILTERS, QueryError, parse_order, parse_query, search_body
+from snakemake_executor_plugin_vast.query import DEFAULT_FILTERS, QueryError, parse_order, parse_query, search_body
 
 
 def test_matches_vastai_output_for_the_reference_example() -> None:

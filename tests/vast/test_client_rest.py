@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from density_engine.vast.client import (
+from snakemake_executor_plugin_vast.client import (
     AuthError,
     InstanceGone,
     OfferUnavailable,

@@ -12,7 +12,7 @@ import paramiko
 import pytest
 import requests
 
-from density_engine.vast.client import VastClient
+from snakemake_executor_plugin_vast.client import VastClient
 from tests.fake_vast import fixtures
 from tests.fake_vast.fixtures import FakeVastHandle, SshKeyPair, require_sshd
 from tests.fake_vast.server import FakeVast, ManualClock, running_fake

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from density_engine.vast.ssh import (
+from snakemake_executor_plugin_vast.ssh import (
     HostKeyChanged,
     SshConnection,
     SshUnreachable,

@@ -10,12 +10,12 @@ import zipfile
 from pathlib import Path
 
 from density_engine.codeversion import PACKAGES, checkout_root, package_files
-from density_engine.vast.wheel import build_wheel
+from density_engine.hostwheel import build_wheel
 from tests.vast.conftest import venv_with_wheel
 
 BUILD = (
-    "import sys; from density_engine.vast import wheel; assert wheel.project_root() is None, wheel.project_root(); "
-    "print(wheel.build_wheel(sys.argv[1]))"
+    "import sys; from density_engine import hostwheel as wheel; "
+    "assert wheel.project_root() is None, wheel.project_root(); print(wheel.build_wheel(sys.argv[1]))"
 )
 
 
@@ -55,7 +55,7 @@ def installed_layout(site: Path, version: str) -> Path:
     info.mkdir()
     (info / "METADATA").write_text(
         f"Metadata-Version: 2.3\nName: density-engine\nVersion: {version}\nSummary: test install\n"
-        "Requires-Python: >=3.11\nRequires-Dist: click>=8.1\nRequires-Dist: snakemake==9.27.1\n"
+        "Requires-Python: >=3.11\nRequires-Dist: click>=8.1\nRequires-Dist: snakemake>=9.27.1,<10\n"
     )
     (info / "entry_points.txt").write_text("[console_scripts]\ndensity-engine = density_engine.cli:main\n")
     files = [p.relative_to(site).as_posix() for p in sorted(site.rglob("*")) if p.is_file()]
@@ -74,9 +74,9 @@ def test_wheel_from_a_regular_install_without_a_checkout(tmp_path: Path) -> None
     contents = wheel_contents(wheel)
     for package in PACKAGES:
         assert f"{package}/__init__.py" in contents
-    assert contents["density_engine/vast/wheel.py"] == (site / "density_engine" / "vast" / "wheel.py").read_bytes()
+    assert contents["density_engine/hostwheel.py"] == (site / "density_engine" / "hostwheel.py").read_bytes()
     metadata = contents[f"density_engine-{version}.dist-info/METADATA"].decode()
-    assert f"Version: {version}" in metadata and "Requires-Dist: snakemake==9.27.1" in metadata
+    assert f"Version: {version}" in metadata and "Requires-Dist: snakemake>=9.27.1,<10" in metadata
     entry_points = contents[f"density_engine-{version}.dist-info/entry_points.txt"]
     assert b"density-engine = density_engine.cli:main" in entry_points
     # chunks simulated from this install record the same code version as chunks from hosts running its wheel
@@ -86,7 +86,7 @@ def test_wheel_from_a_regular_install_without_a_checkout(tmp_path: Path) -> None
     )  # fmt: skip
     assert code.stdout.strip() == version
     # any change to the installed code gives another version (so hosts re-install)
-    with (site / "density_engine" / "vast" / "pool.py").open("a") as handle:
+    with (site / "density_engine" / "hostwheel.py").open("a") as handle:
         handle.write("# changed\n")
     again = build_in(sys.executable, tmp_path / "out", tmp_path, env)
     assert again.returncode == 0, again.stderr

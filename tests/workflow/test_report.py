@@ -134,7 +134,7 @@ def test_benchmarks_are_read_for_the_current_chunks_only(tmp_path: Path) -> None
 
 def test_cost_table_without_a_ledger_is_one_local_row(tmp_path: Path) -> None:
     out = tmp_path / "costs.csv"
-    table = write_cost_table(tmp_path / "missing" / "cost_ledger.json", out)
+    table = write_cost_table(tmp_path / "missing", out)
     assert table.equals(cost_table(None))
     assert pd.read_csv(out)[["run_id", "instance", "cost_usd"]].values.tolist() == [["local", LOCAL_RUN, 0]]
 
@@ -164,9 +164,10 @@ def test_cost_table_of_a_ledger_with_a_live_instance(tmp_path: Path) -> None:
             }
         ],
     }
-    path = tmp_path / "cost_ledger.json"
+    path = tmp_path / "ledger" / "r1.json"
+    path.parent.mkdir()
     path.write_text(json.dumps(ledger))
-    table = write_cost_table(path, tmp_path / "costs.csv")
+    table = write_cost_table(path.parent, tmp_path / "costs.csv")
     assert table["instance"].tolist() == ["7", "total (1 instance(s))"]
     assert table["gpu"].iloc[0] == "A100 x2" and table["rented_at_utc"].iloc[0] == "1970-01-01 00:00:00"
     assert table["hours"].tolist() == pytest.approx([2.0, 2.0])
@@ -175,13 +176,14 @@ def test_cost_table_of_a_ledger_with_a_live_instance(tmp_path: Path) -> None:
 
 
 def test_unreadable_ledger_is_named(tmp_path: Path) -> None:
-    path = tmp_path / "cost_ledger.json"
+    path = tmp_path / "ledger" / "r2.json"
+    path.parent.mkdir()
     path.write_text('{"instances": [{"instance_id": 1}]}')
     with pytest.raises(LedgerError, match=rf"{path}: not a readable Vast cost ledger \(KeyError"):
-        write_cost_table(path, tmp_path / "costs.csv")
+        write_cost_table(path.parent, tmp_path / "costs.csv")
     path.write_text("{not json")
     with pytest.raises(LedgerError, match=rf"{path}: not a readable Vast cost ledger"):
-        write_cost_table(path, tmp_path / "costs.csv")
+        write_cost_table(path.parent, tmp_path / "costs.csv")
     assert not (tmp_path / "costs.csv").exists()
 
 

@@ -243,12 +243,14 @@ def test_dockerfile_builds_the_package_from_what_pyproject_names() -> None:
     for source in copied:
         assert (REPO_ROOT / source).exists(), f"Dockerfile copies {source}, which does not exist"
     wheel = PYPROJECT["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
-    assert sorted(copied) == sorted(["pyproject.toml", PYPROJECT["project"]["readme"], "LICENSE", *wheel])
+    plugin = "snakemake-executor-plugin-vast"  # density-engine's dependency, built from its folder in this repository
+    assert sorted(copied) == sorted([plugin, "pyproject.toml", PYPROJECT["project"]["readme"], "LICENSE", *wheel])
+    assert f"pip install --no-cache-dir ./{plugin} ." in text
     torch_version = re.search(r"^ARG TORCH_VERSION=(\S+)$", text, re.MULTILINE).group(1)
     torch_pin = next(Requirement(r) for r in PYPROJECT["project"]["dependencies"] if r.startswith("torch"))
     assert torch_pin.specifier.contains(torch_version)
     assert '"torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}"' in text  # CUDA torch first, from PyTorch
-    assert text.index("TORCH_INDEX_URL}") < text.index("pip install --no-cache-dir .")
+    assert text.index("TORCH_INDEX_URL}") < text.index("pip install --no-cache-dir ./")
     assert f'org.opencontainers.image.version="{density_engine.__version__}"' in text
 
 

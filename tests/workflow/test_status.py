@@ -42,7 +42,7 @@ def test_states_throughput_eta_and_costs(tmp_path: Path) -> None:
 
     (logs / f"{garch[1]}.log").write_text("gjrgarch chunk 00001 ...\n")  # re-run: started, no error yet
     _done(tmp_path, HESTON, heston[0], written_at=1900.0, wall=2.0)
-    ledger = tmp_path / "results/vast/cost_ledger.json"
+    ledger = tmp_path / "results/vast/ledger/run-1.json"
     ledger.parent.mkdir(parents=True)
     ledger.write_text(json.dumps({"total_cost_usd": 1.25, "final": False, "live_instances": 2, "budget_usd": 10}))
     status = run_status(config, root=tmp_path, now=lambda: 1960.0)
@@ -51,7 +51,7 @@ def test_states_throughput_eta_and_costs(tmp_path: Path) -> None:
     assert status.eta_hours == pytest.approx(0.25)  # one chunk left at 4 chunks/h
     lines = status.lines()
     assert "all: 2 of 3 chunks done (66.7 %); last chunk finished 1 min ago; 4 chunks/h, ETA 15 min" in lines
-    assert "cost: $1.25 spent on Vast of a $10 budget (run in progress, 2 live instance(s);" in "\n".join(lines)
+    assert "cost: $1.25 spent on Vast of a $10 budget over 1 run(s) (1 run(s) in progress, 2 live instance(s);" in "\n".join(lines)
     assert status.to_dict()["cost_usd"] == 1.25
 
 

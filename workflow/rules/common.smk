@@ -19,7 +19,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from density_engine.dataset.layout import id_runs, planned_shard_names
-from density_engine.layout import CHUNK_MANIFEST_SUFFIX, QUARANTINE_DIR, VAST_COST_LEDGER
+from density_engine.layout import CHUNK_MANIFEST_SUFFIX, QUARANTINE_DIR, VAST_LEDGER_DIR
 from density_engine.models import model_names
 from density_engine.workflow.chunks import (
     KEY_PATTERN,
@@ -124,11 +124,6 @@ def model_targets(model):
         f"results/report/{model}/validation.csv",
         f"results/report/{model}/runtime.png",
     ]
-
-
-def cost_ledger_input(wildcards):
-    """Input function of report_costs: the cost ledger when one exists (its appearance or update re-runs the table)."""
-    return [VAST_COST_LEDGER] if os.path.exists(VAST_COST_LEDGER) else []
 
 
 #: Hugging Face dataset folder (dataset.smk).

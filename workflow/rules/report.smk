@@ -59,15 +59,16 @@ FINAL_TARGETS.extend(f"results/report/{model}/validation.csv" for model in ENABL
 FINAL_TARGETS.extend(f"results/report/{model}/runtime.png" for model in ENABLED_MODELS)
 
 
-# The cost table runs after every model's merge (so every rented host of the run is in the ledger by then) and reads
-# the vast executor's cost ledger, which the executor keeps up to date during the run and writes a final time when the
-# run ends. The ledger is an input only when it exists: a local run writes its one "local run" row once; a new or
-# updated ledger re-runs this step (and nothing else) on the next invocation, which picks up the final ledger.
+# The cost table runs after every model's merge and reads the vast executor's ledgers (one file per run, an
+# append-only history). The executor finalizes a run's ledger (hosts destroyed) before it reports the workflow's last
+# remote job, so when this local rule runs, the current run's ledger is final and nothing rewrites it later. The ledger
+# folder is a parameter, not an input: a run creates its ledger file only after Snakemake built the DAG, so as an input
+# it would make every finished Vast run out of date again. The table is rebuilt whenever the densities change (every
+# run that computed anything); `snakemake --forcerun report_costs` refreshes it after a cleanup of a killed run.
 rule report_costs:
-    """Tabulate the run's costs from the vast executor's cost ledger (a "local run" row without one)."""
+    """Tabulate the costs of every Vast run from the executor's ledgers (a "local run" row without any)."""
     input:
         densities=[densities_path(model) for model in ENABLED_MODELS],
-        ledger=cost_ledger_input,
     output:
         csv="results/report/costs.csv",
         html=report("results/report/costs.html", caption="../report/costs.rst", category="costs", subcategory="vast"),
@@ -77,9 +78,10 @@ rule report_costs:
     conda:
         "../envs/report.yaml"
     params:
-        ledger=VAST_COST_LEDGER,
+        ledger_dir=VAST_LEDGER_DIR,
     shell:
-        "density-engine report-costs --ledger {params.ledger} --out {output.csv} --html {output.html} > {log} 2>&1"
+        "density-engine report-costs --ledger-dir {params.ledger_dir} --out {output.csv} --html {output.html}"
+        " > {log} 2>&1"
 
 
 FINAL_TARGETS.append(rules.report_costs.output.csv)

@@ -1,6 +1,8 @@
-"""Build a wheel of this code (``density_engine`` + ``snakemake_executor_plugin_vast``) to install on rented hosts.
+"""The wheels rented hosts install: this code (``density_engine``) and the executor plugin.
 
-A tiny, dependency-free, deterministic wheel builder (no hatchling or network needed on the controller). Two sources:
+The vast executor's ``--vast-host-wheels-command`` hook (set in profiles/vast) runs ``density-engine host-wheels``,
+which builds both wheels with the plugin's deterministic wheel writer (no build backend or network needed) and prints
+their paths. The density-engine wheel comes from one of two sources:
 
 * a **checkout** (an editable install, or running from the repository): the package folders plus ``pyproject.toml``;
   the version is ``<density_engine.__version__>+g<content hash>`` (:func:`density_engine.codeversion.source_version`),
@@ -13,12 +15,8 @@ A tiny, dependency-free, deterministic wheel builder (no hatchling or network ne
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 import tomllib
-import uuid
-import zipfile
 from dataclasses import dataclass
 from email.parser import HeaderParser
 from importlib import metadata
@@ -26,8 +24,7 @@ from pathlib import Path
 
 from density_engine import codeversion
 from density_engine.codeversion import DIST_NAME, PACKAGES, package_files
-
-_ZIP_DATE = (2020, 1, 1, 0, 0, 0)
+from snakemake_executor_plugin_vast.wheels import build_self_wheel, write_wheel
 
 
 class WheelSourceError(RuntimeError):
@@ -106,57 +103,28 @@ def wheel_source(root: Path | None = None) -> WheelSource:
     return _checkout_source(root) if root is not None else _installed_source()
 
 
-def _metadata(source: WheelSource) -> tuple[str, str]:
-    lines = ["Metadata-Version: 2.1", f"Name: {DIST_NAME}", f"Version: {source.version}"]
-    if source.summary:
-        lines.append(f"Summary: {source.summary}")
-    if source.requires_python:
-        lines.append(f"Requires-Python: {source.requires_python}")
-    lines += [f"Requires-Dist: {dep}" for dep in source.requires_dist]
-    entry_points = "[console_scripts]\n" + "".join(
-        f"{name} = {target}\n" for name, target in sorted(source.console_scripts.items())
-    )
-    return "\n".join(lines) + "\n", entry_points
-
-
 def build_wheel(out_dir: str | os.PathLike[str], root: Path | None = None) -> Path:
-    """Build (or reuse) the host wheel in ``out_dir`` (see :func:`wheel_source`); return its path. Atomic."""
+    """Build (or reuse) the density-engine host wheel in ``out_dir`` (see :func:`wheel_source`); return its path.
+
+    Its version is :func:`density_engine.codeversion.code_version` of the same code; the git commit travels in the
+    package (``density_engine/_git_commit.txt``), not in the version, so the same sources give the same wheel.
+    """
     source = wheel_source(root)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    dist = DIST_NAME.replace("-", "_")
-    wheel = out / f"{dist}-{source.version}-py3-none-any.whl"
-    if wheel.is_file():
-        return wheel
-    info = f"{dist}-{source.version}.dist-info"
-    metadata_text, entry_points = _metadata(source)
-    records: list[str] = []
-    tmp = out / f".{wheel.name}.{uuid.uuid4().hex[:8]}.tmp"
+    files: dict[str, Path | bytes] = dict(source.files)
+    files[f"density_engine/{codeversion.GIT_COMMIT_FILE}"] = (codeversion.git_commit() + "\n").encode()
+    return write_wheel(
+        out_dir,
+        name=DIST_NAME,
+        version=source.version,
+        files=files,
+        requires=source.requires_dist,
+        summary=source.summary,
+        requires_python=source.requires_python,
+        console_scripts=source.console_scripts,
+        generator=DIST_NAME,
+    )
 
-    def add(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
-        entry = zipfile.ZipInfo(name, _ZIP_DATE)
-        entry.external_attr = 0o644 << 16
-        entry.compress_type = zipfile.ZIP_DEFLATED
-        zf.writestr(entry, data)
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        records.append(f"{name},sha256={digest},{len(data)}")
 
-    try:
-        with zipfile.ZipFile(tmp, "w") as zf:
-            for name in sorted(source.files):
-                add(zf, name, source.files[name].read_bytes())
-            # the commit is not part of the version hash: the same sources give the same version whatever the commit
-            add(zf, f"density_engine/{codeversion.GIT_COMMIT_FILE}", (codeversion.git_commit() + "\n").encode())
-            add(zf, f"{info}/METADATA", metadata_text.encode())
-            add(
-                zf,
-                f"{info}/WHEEL",
-                b"Wheel-Version: 1.0\nGenerator: density-engine\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-            )
-            add(zf, f"{info}/entry_points.txt", entry_points.encode())
-            records.append(f"{info}/RECORD,,")
-            zf.writestr(zipfile.ZipInfo(f"{info}/RECORD", _ZIP_DATE), "\n".join(records) + "\n")
-        os.replace(tmp, wheel)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return wheel
+def host_wheels(out_dir: str | os.PathLike[str], root: Path | None = None) -> list[Path]:
+    """The wheels every host installs: density-engine's and the executor plugin's (it is a dependency)."""
+    return [build_wheel(out_dir, root), build_self_wheel(out_dir)]

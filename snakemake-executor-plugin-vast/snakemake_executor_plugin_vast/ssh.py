@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from density_engine.atomic import atomic_path, write_bytes_atomic
+from snakemake_executor_plugin_vast.atomic import atomic_path, write_bytes_atomic
 
 if TYPE_CHECKING:  # paramiko is imported lazily: the plugin module must stay cheap to import
     import paramiko
@@ -262,6 +262,9 @@ class SshConnection:
             self.close()
             raise SshUnreachable(f"command on {self.address} failed: {type(exc).__name__}: {exc}") from exc
         result = ExecResult(code, out.decode(errors="replace"), err.decode(errors="replace"))
+        if code == -1:  # the channel closed without an exit status: the connection (or the host) went away
+            self.close()
+            raise SshUnreachable(f"command on {self.address} lost its connection before it finished")
         if check and not result.ok:
             first = line if len(line) < 200 else line[:200] + "…"
             raise RemoteCommandError(

@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 import requests
 
-from density_engine.vast.query import search_body
+from snakemake_executor_plugin_vast.query import search_body
 
 logger = logging.getLogger(__name__)
 
@@ -497,9 +497,13 @@ class VastClient:
         onstart: str = "",
         env: Mapping[str, str] | None = None,
         runtype: str = DEFAULT_RUNTYPE,
-        cancel_unavail: bool = True,
+        cancel_unavail: bool | None = None,
+        bid_price: float | None = None,
     ) -> int:
         """Rent an offer; return the new instance id. Raises OfferUnavailable when the offer is gone (try the next).
+
+        ``bid_price`` ($/h) rents it as an interruptible instance (it is stopped when outbid); ``cancel_unavail``
+        defaults to True for on-demand rents and False for bids, as Vast's own default.
 
         Use a unique ``label`` per rent: after an ambiguous failure (5xx, lost connection) the client looks for an
         instance with exactly this label and returns it instead of renting twice or losing track of a paid instance.
@@ -510,12 +514,12 @@ class VastClient:
             "client_id": "me",
             "image": image,
             "env": dict(env or {}),
-            "price": None,
+            "price": None if bid_price is None else round(float(bid_price), 6),
             "disk": float(disk_gb),
             "label": label,
             "onstart": onstart or None,
             "runtype": runtype,
-            "cancel_unavail": cancel_unavail,
+            "cancel_unavail": (bid_price is None) if cancel_unavail is None else cancel_unavail,
             "force": False,
             "image_login": None,
         }
@@ -535,7 +539,7 @@ class VastClient:
                 ids = [m.id for m in matches]
                 raise VastError(
                     f"rent of offer {offer_id} failed ambiguously and label {label!r} matches instances {ids}; "
-                    "destroy them with `density-engine vast cleanup`"
+                    "destroy them with `snakemake-vast cleanup --all-runs` or in the Vast console"
                 ) from exc
             raise
         instance_id = _opt_int(answer.get("new_contract")) if isinstance(answer, Mapping) else None

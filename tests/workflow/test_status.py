@@ -51,7 +51,8 @@ def test_states_throughput_eta_and_costs(tmp_path: Path) -> None:
     assert status.eta_hours == pytest.approx(0.25)  # one chunk left at 4 chunks/h
     lines = status.lines()
     assert "all: 2 of 3 chunks done (66.7 %); last chunk finished 1 min ago; 4 chunks/h, ETA 15 min" in lines
-    assert "cost: $1.25 spent on Vast of a $10 budget over 1 run(s) (1 run(s) in progress, 2 live instance(s);" in "\n".join(lines)
+    cost_line = "cost: $1.25 spent on Vast of a $10 budget over 1 run(s) (1 run(s) in progress, 2 live instance(s);"
+    assert cost_line in "\n".join(lines)
     assert status.to_dict()["cost_usd"] == 1.25
 
 

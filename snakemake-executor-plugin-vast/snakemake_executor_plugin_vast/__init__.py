@@ -113,7 +113,8 @@ class ExecutorSettings(ExecutorSettingsBase):
         metadata={
             "help": "How to estimate the run's cost at start: a command (shell, working directory) printing JSON "
             '{"total": {"gpu_hours": {"<GPU type>": hours}}} (or per model under "models"), where '
-            "{configfiles} is replaced by the run's config files and {configfile_args} by --configfile <file> for "
+            "{config} is replaced by a JSON file of the run's config as Snakemake resolved it (--config overrides "
+            "included), {configfiles} by the run's config files and {configfile_args} by --configfile <file> for "
             "each; or 'resources': runtime (minutes) x gpu of the jobs to run. The GPU-hours are priced per GPU type "
             "at the cheapest matching offers and the run refuses to start when the expected cost exceeds "
             "--vast-budget. Unset: no estimate."
@@ -380,9 +381,11 @@ class Executor(RemoteExecutor):
 
     def _check_estimate(self) -> None:
         """Price the run's estimate at current offer prices; refuse to start over the budget (see pricing)."""
+        import json
         import shlex
         import subprocess
 
+        from snakemake_executor_plugin_vast.atomic import write_text_atomic
         from snakemake_executor_plugin_vast.pricing import (
             EstimateError,
             expected_quote,
@@ -399,6 +402,10 @@ class Executor(RemoteExecutor):
             command = s.estimate_command.replace("{configfiles}", " ".join(files)).replace(
                 "{configfile_args}", " ".join(f"--configfile {f}" for f in files)
             )
+            if "{config}" in command:  # the run's config as Snakemake resolved it (--config overrides included)
+                config_path = self._state_root / self.run_id / "config.json"
+                write_text_atomic(config_path, json.dumps(self.workflow.config, sort_keys=True, default=str))
+                command = command.replace("{config}", shlex.quote(os.path.relpath(config_path, self.workdir)))
             try:
                 done = subprocess.run(
                     command, shell=True, cwd=self.workdir, capture_output=True, text=True, timeout=600,

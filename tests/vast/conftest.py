@@ -310,6 +310,12 @@ def tiny_workflow(root: Path) -> Path:
     return root
 
 
+def _estimate_default(extra: tuple[str, ...]) -> list[str]:
+    """The profile's start-up estimate runs `density-engine estimate` on the run's config: only the tests that run the
+    real workflow (a `models` config) keep it; the tiny test workflows turn it off unless a test sets its own."""
+    return [] if "--vast-estimate-command" in extra else ["--vast-estimate-command", ""]
+
+
 def vast_command(base_url: str, *extra: str, max_instances: int = 2) -> list[str]:
     """``snakemake --profile profiles/vast`` pointed at the fake (key via SNAKEMAKE_VAST_API_KEY in the environment)."""
     return [
@@ -319,7 +325,7 @@ def vast_command(base_url: str, *extra: str, max_instances: int = 2) -> list[str
         "--vast-boot-timeout", "30", "--vast-unreachable-timeout", "3", "--vast-budget", "5",
         "--vast-api-throttle", "0.01",
         "--seconds-between-status-checks", "1", "--max-status-checks-per-second", "10", "--latency-wait", "2",
-        *extra,
+        *_estimate_default(extra), *extra,
     ]  # fmt: skip
 
 

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tests.vast.conftest import REPO, run_controller, vast_command, vast_env
+from tests.vast.conftest import REPO, VAST_PROFILE, run_controller, vast_command, vast_env
 
 pytestmark = [pytest.mark.ssh, pytest.mark.slow]
 
@@ -88,9 +88,12 @@ def test_demo_workflow_on_fake_vast_matches_a_local_run(fake_vast, tmp_path: Pat
     env = vast_env(api_key)
 
     targets = chunk_targets(remote)
-    cmd = vast_command(base_url, *targets, "--group-components", "simulate=1")  # 2 submissions, 2 hosts
-    code, log = run_controller(cmd, remote, env, timeout=300)
+    # the profile's own start-up estimate: `density-engine estimate` on the run's resolved config, priced at the offers
+    estimate = yaml.safe_load((VAST_PROFILE / "config.yaml").read_text())["vast-estimate-command"]
+    cmd = vast_command(base_url, *targets, "--group-components", "simulate=1", "--vast-estimate-command", estimate)
+    code, log = run_controller(cmd, remote, env, timeout=300)  # 2 submissions, 2 hosts
     assert code == 0, log[-8000:]
+    assert "vast: cost estimate (density-engine ...) at current offer prices:" in log, log[-3000:]
     simulate_locally(remote, local, targets)
 
     expected, got = chunk_tables(local), chunk_tables(remote)

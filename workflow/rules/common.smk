@@ -14,6 +14,7 @@
 import json
 import os
 import sys
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
@@ -158,13 +159,14 @@ DATASET_SHARDS = {
 
 def publish_inputs(wildcards):
     """Input function of publish: HF_HUB_OFFLINE, HF_TOKEN and the Hub are checked when the DAG is built, so a
-    publish that cannot work stops with one line before any job starts."""
+    publish that cannot work stops with one line before any job starts (a dry run only lists the job: no check)."""
     from density_engine.dataset.publish import PublishError, check_publish_access
 
-    try:
-        check_publish_access(os.environ.get("HF_ENDPOINT") or None)
-    except PublishError as exc:
-        raise WorkflowError(f"publish: {exc}") from None
+    if not workflow.dryrun:
+        try:
+            check_publish_access(os.environ.get("HF_ENDPOINT") or None)
+        except PublishError as exc:
+            raise WorkflowError(f"publish: {exc}") from None
     return {
         "readme": f"{DATASET_DIR}/README.md",
         "provenance": f"{DATASET_DIR}/provenance.json",
@@ -182,10 +184,9 @@ def _dataset_hf(key, default=""):
 def simulate_gpus():
     """The simulate rule's gpu resource: 1 when chunks run on CUDA (device cuda, or auto on a machine with a GPU), else
     0, so that a cap on `gpu` (profiles/local: one chunk per GPU) holds back GPU jobs only, never CPU chunks."""
-    if config["device"] == "auto":
-        import torch
-
-        return 1 if torch.cuda.device_count() > 0 else 0  # NVML query: no CUDA context in the controller
+    if config["device"] == "auto":  # the NVIDIA driver lists its GPUs here (no torch import in every snakemake call)
+        gpus = Path("/proc/driver/nvidia/gpus")
+        return 1 if gpus.is_dir() and any(gpus.iterdir()) else 0
     return 1 if config["device"] == "cuda" else 0
 
 

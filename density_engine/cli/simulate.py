@@ -116,14 +116,38 @@ def models_command(as_json: bool) -> None:
 @click.command("bench")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--models", "model_list", help="Comma-separated models (default: all).")
-@click.option("--paths", "path_counts", default="65536,262144", show_default=True, help="Comma-separated path counts.")
+@click.option(
+    "--paths", "path_counts", default="100000,1000000", show_default=True, help="Comma-separated path counts."
+)
 @click.option("--steps", type=click.IntRange(min=1), default=252, show_default=True, help="Steps per path.")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch (default: torch's choice).")
+@click.option(
+    "--kernels",
+    type=click.Choice(["auto", "compiled", "eager"]),
+    default="auto",
+    show_default=True,
+    help="Step kernels: compiled (torch.compile), eager, or chosen by size as for a chunk.",
+)
+@click.option(
+    "--quantile-paths",
+    type=click.IntRange(min=1),
+    default=10**7,
+    show_default=True,
+    help="Samples of the quantile stage.",
+)
 def bench_command(
-    device: str, model_list: str | None, path_counts: str, steps: int, dtype: str, threads: int | None
+    device: str,
+    model_list: str | None,
+    path_counts: str,
+    steps: int,
+    dtype: str,
+    threads: int | None,
+    kernels: str,
+    quantile_paths: int,
 ) -> None:
-    """Print simulation throughput (path-steps/s) per model and size, and the time of the quantile step."""
+    """Print per model and size: path-steps/s, kernels per step, peak memory, the ratio to the device's plain Philox
+    fill rate; then the time of the quantile stage. (CPU targets against NumPy peers: benchmarks/targets.py.)"""
     import torch
 
     from density_engine.engine.bench import run_bench
@@ -143,8 +167,9 @@ def bench_command(
         ) from None
     if any(n < 1 for n in sizes):
         raise click.BadParameter(f"path counts must be >= 1, got {path_counts!r}", param_hint="--paths")
+    compiled = {"auto": None, "compiled": True, "eager": False}[kernels]
     try:
-        for line in run_bench(names, sizes, steps, device, _dtype(dtype)):
+        for line in run_bench(names, sizes, steps, device, _dtype(dtype), quantile_paths, compiled):
             click.echo(line)
     except (ValueError, RuntimeError) as exc:  # e.g. --device cuda without a GPU
         raise click.ClickException(str(exc)) from None

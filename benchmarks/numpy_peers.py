@@ -35,7 +35,7 @@ def gjrgarch(params: dict[str, float], num_paths: int, steps: int, seed: int = 0
     for _ in range(steps):
         u = rng.random((2, num_paths), dtype=F32)
         d = u[0] - c["branch_split"]
-        w = np.copysign(c["inv_pi"], d) + c["lam_over_pi"]
+        w = np.where(d < 0, c["w_neg"], c["w_pos"])
         radius = np.sqrt(np.expm1(np.log1p(-u[1]) * c["neg_two_over_eta"]) * c["radius_scale"])
         z = radius * np.cos(d / w) * w - c["a_over_b"]
         x += np.sqrt(h) * z

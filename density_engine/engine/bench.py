@@ -90,13 +90,13 @@ def philox_fill_rate(
 ) -> float:
     """Standard normals per second of a plain Philox fill (counter = (index, step, 0, 0), Box-Muller), compiled
     unless ``compiled`` is False: the random-number limit a step kernel can be compared with."""
-    from density_engine.engine.rng import step_draws
+    from density_engine.engine.rng import group_draws
 
     layout = DrawLayout(("normal",) * 4)
 
     def fill(ids: torch.Tensor) -> torch.Tensor:
         paths = torch.arange(num, dtype=torch.int64, device=device)
-        return torch.stack(step_draws(layout, paths, ids[0], 0, ids[1], ids[2], dtype))
+        return torch.stack(group_draws(layout, paths, ids[0], 1, 0, ids[1], ids[2], dtype)[0])
 
     run = torch.compile(fill, dynamic=False, fullgraph=True) if compiled else fill
     ids = torch.tensor([0, 1, 2], dtype=torch.int64, device=device)

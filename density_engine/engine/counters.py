@@ -5,9 +5,15 @@ Every random 32-bit word of a simulation is ``Philox4x32-10(counter, key)`` (Sal
 
 * key ``(k0, k1) = (seed, param_id)``: both must lie in ``[0, 2**32)`` (checked, never hashed or wrapped), so every
   parameter set of every seed has its own stream;
-* counter ``(c0, c1, c2, c3) = (path, step, block, stream)``: the global path index within the parameter set, the
-  fine time step, the Philox block within the step (each block gives 4 words) and the sub-simulation (``stream`` 0 is
-  the main simulation; other ids give independent streams for the same paths, e.g. per-horizon grids).
+* counter ``(c0, c1, c2, c3) = (path, step // steps_per_block, block, stream)``: the global path index within the
+  parameter set, the fine time step (or step pair/quad, below), the Philox block within the step (each block gives 4
+  words) and the sub-simulation (``stream`` 0 is the main simulation; other ids give independent streams for the same
+  paths, e.g. per-horizon grids).
+
+A step that needs ``w`` words takes ``ceil(w / 4)`` blocks of its own (``steps_per_block = 1``), except that steps
+needing one or two words share a block with their neighbours: ``steps_per_block = 4 // w`` consecutive steps
+``k s, ..., k s + s - 1`` use the block with counter ``(path, k, 0, stream)``, step ``k s + j`` taking words
+``j w, ..., j w + w - 1`` (a GARCH step with two uniforms uses half a block).
 
 Word order is Random123's: ``philox4x32(ctr=(c0, c1, c2, c3), key=(k0, k1))`` returns ``(x0, x1, x2, x3)``, checked
 against Random123's known-answer vectors (tests/engine/test_rng.py). Because a word depends only on these logical
@@ -111,5 +117,10 @@ class DrawLayout:
 
     @property
     def num_blocks(self) -> int:
-        """Philox blocks (4 words each) per path and step."""
+        """Philox blocks (4 words each) per path and step (1 when steps share a block)."""
         return -(-self.num_words // 4)
+
+    @property
+    def steps_per_block(self) -> int:
+        """Consecutive steps sharing one Philox block: 4 // words for one or two words per step, else 1."""
+        return 4 // self.num_words if self.num_words <= 2 else 1

@@ -39,14 +39,15 @@ import numpy as np
 import torch
 
 from density_engine.engine.counters import MAX_WORD, DrawLayout, philox_key
-from density_engine.engine.rng import step_draws
+from density_engine.engine.rng import group_draws
 from density_engine.models.base import Model, SchemeTables, TimeGrid
 from density_engine.models.kernels import StepKernel
 
 log = logging.getLogger(__name__)
 
 UNROLL = 4
-"""Steps per group function call (fused into one kernel when compiled)."""
+"""Steps per group function call (fused into one kernel when compiled); a multiple of 4 (steps sharing a Philox
+block never straddle two calls)."""
 HISTORY_GROUP = 32
 """Steps per history GEMM (a multiple of UNROLL)."""
 PATH_ALIGN = 64
@@ -145,7 +146,7 @@ def _round_up(value: int, multiple: int) -> int:
 # ---- group functions --------------------------------------------------------------------------------------------
 
 
-GroupFunction = Callable[..., tuple[tuple[torch.Tensor, ...], torch.Tensor]]
+GroupFunction = Callable[..., tuple[tuple[torch.Tensor, ...], torch.Tensor | None, torch.Tensor]]
 
 
 def make_group_function(kernel: type[StepKernel], output_index: tuple[int, ...], dtype: torch.dtype) -> GroupFunction:
@@ -154,22 +155,22 @@ def make_group_function(kernel: type[StepKernel], output_index: tuple[int, ...],
     ``group(state, base, self_weights, rows, scalars, ids)``: ``base`` (UNROLL, P) is ``conv`` of each step without
     the group's own earlier steps, ``self_weights`` (steps / UNROLL, UNROLL, UNROLL) the Volterra weights among the
     steps of each group, ``rows`` (steps, k) the steps' constants, ``ids = (k0, k1, path0, step0, stream)`` (a tuple of
-    ints or an int64 tensor), ``history_out`` the (UNROLL, P) rows of the history the steps' values go to (or None).
-    Whole tables and the step index (rather than slices) keep the compiled graph's inputs alike for every call.
-    Returns (new state, outputs (UNROLL, outputs, P)).
+    ints or an int64 tensor). Whole tables and the step index (rather than slices) keep the compiled graph's inputs
+    alike for every call. Returns (new state, history values (UNROLL, P) or None, outputs (UNROLL, outputs, P)).
     """
     layout = DrawLayout(tuple(kernel.draws))
     has_history = kernel.history
 
-    def run_group(state, base, self_weights, rows, scalars, ids, history_out):
+    def run_group(state, base, self_weights, rows, scalars, ids):
         k0, k1, path0, step0, stream = ids if isinstance(ids, tuple) else ids.unbind(0)
         num_paths = state[0].shape[0]
         paths = torch.arange(num_paths, dtype=torch.int64, device=state[0].device) + path0
         k_self = _take(self_weights, step0 // UNROLL) if has_history else None
         history: list[torch.Tensor] = []
         recorded: list[torch.Tensor] = []
+        all_draws = group_draws(layout, paths, step0, UNROLL, stream, k0, k1, dtype)
         for offset in range(UNROLL):
-            draws = step_draws(layout, paths, step0 + offset, stream, k0, k1, dtype)
+            draws = all_draws[offset]
             conv = None
             if has_history:
                 conv = base[offset]
@@ -179,9 +180,10 @@ def make_group_function(kernel: type[StepKernel], output_index: tuple[int, ...],
             state, value, outputs = kernel.step(state, draws, conv, row, scalars)
             if has_history:
                 history.append(value)
-                history_out[offset].copy_(value)
             recorded.append(torch.stack([outputs[i] for i in output_index]))
-        return state, torch.stack(recorded)
+        # stacked results are written by the fused loop directly into slices of one buffer (a copy_ into an input
+        # view would become a second loop over (UNROLL, paths))
+        return state, (torch.stack(history) if has_history else None), torch.stack(recorded)
 
     return run_group
 
@@ -428,15 +430,16 @@ def _simulate_block(
             else:
                 group_base.zero_()
         for step0 in range(group_start, min(group_start + group, num_steps), UNROLL):
-            base = history_rows = None
+            base = None
             if kernel.history:  # the group's earlier steps added in place by a small GEMM (each base row is used once)
                 offset = step0 - group_start
                 base = group_base[offset : offset + UNROLL]
                 if offset:
                     base.addmm_(volterra[step0 : step0 + UNROLL, group_start:step0], history[group_start:step0])
-                history_rows = history[step0 : step0 + UNROLL]
             ids = ids_all[step0 // UNROLL] if compiled else (k0, k1, path0, step0, stream)
-            state, recorded = function(state, base, tables.self_weights, tables.rows, scalars, ids, history_rows)
+            state, values, recorded = function(state, base, tables.self_weights, tables.rows, scalars, ids)
+            if kernel.history:
+                history[step0 : step0 + UNROLL] = values
             for offset in range(UNROLL):
                 row = record.get(step0 + offset)
                 if row is not None:

@@ -3,7 +3,8 @@
 Layout, key mapping and transforms are documented in :mod:`density_engine.engine.counters`. The words are 32-bit
 values held in int64 tensors (or Python ints for coordinates shared by all paths). The 32 x 32 -> 64-bit products of
 Philox are formed without signed overflow: with ``m' = m - 2**32 < 0`` (both multipliers have their top bit set),
-``p = a * m'`` lies in ``(-2**63, 0]``, its low word is the low word of ``a * m`` and ``(p >> 32) + a`` its high word.
+``p = a * m'`` lies in ``(-2**63, 0]``, its low word is the low word of ``a * m`` and ``(p >> 32) + a`` (arithmetic
+shift) its high word, already in ``[0, 2**32)`` because ``a * m < 2**64``.
 So the words are exact integer arithmetic on every backend (eager CPU/CUDA, inductor C++ and Triton) and identical
 everywhere; no undefined behaviour is involved. The float transforms use the backend's log/cos/sin/sqrt, so normals
 agree across devices and between eager and compiled code only to a few ulps.
@@ -35,7 +36,7 @@ _TWO_PI = 2.0 * math.pi
 
 def _mulhilo(a: Word, multiplier_signed: int) -> tuple[Word, Word]:
     product = a * multiplier_signed  # in (-2**63, 0]: no overflow
-    return ((product >> 32) + a) & WORD_MASK, product & WORD_MASK
+    return (product >> 32) + a, product & WORD_MASK  # the high word (p >> 32) + a lies in [0, 2**32) already
 
 
 def philox4x32(c0: Word, c1: Word, c2: Word, c3: Word, k0: Word, k1: Word) -> tuple[Word, Word, Word, Word]:
@@ -66,24 +67,14 @@ def box_muller(u_radius: torch.Tensor, u_angle: torch.Tensor) -> tuple[torch.Ten
 
 
 def step_words(paths: torch.Tensor, step: Word, num_blocks: int, stream: Word, k0: Word, k1: Word) -> list[Word]:
-    """The ``4 * num_blocks`` words of one step for the global path indices ``paths`` (int64 tensor)."""
+    """The ``4 * num_blocks`` words of the blocks ``(paths, step, 0..num_blocks-1, stream)`` (counter c1 = ``step``)."""
     words: list[Word] = []
     for block in range(num_blocks):
         words.extend(philox4x32(paths, step, block, stream, k0, k1))
     return words
 
 
-def step_draws(
-    layout: DrawLayout,
-    paths: torch.Tensor,
-    step: Word,
-    stream: Word,
-    k0: Word,
-    k1: Word,
-    dtype: torch.dtype,
-) -> list[torch.Tensor]:
-    """The draws of one step for the paths ``paths``: one ``(len(paths),)`` tensor per entry of ``layout.kinds``."""
-    words = step_words(paths, step, layout.num_blocks, stream, k0, k1)
+def _draws_from_words(layout: DrawLayout, words: Sequence[Word], dtype: torch.dtype) -> list[torch.Tensor]:
     uniforms: dict[int, torch.Tensor] = {}
 
     def uniform(index: int) -> torch.Tensor:
@@ -101,6 +92,46 @@ def step_draws(
             pairs[slot.words] = box_muller(uniform(slot.words[0]), uniform(slot.words[1]))
         draws.append(pairs[slot.words][0 if slot.half == "cos" else 1])
     return draws
+
+
+def group_draws(
+    layout: DrawLayout,
+    paths: torch.Tensor,
+    step0: Word,
+    num_steps: int,
+    stream: Word,
+    k0: Word,
+    k1: Word,
+    dtype: torch.dtype,
+) -> list[list[torch.Tensor]]:
+    """The draws of steps ``step0 .. step0 + num_steps - 1`` for the paths ``paths``: per step one ``(len(paths),)``
+    tensor per entry of ``layout.kinds``. ``step0`` and ``num_steps`` must be multiples of ``layout.steps_per_block``
+    (each shared block is computed once)."""
+    per_block = layout.steps_per_block
+    if num_steps % per_block:
+        raise ValueError(f"num_steps={num_steps} is not a multiple of steps_per_block={per_block}")
+    width = layout.num_words
+    steps: list[list[torch.Tensor]] = []
+    for first in range(0, num_steps, per_block):
+        words = step_words(paths, (step0 + first) // per_block, layout.num_blocks, stream, k0, k1)
+        for lane in range(per_block):
+            steps.append(_draws_from_words(layout, words[lane * width : (lane + 1) * width], dtype))
+    return steps
+
+
+def step_draws(
+    layout: DrawLayout,
+    paths: torch.Tensor,
+    step: int,
+    stream: Word,
+    k0: Word,
+    k1: Word,
+    dtype: torch.dtype,
+) -> list[torch.Tensor]:
+    """The draws of one step (an int) for the paths ``paths``: one tensor per entry of ``layout.kinds``."""
+    per_block = layout.steps_per_block
+    first = step - step % per_block
+    return group_draws(layout, paths, first, per_block, stream, k0, k1, dtype)[step % per_block]
 
 
 def uniforms(

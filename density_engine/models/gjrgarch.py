@@ -130,8 +130,10 @@ class GJRGarchNormalized(Model):
                 "gamma": p["gamma"],
                 "beta": p["beta"],
                 "branch_split": (1.0 - lam) / 2.0,  # P(s = -1)
-                "inv_pi": 1.0 / math.pi,
-                "lam_over_pi": lam / math.pi,
+                "w_neg": (lam - 1.0) / math.pi,  # w = (s + lam) / pi per branch s = -1, +1
+                "w_pos": (lam + 1.0) / math.pi,
+                "inv_w_neg": math.pi / (lam - 1.0),
+                "inv_w_pos": math.pi / (lam + 1.0),
                 "neg_two_over_eta": -2.0 / eta,
                 "radius_scale": math.pi**2 * (eta - 2.0) / k.b**2,
                 "a_over_b": k.a / k.b,

@@ -77,7 +77,7 @@ def test_expm1_is_accurate_for_small_arguments() -> None:
     """The kernel's expm1 (exp and log only) against torch.expm1 in float64 and float32, down to 1e-30 and up to 40
     (inductor's vectorised CPU expm1 is exp(y) - 1, which returns 0 below 6e-8 in float32)."""
     y = torch.cat([torch.logspace(-30, 1.6, 2000, dtype=torch.float64), torch.zeros(1, dtype=torch.float64)])
-    for dtype, tolerance in ((torch.float64, 4e-16), (torch.float32, 4e-7)):
+    for dtype, tolerance in ((torch.float64, 1e-15), (torch.float32, 5e-7)):
         x = y.to(dtype)
         exact = torch.expm1(x.double())
         relative = ((expm1_nonnegative(x).double() - exact).abs() / exact.clamp(min=1e-300)).max()

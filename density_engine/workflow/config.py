@@ -7,7 +7,6 @@ Snakefile). :func:`validate_config` turns the first problem into one :class:`Con
 
 from __future__ import annotations
 
-import copy
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -15,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from density_engine.parameter_grid import apply_defaults  # shared with the dataset layer; re-exported here
 
 #: Default length of one model step for the rough models (one trading day in years).
 DEFAULT_DT = 1.0 / 252.0
@@ -98,21 +99,6 @@ def validate_schema(config: Mapping[str, Any], schema_path: str | Path | None = 
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(list(e.absolute_path)), str(e.absolute_path)))
     if errors:
         raise ConfigError(_describe_schema_error(errors[0]))
-
-
-def apply_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
-    """Return a deep copy of ``config`` with the workflow defaults filled in (same defaults as the schema)."""
-    cfg = copy.deepcopy(dict(config))
-    cfg.setdefault("device", "auto")
-    resources = cfg.setdefault("resources", {})
-    resources.setdefault("mem_mb", 2000)
-    resources.setdefault("runtime", 30)
-    for model_cfg in cfg.get("models", {}).values():
-        model_cfg.setdefault("enabled", True)
-        model_cfg.setdefault("sampler", "sobol")
-        model_cfg.setdefault("num_quantiles", 512)
-        model_cfg.setdefault("parameters", {})
-    return cfg
 
 
 def _in_domain(value: float, parameter: Any) -> bool:

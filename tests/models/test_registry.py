@@ -97,9 +97,10 @@ def test_declarations_import_without_torch() -> None:
     import subprocess
     import sys
 
+    from tests.test_layers import BLOCK_TORCH
+
     code = (
-        "import sys; sys.modules['torch'] = None\n"
-        "from density_engine.models import get_model_class, model_names\n"
+        BLOCK_TORCH + "from density_engine.models import get_model_class, model_names\n"
         "for name in model_names():\n"
         "    cls = get_model_class(name); cls.describe()\n"
         "m = get_model_class('rough_heston')(kappa=0.3, theta=0.02, sigma=0.3, rho=-0.7, alpha=0.6, v0=0.02)\n"

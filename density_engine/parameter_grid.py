@@ -116,6 +116,8 @@ def read_parameter_file(model_name: str, model_cfg: Mapping[str, Any], base_dir:
         ids = frame["param_id"]
         if not pd.api.types.is_integer_dtype(ids) or (ids < 0).any() or ids.duplicated().any():
             raise SamplingError(f"parameter file {path}: param_id must be unique non-negative integers")
+        if (ids > 0xFFFFFFFF).any():
+            raise SamplingError(f"parameter file {path}: param_id must be below 2**32 (a Philox key word)")
     else:
         frame.insert(0, "param_id", np.arange(len(frame), dtype=np.int64))
     frame = frame[["param_id", *names]].astype({"param_id": "int64", **dict.fromkeys(names, "float64")})

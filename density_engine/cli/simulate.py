@@ -66,9 +66,11 @@ def simulate_command(
         from tqdm import tqdm
 
         bar = tqdm(total=total, unit="path", unit_scale=True, desc=f"{spec.model} chunk {spec.chunk_id}", leave=False)
+    from density_engine.engine.paths import KernelCompileError
+
     try:
         result = run_chunk(spec, device, _dtype(dtype), budget, progress=bar.update if bar else None)
-    except (ValueError, FloatingPointError) as exc:
+    except (ValueError, FloatingPointError, KernelCompileError) as exc:
         raise click.ClickException(f"{spec_path}: {exc}") from exc
     finally:
         if bar is not None:

@@ -42,6 +42,8 @@ PHILOX_W1 = 0xBB67AE85
 PHILOX_ROUNDS = 10
 MAX_WORD = WORD_MASK
 """Seeds, parameter ids, path indices, steps, blocks and stream ids must each fit a 32-bit word."""
+MAX_NUM_PATHS = MAX_WORD - 63
+"""Paths per parameter set: path indices (blocks are padded to 64 paths) must fit a counter word."""
 
 RNG_SCHEME = (
     "philox4x32-10 key=(seed,param_id) counter=(path,step,block,stream); uniform=(2w+1)*2^-33; normal=Box-Muller"

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from density_engine.engine.counters import MAX_WORD, DrawLayout, philox_key
+from density_engine.engine.counters import MAX_NUM_PATHS, MAX_WORD, DrawLayout, philox_key
 from density_engine.engine.rng import group_draws
 from density_engine.models.base import Model, SchemeTables, TimeGrid
 from density_engine.models.kernels import StepKernel
@@ -52,10 +52,11 @@ HISTORY_GROUP = 32
 """Steps per history GEMM (a multiple of UNROLL)."""
 PATH_ALIGN = 64
 """Blocks are padded to a multiple of this many paths (vector loops never see a partial tail)."""
-COMPILE_MIN_PATH_STEPS = 2**24
-"""Compile the group function when num_paths * fine steps of a parameter set reaches this (about 1.7e7 path-steps,
-~2 CPU-s of eager simulation): compiling costs tens of CPU-seconds cold and a few seconds warm (inductor's on-disk
-cache), once per process and model, so from here on a chunk of a few parameter sets recovers it."""
+COMPILE_MIN_PATH_STEPS = 2**26
+"""Compile the group function when num_paths * fine steps of a parameter set reaches this (about 6.7e7 path-steps).
+Measured on the 2-core CPU (docs/engine.md): eager kernels cost ~100 ns per path-step; compiling costs ~6 CPU-s warm
+(inductor's on-disk cache; mostly importing and tracing) and ~25-32 CPU-s cold, once per process and model. So from
+here on a single parameter set breaks even with a warm cache and a chunk of a few sets with a cold one."""
 KERNELS_ENV = "DENSITY_ENGINE_KERNELS"
 COMPILE_OPTIONS: dict[str, Any] = {"max_fusion_size": 4096}
 """Inductor options of the group function: fuse all of a group's steps into one loop (the default limit of 64
@@ -188,6 +189,31 @@ def make_group_function(kernel: type[StepKernel], output_index: tuple[int, ...],
     return run_group
 
 
+class KernelCompileError(RuntimeError):
+    """Compiling the step kernels failed (e.g. no C++ compiler for inductor on CPU)."""
+
+
+class _CompiledGroup:
+    """A compiled group function whose compilation errors name the remedy."""
+
+    def __init__(self, function: GroupFunction) -> None:
+        self.function = function
+
+    def __call__(self, *args: Any) -> Any:
+        from torch._dynamo.exc import TorchDynamoException
+        from torch._inductor.exc import CppCompileError, InvalidCxxCompiler
+
+        try:
+            return self.function(*args)
+        except (TorchDynamoException, CppCompileError, InvalidCxxCompiler) as exc:
+            raise KernelCompileError(
+                f"compiling the step kernels with torch.compile failed ({type(exc).__name__}: "
+                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); inductor needs a C++ compiler (g++) "
+                f"on CPU and Triton on CUDA. Install it, or run eager kernels with {KERNELS_ENV}=eager (slower; the "
+                "chunk metadata records the mode)"
+            ) from exc
+
+
 def _take(table: torch.Tensor, index: int | torch.Tensor) -> torch.Tensor:
     """``table[index]`` for an int or a 0-d int64 tensor (a gather, not a data-dependent slice, when traced)."""
     return table[index] if isinstance(index, int) else table[index.reshape(1)][0]
@@ -211,7 +237,7 @@ def group_function(
             torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
             torch._dynamo.config.fail_on_recompile_limit_hit = True
             torch.fx.experimental._config.use_duck_shape = False  # no accidental size equalities (recompiles)
-            function = torch.compile(function, dynamic=True, fullgraph=True, options=COMPILE_OPTIONS)
+            function = _CompiledGroup(torch.compile(function, dynamic=True, fullgraph=True, options=COMPILE_OPTIONS))
         _GROUP_FUNCTIONS[key] = function
     return _GROUP_FUNCTIONS[key]
 
@@ -319,8 +345,10 @@ def simulate_grid(
         raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
     if isinstance(num_paths, bool) or not isinstance(num_paths, int) or num_paths < 1:
         raise ValueError(f"num_paths must be a positive integer, got {num_paths!r}")
-    if num_paths + PATH_ALIGN > MAX_WORD:
-        raise ValueError(f"num_paths must be below 2**32 - {PATH_ALIGN} (a Philox counter word), got {num_paths}")
+    if num_paths > MAX_NUM_PATHS:
+        raise ValueError(
+            f"num_paths must be <= {MAX_NUM_PATHS} (path indices are Philox counter words), got {num_paths}"
+        )
     k0, k1 = philox_key(seed, param_id)
     if isinstance(stream, bool) or not isinstance(stream, int) or not 0 <= stream <= MAX_WORD:
         raise ValueError(f"stream must be an integer in [0, 2**32 - 1], got {stream!r}")

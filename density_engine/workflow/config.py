@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from density_engine.engine.counters import MAX_WORD
 from density_engine.parameter_grid import apply_defaults  # shared with the dataset layer; re-exported here
 
 #: Default length of one model step for the rough models (one trading day in years).
@@ -158,6 +159,12 @@ def check_model_config(model_name: str, model_cfg: Mapping[str, Any], base_dir: 
             raise ConfigError(
                 f"config key {prefix}.{setting}: {model_name} has no setting {setting!r}; "
                 f"its settings: {', '.join(accepted) or 'none'}"
+            )
+    for key, value in (("seed", model_cfg.get("seed")), ("n_samples", model_cfg.get("n_samples"))):
+        if isinstance(value, int) and value > MAX_WORD + (key == "n_samples"):
+            raise ConfigError(
+                f"config key {prefix}.{key}: {value} is too large; seeds and parameter ids are 32-bit Philox key words "
+                f"(at most {MAX_WORD})"
             )
     horizons = list(model_cfg["horizons"])
     if any(b <= a for a, b in itertools.pairwise(horizons)):

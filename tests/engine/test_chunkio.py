@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -182,3 +183,16 @@ def test_temp_files_of_killed_writes_are_swept(small_chunk: pa.Table, tmp_path: 
     other.write_bytes(b"another chunk's write in progress")
     write_chunk(small_chunk, path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [other.name, path.name]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"seed": 2**32}, "key 'seed' must be <= 4294967295 (a 32-bit Philox key word)"),
+        ({"num_paths": 2**32}, "key 'num_paths' must be <= 4294967232"),
+        ({"parameter_sets": [{"param_id": 2**32, "params": G1}]}, "param_id' must be <= 4294967295"),
+    ],
+)
+def test_spec_keys_must_fit_philox_words(change: dict, message: str) -> None:
+    with pytest.raises(SpecError, match=re.escape(message)):
+        parse_spec(make_spec(**change))

@@ -50,16 +50,23 @@ def sorted_rows(samples: torch.Tensor) -> np.ndarray | torch.Tensor:
     return torch.sort(samples, dim=1).values
 
 
+MOMENT_CHUNK = 2**16
+"""Elements per chunk of the second moment pass (float64 temporaries stay in cache)."""
+
+
 def _moments_from_sorted(row: np.ndarray) -> tuple[float, float, float, float]:
-    """Mean and central moments m2, m3, m4 (float64, two-pass) of one sorted float row."""
+    """Mean and central moments m2, m3, m4 (float64, two-pass) of one sorted float row; the central sums are taken
+    chunk by chunk (fixed chunks of the sorted row, so the result does not depend on the order of the paths)."""
     n = row.shape[0]
     mean = float(np.sum(row, dtype=np.float64)) / n
-    centred = np.subtract(row, mean, dtype=np.float64)
-    squared = centred * centred
-    m2 = float(squared.sum()) / n
-    m3 = float(np.einsum("i,i->", squared, centred)) / n  # one pass each, no BLAS (thread-count independent)
-    m4 = float(np.einsum("i,i->", squared, squared)) / n
-    return mean, m2, m3, m4
+    sums = np.zeros(3)
+    for start in range(0, n, MOMENT_CHUNK):
+        centred = np.subtract(row[start : start + MOMENT_CHUNK], mean, dtype=np.float64)
+        squared = centred * centred
+        sums[0] += squared.sum()
+        sums[1] += np.einsum("i,i->", squared, centred)  # no BLAS: independent of the thread count
+        sums[2] += np.einsum("i,i->", squared, squared)
+    return mean, float(sums[0]) / n, float(sums[1]) / n, float(sums[2]) / n
 
 
 def _moments_from_sorted_tensor(row: torch.Tensor) -> tuple[float, float, float, float]:

@@ -22,7 +22,7 @@ Compilation: decided from the spec alone (:func:`use_compiled`): compiled when `
 :data:`COMPILE_MIN_PATH_STEPS`, where it pays for itself; eager below. Eager and compiled code use different
 implementations of log/exp/sin/cos/sqrt (MKL/Sleef variants), so their results differ in the last bits; each is
 bit-reproducible. ``$DENSITY_ENGINE_KERNELS`` (``auto``, ``compiled``, ``eager``) overrides the choice; the chunk
-metadata records the mode used (``kernels``).
+metadata records the mode used (``kernels=`` in ``rng``). Eager kernels run torch ops single-threaded.
 """
 
 from __future__ import annotations
@@ -197,15 +197,16 @@ class _CompiledGroup:
     """A compiled group function whose compilation errors name the remedy."""
 
     def __init__(self, function: GroupFunction) -> None:
-        self.function = function
-
-    def __call__(self, *args: Any) -> Any:
         from torch._dynamo.exc import TorchDynamoException
         from torch._inductor.exc import CppCompileError, InvalidCxxCompiler
 
+        self.function = function
+        self.errors = (TorchDynamoException, CppCompileError, InvalidCxxCompiler)
+
+    def __call__(self, *args: Any) -> Any:
         try:
             return self.function(*args)
-        except (TorchDynamoException, CppCompileError, InvalidCxxCompiler) as exc:
+        except self.errors as exc:
             raise KernelCompileError(
                 f"compiling the step kernels with torch.compile failed ({type(exc).__name__}: "
                 f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); inductor needs a C++ compiler (g++) "

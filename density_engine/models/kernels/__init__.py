@@ -40,9 +40,9 @@ class StepKernel:
     """True: :meth:`step` returns a history value ``d_i`` and receives ``conv_i = sum_{j<i} K[i, j] d_j``."""
 
     @classmethod
-    def scalar(cls, scalars: torch.Tensor, name: str) -> torch.Tensor:
-        """The scalar ``name`` from the packed ``scalars`` tensor (0-d)."""
-        return scalars[cls.scalars.index(name)]
+    def named(cls, scalars: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The packed ``scalars`` tensor as ``{name: 0-d tensor}`` (names of :attr:`scalars`)."""
+        return {name: scalars[i] for i, name in enumerate(cls.scalars)}
 
     @classmethod
     def initial_state(cls, scalars: torch.Tensor, num_paths: int) -> Tensors:

@@ -67,13 +67,13 @@ class GJRGarchKernel(StepKernel):
 
     @classmethod
     def initial_state(cls, scalars: torch.Tensor, num_paths: int) -> Tensors:
-        variance = cls.scalar(scalars, "sigma0_sq").expand(num_paths).clone()
+        variance = cls.named(scalars)["sigma0_sq"].expand(num_paths).clone()
         return torch.zeros_like(variance), variance
 
     @classmethod
     def step(cls, state, draws, conv, row, scalars):
         log_return, variance = state
-        c = {name: scalars[i] for i, name in enumerate(cls.scalars)}
+        c = cls.named(scalars)
         z = hansen_skewt(draws[0], draws[1], c)
         log_return = log_return + torch.sqrt(variance) * z
         negative = torch.clamp(z, max=0.0)

@@ -39,7 +39,7 @@ class RoughBergomiKernel(StepKernel):
     def step(cls, state, draws, conv, row, scalars):
         log_return, z1_previous, z2_previous = state
         z1, z2, z3 = draws
-        c = {name: scalars[i] for i, name in enumerate(cls.scalars)}
+        c = cls.named(scalars)
         y = conv * c["sqrt_h"] + z1_previous * c["wt_on_z1"] + z2_previous * c["wt_on_z2"]
         log_variance = y * c["eta"] - row[0] + c["log_xi0"]
         vol = torch.exp(log_variance * 0.5)  # sqrt(V_i), left point of step i

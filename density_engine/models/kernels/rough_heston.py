@@ -30,7 +30,7 @@ class RoughHestonKernel(StepKernel):
     def step(cls, state, draws, conv, row, scalars):
         (log_return,) = state
         normal_ig, normal_return, uniform = draws
-        c = {name: scalars[i] for i, name in enumerate(cls.scalars)}
+        c = cls.named(scalars)
         a = torch.clamp(conv + row[0], min=c["a_floor"])
         ig_a = normal_ig * normal_ig * c["ig_scale"] / a
         r = torch.sqrt((ig_a + 2.0) * ig_a) + ig_a + 1.0

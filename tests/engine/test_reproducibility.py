@@ -49,6 +49,7 @@ def test_block_size_invariance(model: str, params: dict) -> None:
 
 @pytest.mark.parametrize(("model", "params"), MODELS)
 def test_thread_count_does_not_change_results(model: str, params: dict) -> None:
+    """Eager kernels (run single-threaded by the engine whatever the caller's thread count)."""
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
@@ -128,6 +129,16 @@ def test_compiled_kernels_agree_with_eager_and_are_block_size_invariant() -> Non
         eager = _simulate(model, params, 640, None, compiled=False)
         scale = float(eager.abs().max())
         assert float((compiled[0] - eager).abs().max()) <= 1e-5 * scale, model
+    # compiled kernels (OpenMP loops) and the history GEMMs (MKL) with one and two threads: identical bits
+    threads = torch.get_num_threads()
+    try:
+        per_thread_count = []
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            per_thread_count.append(_simulate("rough_heston", RH, 4096, None, compiled=True))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(per_thread_count[0], per_thread_count[1])
 
 
 def test_compile_choice_is_a_function_of_the_size(monkeypatch: pytest.MonkeyPatch) -> None:

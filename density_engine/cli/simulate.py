@@ -83,9 +83,11 @@ def check_memory(spec, device: str, threads: int | None) -> None:
 
 def _simulate_or_fail(spec, source: str, device: str, dtype: str, budget: int | None, progress=None):
     """:func:`run_engine`, with every failure as one line (a click error naming ``source``), no traceback."""
+    from density_engine.engine.paths import KernelCompileError
+
     try:
         return run_engine(spec, device, dtype, budget, progress)
-    except (ValueError, FloatingPointError) as exc:
+    except (ValueError, FloatingPointError, KernelCompileError) as exc:
         raise click.ClickException(f"{source}: {exc}") from exc
     except MemoryError:
         raise click.ClickException(f"{source}: out of host memory while simulating (lower num_paths)") from None
@@ -342,14 +344,38 @@ def models_command(as_json: bool) -> None:
 @click.command("bench")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--models", "model_list", help="Comma-separated models (default: all).")
-@click.option("--paths", "path_counts", default="65536,262144", show_default=True, help="Comma-separated path counts.")
+@click.option(
+    "--paths", "path_counts", default="100000,1000000", show_default=True, help="Comma-separated path counts."
+)
 @click.option("--steps", type=click.IntRange(min=1), default=252, show_default=True, help="Steps per path.")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch (default: torch's choice).")
+@click.option(
+    "--kernels",
+    type=click.Choice(["auto", "compiled", "eager"]),
+    default="auto",
+    show_default=True,
+    help="Step kernels: compiled (torch.compile), eager, or chosen by size as for a chunk.",
+)
+@click.option(
+    "--quantile-paths",
+    type=click.IntRange(min=1),
+    default=10**7,
+    show_default=True,
+    help="Samples of the quantile stage.",
+)
 def bench_command(
-    device: str, model_list: str | None, path_counts: str, steps: int, dtype: str, threads: int | None
+    device: str,
+    model_list: str | None,
+    path_counts: str,
+    steps: int,
+    dtype: str,
+    threads: int | None,
+    kernels: str,
+    quantile_paths: int,
 ) -> None:
-    """Print simulation throughput (path-steps/s) per model and size, and the time of the quantile step."""
+    """Print per model and size: path-steps/s, kernels per step, peak memory, the ratio to the device's plain Philox
+    fill rate; then the time of the quantile stage. (CPU targets against NumPy peers: benchmarks/targets.py.)"""
     import torch
 
     from density_engine.engine.bench import run_bench
@@ -369,8 +395,9 @@ def bench_command(
         ) from None
     if any(n < 1 for n in sizes):
         raise click.BadParameter(f"path counts must be >= 1, got {path_counts!r}", param_hint="--paths")
+    compiled = {"auto": None, "compiled": True, "eager": False}[kernels]
     try:
-        for line in run_bench(names, sizes, steps, device, _dtype(dtype)):
+        for line in run_bench(names, sizes, steps, device, _dtype(dtype), quantile_paths, compiled):
             click.echo(line)
     except (ValueError, RuntimeError) as exc:  # e.g. --device cuda without a GPU
         raise click.ClickException(str(exc)) from None

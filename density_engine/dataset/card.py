@@ -63,7 +63,7 @@ def models_config(config: Mapping[str, Any] | None, models: Sequence[str]) -> di
     from YAML and the one Snakemake validated give the same record); ``None`` without a config."""
     if config is None:
         return None
-    from density_engine.workflow.config import apply_defaults
+    from density_engine.parameter_grid import apply_defaults
 
     configured = config.get("models") or {}
     filled = apply_defaults({"models": {m: dict(configured[m]) for m in models if m in configured}})["models"]

@@ -25,7 +25,7 @@ def expected_param_ids(
     when the config does not say (no ``n_samples`` and no file)."""
     sampler = model_config.get("sampler", "sobol")
     if isinstance(sampler, Mapping):
-        from density_engine.workflow.samplers import SamplingError, read_parameter_file
+        from density_engine.parameter_grid import SamplingError, read_parameter_file
 
         try:
             frame = read_parameter_file(model, model_config, base_dir)
@@ -81,7 +81,7 @@ def check_parameter_ranges(manifest: ModelManifest, model_config: Mapping[str, A
     config omits are sampled from the model's default range. Not checked for a parameter file (it sets the values)."""
     if isinstance(model_config.get("sampler", "sobol"), Mapping):
         return
-    from density_engine.workflow.samplers import parameter_space
+    from density_engine.parameter_grid import parameter_space
 
     configured = model_config.get("parameters") or {}
     _names, ranged, fixed = parameter_space(manifest.model, model_config)

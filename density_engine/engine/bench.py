@@ -1,22 +1,27 @@
-"""Throughput benchmark (``density-engine bench``): path-steps/s per model, size and device, and the quantile step.
+"""Throughput benchmark (``density-engine bench``): per model path-steps/s, kernels per step, the quantile stage, peak
+memory and the ratio to the random-number limit of the device (normals per second of a plain Philox fill).
 
-Not a test: figures depend on the machine and its load. Recorded figures live in docs/engine.md.
+Not a test: figures depend on the machine and its load. :func:`bench_model` returns one model's figures as a dict
+(for throughput tables); :func:`run_bench` formats a report. Recorded figures live in docs/engine.md; the CPU targets
+against NumPy peers are in benchmarks/targets.py.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
-from density_engine.engine.paths import simulate_horizons
-from density_engine.engine.quantiles import sample_moments, sample_quantiles
+from density_engine.engine.counters import DrawLayout
+from density_engine.engine.paths import load_kernel, resolve_device, simulate_horizons, use_compiled
+from density_engine.engine.quantiles import summarize
 from density_engine.engine.runner import device_description
 from density_engine.models import get_model_class
-from density_engine.models.base import resolve_device
 
 BENCH_PARAMS: dict[str, dict[str, float]] = {
     # reference sets of docs/engine.md (set G1, McCrickerd-Pakkanen, rough Heston set A)
@@ -24,6 +29,12 @@ BENCH_PARAMS: dict[str, dict[str, float]] = {
     "rough_bergomi": {"eta": 1.9, "rho": -0.9, "hurst": 0.07, "xi0": 0.235**2},
     "rough_heston": {"kappa": 0.3, "theta": 0.02, "sigma": 0.3, "rho": -0.7, "alpha": 0.6, "v0": 0.02},
 }
+VIEW_OPS = frozenset(
+    "aten::" + op
+    for op in ("slice", "select", "view", "as_strided", "unbind", "reshape", "expand", "alias", "t", "transpose",
+               "detach", "lift_fresh", "unsqueeze", "squeeze", "_unsafe_view", "empty", "resolve_conj", "resolve_neg")
+)  # fmt: skip
+"""Profiler events that launch no kernel (views, allocation)."""
 
 
 def bench_params(name: str) -> dict[str, float]:
@@ -38,46 +49,178 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _cpu_seconds() -> float:
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process (all threads) and its finished children."""
     times = os.times()
-    return times.user + times.system
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def time_simulation(
-    name: str, num_paths: int, steps: int, device: torch.device, dtype: torch.dtype, **settings: Any
-) -> tuple[float, float, torch.Tensor]:
-    """Wall seconds and process CPU seconds to simulate ``num_paths`` x ``steps`` (one horizon), and the samples."""
-    model = get_model_class(name)(device=device, seed=1, dtype=dtype, **bench_params(name), **settings)
-    model.reset(num_paths)
+    name: str, num_paths: int, steps: int, device: torch.device, dtype: torch.dtype, compiled: bool | None = None
+) -> dict[str, Any]:
+    """Wall and CPU seconds to simulate ``num_paths`` x ``steps`` (one horizon), the samples and the run info."""
+    model = get_model_class(name)(**bench_params(name))
+    info: dict[str, Any] = {}
     _sync(device)
-    start, cpu_start = time.perf_counter(), _cpu_seconds()
-    samples = simulate_horizons(model, [steps])
+    start, cpu_start = time.perf_counter(), cpu_seconds()
+    samples = simulate_horizons(model, [steps], num_paths, 1, device=device, dtype=dtype, compiled=compiled, info=info)
     _sync(device)
-    return time.perf_counter() - start, _cpu_seconds() - cpu_start, samples
+    return {"wall_s": time.perf_counter() - start, "cpu_s": cpu_seconds() - cpu_start, "samples": samples, **info}
 
 
-def run_bench(names: Sequence[str], sizes: Sequence[int], steps: int, device: str, dtype: torch.dtype) -> Iterator[str]:
-    """Yield report lines: one per (model, size) with path-steps/s (wall and per process CPU second: on a shared
-    machine, the second times the core count estimates the unloaded figure) and the quantile/moment times."""
+def ops_per_step(
+    name: str, num_paths: int, steps: int, device: torch.device, dtype: torch.dtype, compiled: bool | None = None
+) -> dict[str, float]:
+    """Torch ops and kernel launches per time step and block, counted with the torch profiler (top-level events:
+    eager aten ops, compiled-graph calls, GEMMs, copies; ``kernels`` leaves out views and allocations)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    model = get_model_class(name)(**bench_params(name))
+    info: dict[str, Any] = {}
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        simulate_horizons(model, [steps], num_paths, 1, device=device, dtype=dtype, compiled=compiled, info=info)
+    top = [e for e in prof.events() if e.cpu_parent is None and (e.name.startswith(("aten::", "Torch-Compiled")))]
+    kernels = [e for e in top if e.name not in VIEW_OPS]
+    per = steps * info["num_blocks"]
+    return {"ops_per_step": len(top) / per, "kernels_per_step": len(kernels) / per, "blocks": info["num_blocks"]}
+
+
+def philox_fill_rate(
+    device: torch.device, dtype: torch.dtype, num: int, seconds: float = 1.0, compiled: bool = True
+) -> float:
+    """Standard normals per second of a plain Philox fill (counter = (index, step, 0, 0), Box-Muller), compiled
+    unless ``compiled`` is False: the random-number limit a step kernel can be compared with."""
+    from density_engine.engine.rng import group_draws
+
+    layout = DrawLayout(("normal",) * 4)
+
+    def fill(ids: torch.Tensor) -> torch.Tensor:
+        paths = torch.arange(num, dtype=torch.int64, device=device)
+        return torch.stack(group_draws(layout, paths, ids[0], 1, 0, ids[1], ids[2], dtype)[0])
+
+    run = torch.compile(fill, dynamic=False, fullgraph=True) if compiled else fill
+    ids = torch.tensor([0, 1, 2], dtype=torch.int64, device=device)
+    run(ids)
+    _sync(device)
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        ids[0] += 1
+        run(ids)
+        count += 1
+    _sync(device)
+    return 4.0 * num * count / (time.perf_counter() - start)
+
+
+def quantile_stage(
+    num_paths: int, horizons: int, device: torch.device, dtype: torch.dtype = torch.float32, repeats: int = 3
+) -> dict[str, float]:
+    """Seconds of the quantile stage (512 order statistics and 4 moments) for ``horizons`` rows of ``num_paths``
+    samples, and of the plain sort of the same array (np.sort on CPU, torch.sort on CUDA): the fastest of ``repeats``
+    interleaved runs of each."""
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    samples = torch.randn((horizons, num_paths), generator=gen, dtype=dtype).to(device)
+    stage, plain = [], []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        summarize(samples, 512)
+        _sync(device)
+        stage.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        if device.type == "cpu":
+            np.sort(samples.numpy(), axis=1)
+        else:
+            torch.sort(samples, dim=1)
+        _sync(device)
+        plain.append(time.perf_counter() - start)
+    return {"quantile_s": min(stage), "sort_s": min(plain)}
+
+
+def peak_memory_bytes(device: torch.device) -> int:
+    """Peak device memory allocated by torch (CUDA) or the process's peak resident set size (CPU)."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def bench_model(
+    name: str,
+    num_paths: int,
+    steps: int = 252,
+    device: str | torch.device = "auto",
+    dtype: torch.dtype = torch.float32,
+    compiled: bool | None = None,
+    fill_rate: float | None = None,
+) -> dict[str, Any]:
+    """One model's figures: path-steps/s (wall and per CPU-second), compiled or eager, blocks, kernels per step,
+    peak memory, and, with ``fill_rate`` (normals/s of :func:`philox_fill_rate`), the ratio of the model's draws per
+    second to it. A warm-up run (compilation) comes first; its seconds are ``warmup_s``."""
     dev = resolve_device(device)
-    yield f"# device {device_description(dev)}, torch {torch.__version__}, {dtype}"
+    compiled = use_compiled(num_paths, steps, compiled)
+    start = time.perf_counter()
+    time_simulation(name, min(num_paths, 4096), steps, dev, dtype, compiled)  # the same mode: compiles if needed
+    warmup = time.perf_counter() - start
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    run = time_simulation(name, num_paths, steps, dev, dtype, compiled)
+    draws = len(DrawLayout(tuple(load_kernel(get_model_class(name)).draws)).kinds)
+    rate = num_paths * steps / run["wall_s"]
+    result = {
+        "model": name,
+        "device": device_description(dev),
+        "dtype": str(dtype).removeprefix("torch."),
+        "paths": num_paths,
+        "steps": steps,
+        "compiled": run["compiled"],
+        "blocks": run["num_blocks"],
+        "warmup_s": warmup,
+        "sim_wall_s": run["wall_s"],
+        "sim_cpu_s": run["cpu_s"],
+        "path_steps_per_s": rate,
+        "path_steps_per_cpu_s": num_paths * steps / max(run["cpu_s"], 1e-9),
+        "peak_memory_bytes": peak_memory_bytes(dev),
+        "draws_per_step": draws,
+        "rng_limit_ratio": rate * draws / fill_rate if fill_rate else None,
+    }
+    del run
+    result.update(ops_per_step(name, num_paths, min(steps, 64), dev, dtype, result["compiled"]))
+    return result
+
+
+def run_bench(
+    names: Sequence[str],
+    sizes: Sequence[int],
+    steps: int,
+    device: str,
+    dtype: torch.dtype,
+    quantile_paths: int = 10**7,
+    compiled: bool | None = None,
+) -> Iterator[str]:
+    """Yield report lines: the device and load, the Philox fill rate, one line per (model, size), the quantile stage.
+
+    ``per cpu-s`` divides by the process's CPU seconds (all threads): on a shared machine the better measure of the
+    work done. ``kern/step``: kernel launches per time step and block (constant in the number of paths)."""
+    dev = resolve_device(device)
+    load = os.getloadavg()
+    yield f"# device {device_description(dev)}, torch {torch.__version__}, {dtype}, load average {load[0]:.2f}"
+    fill_compiled = compiled is not False
+    fill = philox_fill_rate(dev, dtype, 2**22 if dev.type == "cpu" else 2**26, compiled=fill_compiled)
+    yield f"# plain Philox fill ({'compiled' if fill_compiled else 'eager'}): {fill:.3g} normals/s"
     yield (
-        f"{'model':<22}{'paths':>10}{'steps':>7}{'sim s':>9}{'path-steps/s':>14}{'per cpu-s':>12}"
-        f"{'quantiles s':>13}{'moments s':>11}"
+        f"{'model':<22}{'paths':>10}{'steps':>7}{'mode':>9}{'blocks':>7}{'sim s':>9}{'path-steps/s':>14}"
+        f"{'per cpu-s':>12}{'kern/step':>10}{'ops/step':>10}{'vs RNG':>8}{'peak MiB':>10}"
     )
     for name in names:
-        time_simulation(name, min(sizes), min(steps, 8), dev, dtype)  # warm-up (allocations, kernels)
         for n in sizes:
-            seconds, cpu_seconds, samples = time_simulation(name, n, steps, dev, dtype)
-            t0 = time.perf_counter()
-            sample_quantiles(samples, 512)
-            _sync(dev)
-            t1 = time.perf_counter()
-            sample_moments(samples)
-            t2 = time.perf_counter()
-            rate = n * steps / seconds
-            per_cpu = n * steps / max(cpu_seconds, 1e-9)
+            r = bench_model(name, n, steps, dev, dtype, compiled=compiled, fill_rate=fill)
             yield (
-                f"{name:<22}{n:>10}{steps:>7}{seconds:>9.3f}{rate:>14.3g}{per_cpu:>12.3g}"
-                f"{t1 - t0:>13.3f}{t2 - t1:>11.3f}"
+                f"{name:<22}{n:>10}{steps:>7}{'compiled' if r['compiled'] else 'eager':>9}{r['blocks']:>7}"
+                f"{r['sim_wall_s']:>9.3f}{r['path_steps_per_s']:>14.3g}{r['path_steps_per_cpu_s']:>12.3g}"
+                f"{r['kernels_per_step']:>10.2f}{r['ops_per_step']:>10.2f}{r['rng_limit_ratio']:>8.2f}"
+                f"{r['peak_memory_bytes'] / 2**20:>10.0f}"
             )
+    q = quantile_stage(quantile_paths, 1, dev, dtype)
+    yield (
+        f"# quantile stage, {quantile_paths} paths x 1 horizon: {q['quantile_s']:.3f} s "
+        f"(plain sort {q['sort_s']:.3f} s, ratio {q['quantile_s'] / q['sort_s']:.2f})"
+    )

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from density_engine.atomic import atomic_path, file_sha256, write_text_atomic
+from density_engine.engine.counters import MAX_NUM_PATHS, MAX_WORD
 from density_engine.layout import CHUNK_MANIFEST_SUFFIX
 
 SPEC_VERSION = 1
@@ -122,10 +123,21 @@ class ChunkSpec:
 # ---- specs -------------------------------------------------------------------------------------------------------
 
 
-def _int(value: Any, key: str, source: str, minimum: int) -> int:
+def _int(value: Any, key: str, source: str, minimum: int, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise SpecError(f"{source}: key {key!r} must be an integer >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise SpecError(
+            f"{source}: key {key!r} must be <= {maximum} ({MAXIMUM_REASON[key.rpartition('.')[2]]}), got {value}"
+        )
     return value
+
+
+MAXIMUM_REASON = {
+    "seed": "a 32-bit Philox key word",
+    "param_id": "a 32-bit Philox key word",
+    "num_paths": "path indices are 32-bit Philox counter words",
+}
 
 
 def parse_spec(data: Any, source: str = "<spec>") -> ChunkSpec:
@@ -150,8 +162,8 @@ def parse_spec(data: Any, source: str = "<spec>") -> ChunkSpec:
     except ImportError as exc:
         raise SpecError(f"{source}: model {model!r} cannot be imported: {exc}") from exc
     chunk_id = _int(data["chunk_id"], "chunk_id", source, 0)
-    seed = _int(data["seed"], "seed", source, 0)
-    num_paths = _int(data["num_paths"], "num_paths", source, 1)
+    seed = _int(data["seed"], "seed", source, 0, MAX_WORD)
+    num_paths = _int(data["num_paths"], "num_paths", source, 1, MAX_NUM_PATHS)
     num_quantiles = _int(data["num_quantiles"], "num_quantiles", source, 1)
     horizons = data["horizons"]
     if not isinstance(horizons, list) or not horizons:
@@ -179,7 +191,7 @@ def parse_spec(data: Any, source: str = "<spec>") -> ChunkSpec:
         key = f"parameter_sets[{i}]"
         if not isinstance(entry, Mapping) or set(entry) != {"param_id", "params"}:
             raise SpecError(f"{source}: {key} must be an object with keys 'param_id' and 'params'")
-        param_id = _int(entry["param_id"], f"{key}.param_id", source, 0)
+        param_id = _int(entry["param_id"], f"{key}.param_id", source, 0, MAX_WORD)
         if param_id in seen:
             raise SpecError(f"{source}: {key}.param_id {param_id} appears twice")
         seen.add(param_id)

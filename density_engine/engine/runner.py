@@ -16,12 +16,11 @@ import torch
 
 from density_engine import __version__
 from density_engine.codeversion import code_version, git_commit
-from density_engine.engine.chunkio import ChunkSpec, chunk_schema, encode_metadata
-from density_engine.engine.paths import disable_tf32, simulate_horizons
-from density_engine.engine.quantiles import quantile_levels, summarize
-from density_engine.engine.rng import RNG_SCHEME
+from density_engine.engine.chunkio import ChunkSpec, chunk_schema, encode_metadata, quantile_levels
+from density_engine.engine.counters import RNG_SCHEME
+from density_engine.engine.paths import disable_tf32, resolve_device, simulate_horizons
+from density_engine.engine.quantiles import summarize
 from density_engine.models import get_model_class
-from density_engine.models.base import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +62,13 @@ def run_chunk(
     dtype: torch.dtype = torch.float32,
     memory_budget_bytes: int | None = None,
     progress: Callable[[int], None] | None = None,
+    compiled: bool | None = None,
 ) -> ChunkResult:
     """Simulate every parameter set of ``spec`` and return the chunk table (rows sorted by (param_id, horizon)).
 
-    Each parameter set's stream is derived from ``(spec.seed, param_id)`` only, so a set's rows do not depend on the
-    chunk it lands in or its position. ``progress(n)`` receives finished path counts.
+    Each parameter set's stream is keyed by ``(spec.seed, param_id)`` only, so a set's rows do not depend on the
+    chunk it lands in or its position. Compiled or eager step kernels are chosen from the spec's paths and steps
+    (``compiled`` forces one; the ``rng`` metadata records which ran). ``progress(n)`` receives finished path counts.
     """
     disable_tf32()
     torch_device = resolve_device(device)
@@ -79,20 +80,26 @@ def run_chunk(
     start = time.perf_counter()
     sim_time = 0.0
     path_steps = 0
+    modes: set[bool] = set()
     ordered = sorted(spec.parameter_sets, key=lambda s: s.param_id)
     for index, pset in enumerate(ordered, start=1):
         t0 = time.perf_counter()
-        model = model_cls(
+        model = model_cls(**pset.params, **settings)
+        info: dict[str, Any] = {}
+        samples = simulate_horizons(
+            model,
+            horizons,
+            spec.num_paths,
+            spec.seed,
+            pset.param_id,
             device=torch_device,
-            seed=spec.seed,
-            param_id=pset.param_id,
             dtype=dtype,
             memory_budget_bytes=memory_budget_bytes,
-            **pset.params,
-            **settings,
+            compiled=compiled,
+            progress=progress,
+            info=info,
         )
-        model.reset(spec.num_paths)
-        samples = simulate_horizons(model, horizons, progress=progress)
+        modes.add(bool(info["compiled"]))
         if torch_device.type == "cuda":
             torch.cuda.synchronize(torch_device)
         t1 = time.perf_counter()
@@ -154,7 +161,10 @@ def run_chunk(
         "wall_time_s": round(wall, 6),
         "path_steps_per_s": round(rate, 1),
         "spec_version": spec.spec_version,
-        "rng": f"{RNG_SCHEME}; dtype={str(dtype).removeprefix('torch.')}; python={sys.version.split()[0]}",
+        "rng": (
+            f"{RNG_SCHEME}; kernels={'+'.join(sorted('compiled' if m else 'eager' for m in modes))}; "
+            f"dtype={str(dtype).removeprefix('torch.')}; python={sys.version.split()[0]}"
+        ),
     }
     table = pa.Table.from_arrays(arrays, schema=schema.with_metadata(encode_metadata(metadata)))
     return ChunkResult(table, wall, path_steps, rate)

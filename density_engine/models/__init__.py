@@ -1,5 +1,6 @@
-"""Model registry: names → model classes, imported lazily so that a model module that fails to import only breaks
-its own name.
+"""Model registry: names → model declaration classes (torch-free), imported lazily so that a model module that fails
+to import only breaks its own name. Each declaration names its torch step kernel (``Model.kernel``), which only the
+engine imports.
 
 >>> from density_engine.models import get_model_class, model_names
 >>> M = get_model_class("gjrgarch_normalized")

@@ -1,25 +1,25 @@
-"""Model base class and parameter declarations.
+"""Model declarations (torch-free): parameters with their domains, settings, parameter checks, the time grid and
+the host-side constants of a scheme.
 
-A model is pure math: it declares its parameters (:class:`Parameter`), checks a parameter set, and turns the random
-numbers of one block of paths (a :class:`~density_engine.engine.rng.RandomStream`) into cumulative log-returns at the
-requested fine step counts (:meth:`Model.simulate_block`). Blocks, quantiles and moments are the engine's job
-(:mod:`density_engine.engine`); :meth:`Model.path_quantiles` is a convenience entry point into it.
+A model is pure math in two parts:
+
+* its declaration, this module's :class:`Model` subclasses (numpy only): parameters (:class:`Parameter`), settings,
+  checks (also vectorised, for samplers), and :meth:`Model.scheme_tables`, the float64 constants of the scheme on a
+  :class:`TimeGrid` (:class:`SchemeTables`: scalars, per-step constants, the Volterra kernel matrix);
+* its step kernel, a :class:`density_engine.models.kernels.StepKernel` (torch ops only), named by
+  :attr:`Model.kernel` and imported only by the engine.
+
+Random numbers, paths, blocks, horizons, quantiles and compilation are the engine's job (:mod:`density_engine.engine`).
 """
 
 from __future__ import annotations
 
 import math
-from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
-import torch
-
-if TYPE_CHECKING:
-    from density_engine.engine.quantiles import PathSummary
-    from density_engine.engine.rng import RandomStream
 
 DEFAULT_NUM_QUANTILES = 512
 
@@ -96,27 +96,62 @@ def _fmt(x: float) -> str:
     return f"{x:g}"
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"cpu"``, ``"cuda"`` (or ``"cuda:N"``) or ``"auto"`` (CUDA when available) as a ``torch.device``."""
-    name = str(device)
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        dev = None
-    if dev is None or dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {name!r}")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but CUDA is not available (use 'cpu' or 'auto')")
-    return dev
+@dataclass(frozen=True)
+class TimeGrid:
+    """The fine time grid of a simulation: ``times[0] = 0 < times[1] < ... < times[n]`` (years; for models without a
+    time unit, e.g. GARCH, step numbers). Step ``i`` goes from ``times[i]`` to ``times[i + 1]``."""
+
+    times: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.times) < 2 or self.times[0] != 0.0:
+            raise ValueError("a time grid needs times[0] = 0 and at least one step")
+        if not all(b > a for a, b in zip(self.times, self.times[1:], strict=False)):
+            raise ValueError("time grid points must be strictly increasing")
+
+    @classmethod
+    def uniform(cls, num_steps: int, step: float) -> TimeGrid:
+        """``num_steps`` steps of length ``step``: ``times[i] = i * step``."""
+        if num_steps < 1 or not (math.isfinite(step) and step > 0):
+            raise ValueError(f"a uniform grid needs num_steps >= 1 and step > 0, got {num_steps}, {step}")
+        return cls(tuple(i * step for i in range(num_steps + 1)))
+
+    @property
+    def num_steps(self) -> int:
+        return len(self.times) - 1
+
+    @property
+    def array(self) -> np.ndarray:
+        """The grid points as a float64 array (n + 1,)."""
+        return np.asarray(self.times, dtype=np.float64)
+
+    @property
+    def uniform_step(self) -> float | None:
+        """The step length if the grid is uniform (to a relative 1e-12), else None."""
+        steps = np.diff(self.array)
+        return float(self.times[1]) if np.allclose(steps, steps[0], rtol=1e-12, atol=0.0) else None
 
 
-class Model(ABC):
-    """Base class of a return model. Subclasses set the class attributes and implement :meth:`simulate_block`.
+@dataclass(frozen=True)
+class SchemeTables:
+    """Float64 constants of a scheme on one grid (host side; the engine casts them to the simulation dtype).
 
-    ``M(device="cpu", seed=7, param_id=0, dtype=torch.float32, **params_and_settings)``: every declared parameter is
-    required; settings (``dt``, ``substeps`` for the rough models) default to :attr:`default_settings`.
+    ``scalars``: per parameter set; ``per_step``: arrays of length ``num_steps`` (row ``i`` is handed to step ``i``);
+    ``volterra``: ``K`` of shape (n, n), zero on and above the diagonal, for kernels with a history: step ``i`` receives
+    ``conv_i = sum_{j < i} K[i, j] d_j`` of the history values ``d_j`` its predecessors returned.
+    """
+
+    scalars: Mapping[str, float]
+    per_step: Mapping[str, np.ndarray] = field(default_factory=dict)
+    volterra: np.ndarray | None = None
+
+
+class Model:
+    """Base class of a model declaration. Subclasses set the class attributes and implement :meth:`scheme_tables`.
+
+    An instance is a checked parameter set with its settings: ``M(alpha=0.05, ..., dt=1/252, substeps=1)``; every
+    declared parameter is required, settings (``dt``, ``substeps`` for the rough models) default to
+    :attr:`default_settings`. Simulate it with the engine (:class:`density_engine.engine.simulation.Simulation`).
     """
 
     model_name: ClassVar[str]
@@ -124,33 +159,13 @@ class Model(ABC):
     settings: ClassVar[tuple[str, ...]] = ()
     default_settings: ClassVar[Mapping[str, Any]] = {}
     description: ClassVar[str] = ""
+    kernel: ClassVar[str]
+    """``"module:Class"`` of the model's :class:`~density_engine.models.kernels.StepKernel` (torch; engine-only)."""
 
-    def __init__(
-        self,
-        device: str | torch.device = "auto",
-        seed: int | None = None,
-        param_id: int = 0,
-        dtype: torch.dtype = torch.float32,
-        memory_budget_bytes: int | None = None,
-        **values: Any,
-    ) -> None:
-        if seed is None:
-            raise ValueError("seed is required (an integer) for reproducible simulation")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        if isinstance(param_id, bool) or not isinstance(param_id, int) or param_id < 0:
-            raise ValueError(f"param_id must be a non-negative integer, got {param_id!r}")
-        if dtype not in (torch.float32, torch.float64):
-            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+    def __init__(self, **values: Any) -> None:
         setting_values = {k: values.pop(k) for k in list(values) if k in self.settings}
-        self.device = resolve_device(device)
-        self.seed = seed
-        self.param_id = param_id
-        self.dtype = dtype
-        self.memory_budget_bytes = memory_budget_bytes
         self.params: dict[str, float] = self.check_parameters(values)
         self.setting_values: dict[str, Any] = self.check_settings(setting_values)
-        self.num_paths: int | None = None
         self._prepare()
 
     # ---- declarations and checks -------------------------------------------------------------------------------
@@ -258,30 +273,10 @@ class Model(ABC):
         """Fine steps per model step (1 for models without sub-stepping)."""
         return int(self.setting_values.get("substeps", 1))
 
-    def reset(self, num_paths: int) -> None:
-        """Set the number of paths for the next simulation."""
-        if isinstance(num_paths, bool) or not isinstance(num_paths, int) or num_paths < 1:
-            raise ValueError(f"num_paths must be a positive integer, got {num_paths!r}")
-        self.num_paths = num_paths
-
-    def simulate_horizons(self, horizons: Sequence[int]) -> torch.Tensor:
-        """Cumulative log-returns of all paths at each horizon (model steps): tensor ``(len(horizons), num_paths)``."""
-        from density_engine.engine.paths import simulate_horizons
-
-        return simulate_horizons(self, horizons)
-
-    def path_quantiles(self, t: Sequence[int], num_quantiles: int = DEFAULT_NUM_QUANTILES) -> torch.Tensor:
-        """Quantiles at levels ``(j + 0.5) / num_quantiles`` of the cumulative log-return at each horizon in ``t``.
-
-        Exact order statistics of all simulated paths; shape ``(len(t), num_quantiles)``.
-        """
-        return self.path_summary(t, num_quantiles).quantiles
-
-    def path_summary(self, t: Sequence[int], num_quantiles: int = DEFAULT_NUM_QUANTILES) -> PathSummary:
-        """Quantiles and moments (mean, std, skew, excess kurtosis) per horizon in ``t``."""
-        from density_engine.engine.quantiles import summarize
-
-        return summarize(self.simulate_horizons(t), num_quantiles)
+    def fine_grid(self, num_fine_steps: int) -> TimeGrid:
+        """The default grid: ``num_fine_steps`` uniform steps of ``dt / substeps`` (of 1 for models without time)."""
+        step = self.dt / self.substeps if self.dt is not None else 1.0
+        return TimeGrid.uniform(num_fine_steps, step)
 
     # ---- hooks for subclasses ----------------------------------------------------------------------------------
 
@@ -289,18 +284,11 @@ class Model(ABC):
         """Precompute per-parameter-set constants (called at the end of ``__init__``)."""
         return None
 
-    def block_bytes_per_path(self, num_fine_steps: int) -> int:
-        """Peak working memory per path of :meth:`simulate_block` for ``num_fine_steps`` steps (block sizing)."""
-        return 8 * self.dtype.itemsize * num_fine_steps + 64
-
-    @abstractmethod
-    def simulate_block(self, stream: RandomStream, record_steps: Sequence[int]) -> torch.Tensor:
-        """Cumulative log-returns after each fine step count in ``record_steps`` (sorted, unique, >= 1).
-
-        Returns a tensor ``(len(record_steps), stream.num_paths)`` with ``stream.dtype`` on ``stream.device``. All
-        random numbers must come from ``stream``, with a call sequence that does not depend on ``stream.num_paths``.
-        """
+    def scheme_tables(self, grid: TimeGrid) -> SchemeTables:
+        """The scheme's float64 constants on ``grid`` (scalars, per-step constants, Volterra matrix)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement scheme_tables")
 
     def __repr__(self) -> str:
         values = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
-        return f"{type(self).__name__}({values}, seed={self.seed}, param_id={self.param_id}, device={self.device})"
+        settings = "".join(f", {k}={v!r}" for k, v in self.setting_values.items())
+        return f"{type(self).__name__}({values}{settings})"

@@ -1,5 +1,8 @@
 """Hansen (1994) skewed Student-t with mean 0 and variance 1: constants, pdf, cdf, ppf, moments (float64 numpy/scipy).
 
+scipy is imported where it is used (``scipy.special`` for the moments, ``scipy.stats`` only for :func:`cdf` and
+:func:`ppf`), so a chunk job that only needs the constants and the persistence does not pay for ``scipy.stats``.
+
 Density (eta > 2, |lam| < 1), with ``c = Gamma((eta+1)/2) / (sqrt(pi (eta-2)) Gamma(eta/2))``,
 ``a = 4 lam c (eta-2)/(eta-1)``, ``b = sqrt(1 + 3 lam^2 - a^2)``::
 
@@ -17,7 +20,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy import special, stats
 
 
 def check_skewt(eta: float, lam: float) -> None:
@@ -48,7 +50,7 @@ class HansenConstants:
 def hansen_constants(eta: float, lam: float) -> HansenConstants:
     """Constants a, b, c for (eta, lam)."""
     check_skewt(eta, lam)
-    c = math.exp(special.gammaln((eta + 1) / 2) - special.gammaln(eta / 2)) / math.sqrt(math.pi * (eta - 2))
+    c = math.exp(math.lgamma((eta + 1) / 2) - math.lgamma(eta / 2)) / math.sqrt(math.pi * (eta - 2))
     a = 4 * lam * c * (eta - 2) / (eta - 1)
     b = math.sqrt(1 + 3 * lam**2 - a**2)
     return HansenConstants(eta, lam, a, b, c)
@@ -65,6 +67,8 @@ def pdf(z: np.ndarray | float, eta: float, lam: float) -> np.ndarray:
 
 def cdf(z: np.ndarray | float, eta: float, lam: float) -> np.ndarray:
     """Distribution function of the standardised Hansen skew-t."""
+    from scipy import stats
+
     k = hansen_constants(eta, lam)
     z = np.asarray(z, dtype=np.float64)
     s = math.sqrt(eta / (eta - 2))
@@ -75,6 +79,8 @@ def cdf(z: np.ndarray | float, eta: float, lam: float) -> np.ndarray:
 
 def ppf(u: np.ndarray | float, eta: float, lam: float) -> np.ndarray:
     """Quantile function of the standardised Hansen skew-t."""
+    from scipy import stats
+
     k = hansen_constants(eta, lam)
     u = np.asarray(u, dtype=np.float64)
     s = math.sqrt(eta / (eta - 2))
@@ -95,6 +101,8 @@ def _half_t_moments(j: int, eta: np.ndarray, y0: np.ndarray, upper: bool) -> np.
     ``1 - I(x0; p, q) = I(1 - x0; q, p)`` (``1 - x0`` computed without cancellation; scipy's ``betaincc`` is ~10x
     slower).
     """
+    from scipy import special
+
     p, q = (j + 1) / 2, (eta - j) / 2
     log_full = (j / 2) * np.log(eta - 2) + special.gammaln(p) + special.gammaln(q)
     log_full -= special.gammaln(0.5) + special.gammaln(eta / 2)
@@ -105,6 +113,8 @@ def _half_t_moments(j: int, eta: np.ndarray, y0: np.ndarray, upper: bool) -> np.
 
 def constants_array(eta: np.ndarray | float, lam: np.ndarray | float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Constants ``(a, b, c)`` for arrays of (eta, lam) (no domain check; NaN outside eta > 2, |lam| < 1)."""
+    from scipy import special
+
     eta = np.asarray(eta, dtype=np.float64)
     lam = np.asarray(lam, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):

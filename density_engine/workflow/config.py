@@ -7,7 +7,6 @@ Snakefile). :func:`validate_config` turns the first problem into one :class:`Con
 
 from __future__ import annotations
 
-import copy
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -15,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from density_engine.engine.counters import MAX_WORD
+from density_engine.parameter_grid import apply_defaults  # shared with the dataset layer; re-exported here
 
 #: Default length of one model step for the rough models (one trading day in years).
 DEFAULT_DT = 1.0 / 252.0
@@ -100,21 +102,6 @@ def validate_schema(config: Mapping[str, Any], schema_path: str | Path | None = 
         raise ConfigError(_describe_schema_error(errors[0]))
 
 
-def apply_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
-    """Return a deep copy of ``config`` with the workflow defaults filled in (same defaults as the schema)."""
-    cfg = copy.deepcopy(dict(config))
-    cfg.setdefault("device", "auto")
-    resources = cfg.setdefault("resources", {})
-    resources.setdefault("mem_mb", 2000)
-    resources.setdefault("runtime", 30)
-    for model_cfg in cfg.get("models", {}).values():
-        model_cfg.setdefault("enabled", True)
-        model_cfg.setdefault("sampler", "sobol")
-        model_cfg.setdefault("num_quantiles", 512)
-        model_cfg.setdefault("parameters", {})
-    return cfg
-
-
 def _in_domain(value: float, parameter: Any) -> bool:
     lower_ok = value > parameter.lower if parameter.lower_open else value >= parameter.lower
     upper_ok = value < parameter.upper if parameter.upper_open else value <= parameter.upper
@@ -172,6 +159,12 @@ def check_model_config(model_name: str, model_cfg: Mapping[str, Any], base_dir: 
             raise ConfigError(
                 f"config key {prefix}.{setting}: {model_name} has no setting {setting!r}; "
                 f"its settings: {', '.join(accepted) or 'none'}"
+            )
+    for key, value in (("seed", model_cfg.get("seed")), ("n_samples", model_cfg.get("n_samples"))):
+        if isinstance(value, int) and value > MAX_WORD + (key == "n_samples"):
+            raise ConfigError(
+                f"config key {prefix}.{key}: {value} is too large; seeds and parameter ids are 32-bit Philox key words "
+                f"(at most {MAX_WORD})"
             )
     horizons = list(model_cfg["horizons"])
     if any(b <= a for a, b in itertools.pairwise(horizons)):

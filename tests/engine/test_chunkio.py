@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -125,7 +126,7 @@ def test_chunk_schema_and_metadata(small_chunk: pa.Table, tmp_path: Path) -> Non
     meta = decode_metadata(table.schema)
     assert meta["quantile_levels"] == list((np.arange(64) + 0.5) / 64)
     assert meta["density_engine.version"] and meta["torch.version"] == torch.__version__
-    assert meta["spec_version"] == 1 and meta["path_steps_per_s"] > 0 and "sub-block" in meta["rng"]
+    assert meta["spec_version"] == 1 and meta["path_steps_per_s"] > 0 and "philox4x32-10" in meta["rng"]
 
 
 def test_content_checksum_covers_values_not_layout(small_chunk: pa.Table) -> None:
@@ -211,3 +212,16 @@ def test_temp_files_of_killed_writes_are_swept(small_chunk: pa.Table, tmp_path: 
     other.write_bytes(b"another chunk's write in progress")
     write_chunk(small_chunk, path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [other.name, "chunk_00001.manifest.json", path.name]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"seed": 2**32}, "key 'seed' must be <= 4294967295 (a 32-bit Philox key word)"),
+        ({"num_paths": 2**32}, "key 'num_paths' must be <= 4294967232"),
+        ({"parameter_sets": [{"param_id": 2**32, "params": G1}]}, "param_id' must be <= 4294967295"),
+    ],
+)
+def test_spec_keys_must_fit_philox_words(change: dict, message: str) -> None:
+    with pytest.raises(SpecError, match=re.escape(message)):
+        parse_spec(make_spec(**change))

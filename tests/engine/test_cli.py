@@ -65,15 +65,21 @@ def test_bench_prints_throughput() -> None:
         "--models",
         "gjrgarch_normalized,rough_bergomi",
         "--paths",
-        "2000",
+        "2000,4000",
         "--steps",
         "8",
+        "--kernels",
+        "eager",
+        "--quantile-paths",
+        "100000",
     ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     rows = [line.split() for line in result.output.splitlines() if not line.startswith(("#", "model"))]
-    assert [r[0] for r in rows] == ["gjrgarch_normalized", "rough_bergomi"]
-    assert all(float(r[4]) > 0 for r in rows)
+    assert [r[0] for r in rows] == ["gjrgarch_normalized"] * 2 + ["rough_bergomi"] * 2
+    assert all(r[3] == "eager" and float(r[6]) > 0 for r in rows)
+    assert rows[0][8] == rows[1][8]  # kernels per step do not depend on the number of paths
+    assert "normals/s" in result.output and "quantile stage" in result.output
 
 
 def test_console_script_logs_per_parameter_set(tmp_path: Path) -> None:

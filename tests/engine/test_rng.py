@@ -1,112 +1,121 @@
-"""RandomStream: per-sub-block generators make draws independent of how paths are split into blocks."""
+"""Counter-based random numbers: Philox4x32-10 against Random123's known answers, the torch implementation against
+the reference on random counters, the transforms, the draw layout and the key checks."""
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 import torch
 
-from density_engine.engine.rng import RNG_SUBBLOCK_PATHS, RandomStream, subblock_ranges, subblock_seed
+from density_engine.engine.counters import DrawLayout, philox4x32_reference, philox_key
+from density_engine.engine.rng import box_muller, philox4x32, step_draws, uniform_from_word, uniforms
 
-S = RNG_SUBBLOCK_PATHS
+# Random123 kat_vectors, philox4x32_10: (counter, key, expected output), words in Random123 order
+KNOWN_ANSWERS = [
+    ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
+    ((0xFFFFFFFF,) * 4, (0xFFFFFFFF, 0xFFFFFFFF), (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
+    (
+        (0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344),
+        (0xA4093822, 0x299F31D0),
+        (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1),
+    ),
+]
 
 
-def test_subblock_seed_is_stable_and_distinct() -> None:
-    # pinned values: changing the hash string or function would silently change every published dataset
-    assert subblock_seed(1, 2, 3) == 3267657545889451919
-    assert subblock_seed(20260101, 0, 0) == 8651545516333115285
-    seeds = {subblock_seed(s, p, k) for s in range(3) for p in range(3) for k in range(3)}
-    assert len(seeds) == 27
-    assert all(0 <= x < 2**63 for x in seeds)
+@pytest.mark.parametrize(("counter", "key", "expected"), KNOWN_ANSWERS)
+def test_known_answer_vectors(counter, key, expected) -> None:
+    assert philox4x32_reference(counter, key) == expected
+    as_tensors = philox4x32(*(torch.tensor([c], dtype=torch.int64) for c in counter), *key)
+    assert tuple(int(w) for w in as_tensors) == expected
+    assert philox4x32(*counter, *key) == expected  # plain Python ints take the same code path
+
+
+def test_torch_words_equal_the_reference_on_random_counters() -> None:
+    rng = np.random.default_rng(3)
+    counters = rng.integers(0, 2**32, size=(500, 4), dtype=np.int64)
+    keys = rng.integers(0, 2**32, size=(500, 2), dtype=np.int64)
+    words = philox4x32(
+        *(torch.from_numpy(counters[:, i]) for i in range(4)), *(torch.from_numpy(keys[:, i]) for i in range(2))
+    )
+    got = torch.stack(words, 1).numpy()
+    expected = np.array([philox4x32_reference(tuple(c), tuple(k)) for c, k in zip(counters, keys, strict=True)])
+    assert np.array_equal(got, expected)
+    assert got.min() >= 0 and got.max() < 2**32
+
+
+def test_uniform_transform_is_exact_and_in_range() -> None:
+    words = torch.tensor([0, 1, 2**24, 2**32 - 129, 2**32 - 128, 2**32 - 1], dtype=torch.int64)
+    u64 = uniform_from_word(words, torch.float64)
+    assert u64.tolist() == [(2 * w + 1) / 2**33 for w in words.tolist()]  # exact in float64
+    assert float(u64.min()) > 0 and float(u64.max()) < 1
+    u32 = uniform_from_word(words, torch.float32)
+    assert float(u32[0]) == 2.0**-33 and float(u32.min()) > 0
+    assert float(u32[-1]) == 1.0 and float(u32[-2]) == 1.0 and float(u32[-3]) < 1.0  # (0, 1] in float32
+    assert torch.equal(u32, u64.to(torch.float32))  # one correctly rounded conversion either way
+
+
+def test_box_muller_moments() -> None:
+    """Mean 0, variance 1, no correlation between the two halves; 200k pairs, tolerance 5 standard errors."""
+    u = uniforms(1, 2, torch.arange(200_000), step=0)
+    z0, z1 = box_muller(u[:, 0], u[:, 1])
+    n = z0.numel()
+    for z in (z0, z1):
+        assert abs(float(z.mean())) < 5 / math.sqrt(n)
+        assert abs(float(z.var()) - 1) < 5 * math.sqrt(2 / n)
+        assert abs(float((z**4).mean()) - 3) < 5 * math.sqrt(96 / n)  # Var(z^4) = 105 - 9
+    assert abs(float((z0 * z1).mean())) < 5 / math.sqrt(n)
 
 
 def test_stream_values_are_pinned() -> None:
-    """The first uniforms of a stream, pinned: a change of torch's CPU generator, of the sub-block seeding or of the
-    draw layout fails here instead of silently changing every chunk. (Uniforms are exact functions of the mt19937
-    words, so they do not depend on the CPU's vector instructions; normals go through log/cos and might.)"""
-    single = RandomStream(seed=5, param_id=9, path_start=0, path_stop=4, total_paths=4).uniform(2)
-    assert single.tolist() == [
-        [0.5597874522209167, 0.8035452961921692],
-        [0.715390682220459, 0.36894041299819946],
-        [0.1487746238708496, 0.7708426117897034],
-        [0.5950779914855957, 0.4440843462944031],
+    """The first uniforms of a stream, pinned: a change of Philox, the key/counter layout or the uniform transform
+    fails here instead of silently changing every chunk. (Integer words and uniforms are exact everywhere.)"""
+    u = uniforms(seed=5, param_id=9, paths=[0, 1, 2, 10**6], step=3)
+    # words of counter (path, step=3, block=0, stream=0) under key (5, 9); u = (2 w + 1) / 2**33 exactly
+    pinned = {0: (3885932716, 4139174119, 3145102251, 642952630), 3: (3752116642, 3167740074, 4276522882, 2700576756)}
+    for row, words in pinned.items():
+        assert (u[row] * 2**33).tolist() == [2 * w + 1 for w in words]
+        assert philox4x32_reference((int([0, 1, 2, 10**6][row]), 3, 0, 0), (5, 9)) == words
+    assert torch.equal(u[:3], uniforms(5, 9, [0, 1, 2], 3))  # same coordinates, same numbers
+
+
+def test_coordinates_give_distinct_streams() -> None:
+    base = uniforms(5, 9, torch.arange(100), step=0)
+    for other in (uniforms(6, 9, torch.arange(100), 0), uniforms(5, 10, torch.arange(100), 0),
+                  uniforms(5, 9, torch.arange(100), 1), uniforms(5, 9, torch.arange(100), 0, stream=1),
+                  uniforms(5, 9, torch.arange(1, 101), 0)):  # fmt: skip
+        assert not torch.equal(base, other)
+    assert torch.equal(uniforms(5, 9, torch.arange(100), 0, num_blocks=2)[:, :4], base)
+
+
+def test_draw_layout_word_assignment() -> None:
+    heston = DrawLayout(("normal", "normal", "uniform"))
+    assert [(s.kind, s.words, s.half) for s in heston.slots] == [
+        ("normal", (0, 1), "cos"),
+        ("normal", (0, 1), "sin"),
+        ("uniform", (2,), ""),
     ]
-    double = RandomStream(seed=5, param_id=9, path_start=0, path_stop=4, total_paths=4, dtype=torch.float64)
-    assert double.uniform(1).flatten().tolist() == [
-        0.47829985768263283,
-        0.7231254863905542,
-        0.1901971507274408,
-        0.7606239457504532,
-    ]
+    assert (heston.num_words, heston.num_blocks) == (3, 1)
+    bergomi = DrawLayout(("normal",) * 3)
+    assert [s.words for s in bergomi.slots] == [(0, 1), (0, 1), (2, 3)] and bergomi.num_blocks == 1
+    assert DrawLayout(("uniform", "normal", "normal", "normal", "normal")).num_blocks == 2
+    assert [s.words for s in DrawLayout(("uniform", "uniform")).slots] == [(0,), (1,)]
+    with pytest.raises(ValueError, match="draw kinds"):
+        DrawLayout(("gamma",))
 
 
-def test_subblock_ranges() -> None:
-    assert subblock_ranges(1) == [(0, 1)]
-    assert subblock_ranges(2 * S + 5) == [(0, S), (S, 2 * S), (2 * S, 2 * S + 5)]
-    with pytest.raises(ValueError, match="num_paths"):
-        subblock_ranges(0)
+def test_step_draws_follow_the_layout() -> None:
+    paths = torch.arange(1000)
+    k0, k1 = philox_key(7, 3)
+    draws = step_draws(DrawLayout(("normal", "normal", "uniform")), paths, 4, 0, k0, k1, torch.float64)
+    u = uniforms(7, 3, paths, 4)
+    z0, z1 = box_muller(u[:, 0], u[:, 1])
+    assert torch.equal(draws[0], z0) and torch.equal(draws[1], z1) and torch.equal(draws[2], u[:, 2])
 
 
-def _draws(start: int, stop: int, total: int) -> list[torch.Tensor]:
-    stream = RandomStream(seed=5, param_id=9, path_start=start, path_stop=stop, total_paths=total)
-    draws = [stream.normal(3), stream.uniform(2, 2), stream.gamma(2.5, 4), stream.normal()]
-    # step-major draws are (steps, paths): transpose so that paths are rows like the others
-    return [
-        *draws,
-        stream.uniform_steps(3).T,
-        stream.normal_steps(2).T,
-        stream.normal(2, out=torch.empty(stop - start, 2)),
-    ]
-
-
-def test_draws_do_not_depend_on_block_split() -> None:
-    total = 2 * S + 100
-    whole = _draws(0, total, total)
-    first, second = _draws(0, S, total), _draws(S, total, total)
-    for w, a, b in zip(whole, first, second, strict=True):
-        assert w.shape[0] == total
-        assert torch.equal(w, torch.cat([a, b]))
-
-
-def test_streams_differ_by_param_id_and_seed() -> None:
-    a = RandomStream(5, 9, 0, 100, 100).normal(4)
-    b = RandomStream(5, 10, 0, 100, 100).normal(4)
-    c = RandomStream(6, 9, 0, 100, 100).normal(4)
-    assert not torch.equal(a, b) and not torch.equal(a, c)
-    assert torch.equal(a, RandomStream(5, 9, 0, 100, 100).normal(4))
-
-
-def test_uniform_range_and_dtype() -> None:
-    u = RandomStream(1, 0, 0, 5000, 5000, dtype=torch.float64).uniform(10)
-    assert u.dtype == torch.float64 and u.shape == (5000, 10)
-    assert float(u.min()) >= 0.0 and float(u.max()) < 1.0
-
-
-def test_gamma_mean_matches_concentration() -> None:
-    # Gamma(k, 1): mean k, sd sqrt(k); 200k draws -> se of the mean sqrt(2.5/2e5) = 3.5e-3; tolerance 5 se
-    g = RandomStream(3, 0, 0, 200_000, 200_000, dtype=torch.float64).gamma(2.5)
-    assert abs(float(g.mean()) - 2.5) < 5 * (2.5 / 200_000) ** 0.5
-    with pytest.raises(ValueError, match="concentration"):
-        RandomStream(3, 0, 0, 10, 10).gamma(0.0)
-
-
-@pytest.mark.parametrize(
-    ("start", "stop", "total", "message"),
-    [(1, 10, 10, "multiple"), (0, 11, 10, "bad path range"), (0, S + 1, 2 * S, "boundary"), (5, 5, 10, "multiple")],
-)
-def test_bad_ranges_raise(start: int, stop: int, total: int, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        RandomStream(0, 0, start, stop, total)
-
-
-def test_split_shares_generators_and_out_is_checked() -> None:
-    total = RNG_SUBBLOCK_PATHS + 10
-    whole = RandomStream(1, 2, 0, total, total)
-    parts = RandomStream(1, 2, 0, total, total).split()
-    assert [(p.path_start, p.path_stop) for p in parts] == [(0, RNG_SUBBLOCK_PATHS), (RNG_SUBBLOCK_PATHS, total)]
-    first = whole.uniform_steps(4)
-    assert torch.equal(first, torch.cat([p.uniform_steps(4) for p in parts], dim=1))
-    assert torch.equal(whole.normal(2), torch.cat([p.normal(2) for p in parts]))  # the generators moved on together
-    with pytest.raises(ValueError, match="shape"):
-        whole.uniform(3, out=torch.empty(total, 2))
-    with pytest.raises(ValueError, match="contiguous"):
-        whole.uniform_steps(2, out=torch.empty(total, 2).T)
+@pytest.mark.parametrize(("seed", "param_id"), [(-1, 0), (2**32, 0), (0, 2**32), (1.5, 0), (True, 0)])
+def test_key_words_must_fit_32_bits(seed, param_id) -> None:
+    with pytest.raises(ValueError, match=r"in \[0, 2\*\*32 - 1\]"):
+        philox_key(seed, param_id)
+    assert philox_key(20260101, 4_000_000_000) == (20260101, 4_000_000_000)

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from scipy import integrate
 
+from density_engine.engine.paths import simulate_horizons
+from density_engine.engine.quantiles import sample_quantiles
 from density_engine.models import get_model_class, skewt
 from density_engine.models.gjrgarch import persistence
 from tests.models.conftest import G1
@@ -18,7 +20,7 @@ GJR = get_model_class("gjrgarch_normalized")
 
 def test_persistence_uses_partial_moment_not_one_half() -> None:
     # models.md set G1: P = 0.957263 (gamma/2 would give 0.95), omega = 0.042737
-    m = GJR(device="cpu", seed=1, **G1)
+    m = GJR(**G1)
     assert m.persistence == pytest.approx(0.957263, abs=1e-6)
     assert m.omega == pytest.approx(0.042737, abs=1e-6)
     symmetric = persistence(0.05, 0.10, 0.85, 6.0, 0.0)
@@ -30,9 +32,7 @@ def test_one_step_quantiles_are_scaled_skewt_quantiles() -> None:
     errors of an order statistic, sqrt(p(1-p)/N) / f(q_p), f the density of R_1 (9 levels: family-wise false-alarm
     probability < 1e-4)."""
     n = 400_000
-    m = GJR(device="cpu", seed=5, **G1)
-    m.reset(n)
-    q = m.path_quantiles([1], 512)[0].double().numpy()
+    q = sample_quantiles(simulate_horizons(GJR(**G1), [1], n, seed=5), 512)[0].double().numpy()
     levels = (np.arange(512) + 0.5) / 512
     scale = math.sqrt(G1["sigma0_sq"])
     for j in (0, 5, 51, 128, 256, 384, 460, 506, 511):
@@ -48,10 +48,9 @@ def test_variance_of_cumulative_return_closed_form() -> None:
     errors of the sample variance, sqrt((m4 - m2^2)/N) with m4, m2 estimated from the same sample."""
     params = {"alpha": 0.03, "gamma": 0.05, "beta": 0.90, "eta": 10.0, "lam": -0.1, "sigma0_sq": 1.8}  # finite m4
     n = 200_000
-    m = GJR(device="cpu", seed=9, **params)
-    m.reset(n)
+    m = GJR(**params)
     horizons = [1, 5, 20]
-    samples = m.simulate_horizons(horizons).double().numpy()
+    samples = simulate_horizons(m, horizons, n, seed=9).double().numpy()
     p = m.persistence
     for row, h in enumerate(horizons):
         exact = h + (params["sigma0_sq"] - 1) * (1 - p**h) / (1 - p)
@@ -84,9 +83,7 @@ def test_two_step_cdf_by_quadrature() -> None:
     exact = [two_step_cdf(x, G1) for x in xs]
     assert np.allclose(exact, reference, atol=1e-6)
     n = 300_000
-    m = GJR(device="cpu", seed=13, **G1)
-    m.reset(n)
-    r2 = m.simulate_horizons([2])[0].double().numpy()
+    r2 = simulate_horizons(GJR(**G1), [2], n, seed=13)[0].double().numpy()
     for x, f in zip(xs, exact, strict=True):
         empirical = float((r2 <= x).mean())
         assert abs(empirical - f) < 4.5 * math.sqrt(f * (1 - f) / n), (x, empirical, f)
@@ -107,4 +104,4 @@ def test_two_step_cdf_by_quadrature() -> None:
 )
 def test_invalid_parameters(change: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        GJR(device="cpu", seed=1, **{**G1, **change})
+        GJR(**{**G1, **change})

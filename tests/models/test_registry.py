@@ -7,8 +7,10 @@ import math
 import pytest
 import torch
 
+from density_engine.engine import Simulation
+from density_engine.engine.paths import resolve_device
 from density_engine.models import UnknownModelError, get_model_class, model_names
-from density_engine.models.base import Model, Parameter, resolve_device
+from density_engine.models.base import Model, Parameter, TimeGrid
 from tests.models.conftest import G1
 
 
@@ -42,21 +44,23 @@ def test_parameter_bounds_messages() -> None:
 
 def test_constructor_checks() -> None:
     cls = get_model_class("gjrgarch_normalized")
-    m = cls(device="cpu", seed=7, **G1)
-    assert m.parameter_dict == G1 and m.model_name == "gjrgarch_normalized" and m.param_id == 0
-    assert m.dtype == torch.float32 and m.dt is None and m.substeps == 1
-    with pytest.raises(ValueError, match="seed is required"):
-        cls(device="cpu", **G1)
+    m = cls(**G1)
+    assert m.parameter_dict == G1 and m.model_name == "gjrgarch_normalized"
+    assert m.dt is None and m.substeps == 1
     with pytest.raises(ValueError, match=r"missing parameter\(s\) \['sigma0_sq'\]"):
-        cls(device="cpu", seed=1, **{k: v for k, v in G1.items() if k != "sigma0_sq"})
+        cls(**{k: v for k, v in G1.items() if k != "sigma0_sq"})
     with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['dt'\]"):
-        cls(device="cpu", seed=1, dt=0.1, **G1)
+        cls(dt=0.1, **G1)
+    with pytest.raises(ValueError, match="seed is required"):
+        Simulation("gjrgarch_normalized", **G1)
     with pytest.raises(ValueError, match="device must be"):
-        cls(device="tpu", seed=1, **G1)
+        Simulation("gjrgarch_normalized", seed=1, device="tpu", **G1)
+    with pytest.raises(ValueError, match="seed must be"):
+        Simulation("gjrgarch_normalized", seed=-1, **G1)
+    sim = Simulation(m, seed=7, device="cpu")
+    assert sim.param_id == 0 and sim.dtype == torch.float32 and sim.parameter_dict == G1
     with pytest.raises(ValueError, match="num_paths"):
-        m.reset(0)
-    with pytest.raises(ValueError, match="reset"):
-        m.path_quantiles([1])
+        sim.path_quantiles([1], num_paths=0)
 
 
 def test_resolve_device() -> None:
@@ -64,15 +68,47 @@ def test_resolve_device() -> None:
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def test_time_grid() -> None:
+    grid = TimeGrid.uniform(4, 0.25)
+    assert grid.times == (0.0, 0.25, 0.5, 0.75, 1.0) and grid.num_steps == 4 and grid.uniform_step == 0.25
+    assert TimeGrid((0.0, 0.1, 0.3)).uniform_step is None
+    with pytest.raises(ValueError, match="increasing"):
+        TimeGrid((0.0, 0.2, 0.1))
+    with pytest.raises(ValueError, match="times\\[0\\] = 0"):
+        TimeGrid((0.1, 0.2))
+    bergomi = get_model_class("rough_bergomi")(eta=1.9, rho=-0.9, hurst=0.07, xi0=0.05)
+    with pytest.raises(ValueError, match="uniform time grid"):
+        bergomi.scheme_tables(TimeGrid((0.0, 0.1, 0.3)))
+
+
 def test_horizon_checks_and_order() -> None:
-    m = get_model_class("gjrgarch_normalized")(device="cpu", seed=3, **G1)
-    m.reset(1000)
+    sim = Simulation("gjrgarch_normalized", seed=3, device="cpu", **G1)
     for bad in ([], [0], [2, 2], [1.5]):
         with pytest.raises(ValueError, match="horizons"):
-            m.path_quantiles(bad)
-    forward = m.path_quantiles([2, 7], 16)
-    backward = m.path_quantiles([7, 2], 16)
+            sim.path_quantiles(bad, num_paths=1000)
+    forward = sim.path_quantiles([2, 7], 1000, 16)
+    backward = sim.path_quantiles([7, 2], 1000, 16)
     assert forward.shape == (2, 16) and torch.equal(forward, backward.flip(0))
+
+
+def test_declarations_import_without_torch() -> None:
+    """Models' declarations (registry, parameters, checks, scheme tables) are numpy-only: importable and usable in a
+    process that cannot import torch."""
+    import subprocess
+    import sys
+
+    from tests.test_layers import BLOCK_TORCH
+
+    code = (
+        BLOCK_TORCH + "from density_engine.models import get_model_class, model_names\n"
+        "for name in model_names():\n"
+        "    cls = get_model_class(name); cls.describe()\n"
+        "m = get_model_class('rough_heston')(kappa=0.3, theta=0.02, sigma=0.3, rho=-0.7, alpha=0.6, v0=0.02)\n"
+        "assert m.scheme_tables(m.fine_grid(5)).volterra.shape == (5, 5)\n"
+        "import density_engine.engine.chunkio, density_engine.engine.counters\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.parametrize("name", ["gjrgarch_normalized", "rough_bergomi", "rough_heston"])

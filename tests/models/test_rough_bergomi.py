@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from density_engine.engine.rng import RandomStream
+from density_engine.engine.paths import simulate_grid, simulate_horizons
 from density_engine.models import get_model_class
 from density_engine.models.rough_bergomi import hybrid_weights, scheme_variance
 from tests.models.conftest import RB, mean_and_se
@@ -26,10 +26,9 @@ def test_martingale_and_mean_log_return(rho: float, substeps: int, dtype: torch.
     scheme's own Var(Y)). 100k paths; tolerance 4.5 sample standard errors per horizon (3 horizons). Also in float32,
     the production dtype: its rounding (~1e-7 per step, ~1e-6 over 26 steps) is far below the standard error (~1e-3)."""
     steps = 26
-    m = RBergomi(device="cpu", seed=21, dtype=dtype, dt=T / steps, substeps=substeps, **{**RB, "rho": rho})
-    m.reset(100_000)
+    m = RBergomi(dt=T / steps, substeps=substeps, **{**RB, "rho": rho})
     horizons = [1, 13, 26]
-    x = m.simulate_horizons(horizons).double().numpy()
+    x = simulate_horizons(m, horizons, 100_000, seed=21, dtype=dtype).double().numpy()
     mean_exp, se_exp = mean_and_se(np.exp(x))
     assert np.all(np.abs(mean_exp - 1) < 4.5 * se_exp), (mean_exp - 1, se_exp)
     mean_x, se_x = mean_and_se(x)
@@ -38,25 +37,26 @@ def test_martingale_and_mean_log_return(rho: float, substeps: int, dtype: torch.
 
 
 def test_expected_variance_is_xi0() -> None:
-    """E[V_{t_i}] = xi0 at every grid point; tolerance 4.5 sample standard errors (4 grid points)."""
-    n_steps = 50
-    m = RBergomi(device="cpu", seed=4, dtype=torch.float64, dt=1 / 50, **RB)
-    stream = RandomStream(seed=4, param_id=0, path_start=0, path_stop=100_000, total_paths=100_000, dtype=torch.float64)
-    v = m.simulate_variance(stream, n_steps).numpy()
-    assert np.all(v[:, 0] == RB["xi0"])
-    mean_v, se_v = mean_and_se(v[:, [1, 10, 25, 49]].T)
+    """E[V_{t_i}] = xi0 at every grid point; tolerance 4.5 sample standard errors (4 grid points). The kernel's
+    ``variance`` output after step i is V_i, the variance of step i (its left point t_i)."""
+    m = RBergomi(dt=1 / 50, **RB)
+    record = [1, 2, 11, 26, 50]  # V_0, V_1, V_10, V_25, V_49
+    v = simulate_grid(m, m.fine_grid(50), record, 100_000, 4, 0, outputs=["variance"], dtype=torch.float64)
+    v = v["variance"].numpy()
+    assert np.allclose(v[0], RB["xi0"], rtol=1e-14)
+    mean_v, se_v = mean_and_se(v[1:])
     assert np.all(np.abs(mean_v - RB["xi0"]) < 4.5 * se_v), (mean_v / RB["xi0"], se_v / RB["xi0"])
 
 
 def test_scheme_variance_is_close_to_t_to_2h() -> None:
     """Var(Y_1) = h^(2H) exactly; later points within 0.1% of t^(2H) (models.md: 0.99953 at 312 steps)."""
     h, hurst = 0.25 / 312, 0.07
-    var = scheme_variance(313, hurst, h).numpy()
+    var = scheme_variance(313, hurst, h)
     t = np.arange(313) * h
     assert var[0] == 0 and var[1] == pytest.approx(h ** (2 * hurst), rel=1e-12)
     assert np.allclose(var[1:] / t[1:] ** (2 * hurst), 1, atol=1e-3)
     assert var[312] / T ** (2 * hurst) == pytest.approx(0.99953, abs=5e-5)
-    w = hybrid_weights(4, hurst, h).numpy()
+    w = hybrid_weights(4, hurst, h)
     a = hurst - 0.5
     b2 = ((2 ** (a + 1) - 1) / (a + 1)) ** (1 / a)  # optimal evaluation point b*_2
     assert w[0] == w[1] == 0 and w[2] == pytest.approx((b2 * h) ** a, rel=1e-12)
@@ -67,9 +67,7 @@ def test_quantiles_match_published_step_table() -> None:
     q0.999 = 0.2928. Tolerance: 4.5 sqrt(p(1-p)(1/N + 1/N_ref)) / f(q), with f estimated from our own sample by a
     difference quotient of order statistics."""
     n = 200_000
-    m = RBergomi(device="cpu", seed=8, dt=T / 26, **RB)
-    m.reset(n)
-    x = np.sort(m.simulate_horizons([26])[0].double().numpy())
+    x = np.sort(simulate_horizons(RBergomi(dt=T / 26, **RB), [26], n, seed=8)[0].double().numpy())
     for p, ref in ((0.001, -0.8143), (0.5, 0.0178), (0.999, 0.2928)):
         q = x[int(p * n)]
         dp = 0.0005 if p != 0.5 else 0.01
@@ -92,4 +90,4 @@ def test_quantiles_match_published_step_table() -> None:
 )
 def test_invalid_parameters(change: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        RBergomi(device="cpu", seed=1, **{**RB, **change})
+        RBergomi(**{**RB, **change})

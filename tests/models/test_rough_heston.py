@@ -27,10 +27,9 @@ import numpy as np
 import pytest
 import torch
 
+from density_engine.engine.paths import simulate_grid, simulate_horizons
 from density_engine.engine.quantiles import order_statistic_indices, sample_quantiles
-from density_engine.engine.rng import RNG_SUBBLOCK_PATHS, RandomStream
 from density_engine.models import get_model_class
-from density_engine.models import rough_heston as rough_heston_module
 from density_engine.models.rough_heston import RoughHeston
 
 REFERENCE_FILE = Path(__file__).parent / "data" / "rough_heston_reference.json"
@@ -84,9 +83,9 @@ def assert_cdf_matches(samples: torch.Tensor, set_name: str, maturity: float, bi
 
 
 def simulate(params: dict[str, float], horizons: list[int], num_paths: int, **kwargs: Any) -> torch.Tensor:
-    model = RoughHeston(device="cpu", seed=kwargs.pop("seed", SEED), **params, **kwargs)
-    model.reset(num_paths)
-    return model.simulate_horizons(horizons)
+    seed = kwargs.pop("seed", SEED)
+    dtype = kwargs.pop("dtype", torch.float32)
+    return simulate_horizons(RoughHeston(**params, **kwargs), horizons, num_paths, seed, dtype=dtype)
 
 
 def scheme_mean_log_return(params: dict[str, float], num_steps: int, step: float) -> float:
@@ -116,7 +115,7 @@ def test_registry_and_declarations() -> None:
     assert get_model_class("rough_heston") is RoughHeston
     assert RoughHeston.parameter_names() == ("kappa", "theta", "sigma", "rho", "alpha", "v0")
     assert RoughHeston.settings == ("dt", "substeps")
-    model = RoughHeston(device="cpu", seed=1, **SET_A)
+    model = RoughHeston(**SET_A)
     assert model.dt == pytest.approx(DAILY) and model.substeps == 1
     assert model.parameter_dict == SET_A
     described = RoughHeston.describe()
@@ -149,22 +148,22 @@ def test_invalid_parameter_names_parameter_and_bound(name: str, value: float, bo
 
 def test_invalid_settings_and_missing_parameter() -> None:
     with pytest.raises(ValueError, match="'dt'"):
-        RoughHeston(device="cpu", seed=1, dt=0.0, **SET_A)
+        RoughHeston(dt=0.0, **SET_A)
     with pytest.raises(ValueError, match="'substeps'"):
-        RoughHeston(device="cpu", seed=1, substeps=0, **SET_A)
+        RoughHeston(substeps=0, **SET_A)
     with pytest.raises(ValueError, match="missing parameter"):
         RoughHeston.check_parameters({k: v for k, v in SET_A.items() if k != "v0"})
-    model = RoughHeston(device="cpu", seed=1, **SET_A)
-    stream = RandomStream(1, 0, 0, 10, 10)
+    model = RoughHeston(**SET_A)
     with pytest.raises(ValueError, match="record_steps"):
-        model.simulate_block(stream, [5, 3])
+        simulate_grid(model, model.fine_grid(10), [5, 3], 10, 1, 0)
     with pytest.raises(ValueError, match="record_steps"):
-        model.simulate_block(stream, [0, 3])
+        simulate_grid(model, model.fine_grid(10), [0, 3], 10, 1, 0)
 
 
 # ---- distribution against the Fourier reference ----------------------------------------------------------------------
 
-SET_A_PATHS = 2 * RNG_SUBBLOCK_PATHS  # 131072 paths x 252 daily steps: a few seconds
+SET_A_PATHS = 131072  # x 252 daily steps: a few seconds
+PATHS = 65536
 
 
 @pytest.fixture(scope="module")
@@ -205,7 +204,7 @@ def test_set_a_martingale_and_mean(set_a_daily: torch.Tensor) -> None:
 
 def test_set_c_with_substeps_matches_fourier() -> None:
     """Set C (H = 0.05) at T = 0.5: dt = 1/100 with 2 substeps, i.e. 100 fine steps of 1/200 (bias budget 0.0008)."""
-    samples = simulate(SET_C, [50], RNG_SUBBLOCK_PATHS, dt=0.01, substeps=2)
+    samples = simulate(SET_C, [50], PATHS, dt=0.01, substeps=2)
     assert_cdf_matches(samples[0], "C", 0.5, 0.0008)
 
 
@@ -216,8 +215,8 @@ def test_short_horizons_converge_in_substeps() -> None:
     0.012 / 0.004 at 5 days with 1 / 4 substeps. With 4 substeps the 5-day horizon has 20 fine steps: bias budget 0.0040
     from the models.md step table (10 steps 0.0061, 25 steps 0.0028; log-log interpolation 0.0035, rounded up). The
     1-day error with one step is pinned to (0.02, 0.08) so that a change of the short-horizon behaviour is noticed."""
-    daily = simulate(SET_A, [1, 5], RNG_SUBBLOCK_PATHS)
-    fine = simulate(SET_A, [1, 5], RNG_SUBBLOCK_PATHS, substeps=4)
+    daily = simulate(SET_A, [1, 5], PATHS)
+    fine = simulate(SET_A, [1, 5], PATHS, substeps=4)
     one_day = (max_cdf_error(daily[0], "A", 1 / 252), max_cdf_error(fine[0], "A", 1 / 252))
     five_days = (max_cdf_error(daily[1], "A", 5 / 252), max_cdf_error(fine[1], "A", 5 / 252))
     assert 0.02 < one_day[0] < 0.08, one_day
@@ -227,7 +226,7 @@ def test_short_horizons_converge_in_substeps() -> None:
 
 def test_set_a_float64_matches_fourier() -> None:
     """float64 run of set A to T = 0.25 (63 daily steps, bias budget 0.0015)."""
-    samples = simulate(SET_A, [63], RNG_SUBBLOCK_PATHS, dtype=torch.float64)
+    samples = simulate(SET_A, [63], PATHS, dtype=torch.float64)
     assert samples.dtype == torch.float64
     assert_cdf_matches(samples[0], "A", 0.25, 0.0015)
 
@@ -252,44 +251,25 @@ def test_scheme_mean_converges_to_continuous_mean() -> None:
 
 
 def test_rerun_and_block_split_are_bit_identical() -> None:
-    """Same seed → identical paths; one block of 2 sub-blocks (+ a short tail) == three one-sub-block blocks."""
-    total = 2 * RNG_SUBBLOCK_PATHS + 1000
-    model = RoughHeston(device="cpu", seed=11, param_id=3, **SET_C)
-    steps = [5, 20]
-    whole = model.simulate_block(RandomStream(11, 3, 0, total, total), steps)
-    again = model.simulate_block(RandomStream(11, 3, 0, total, total), steps)
-    assert torch.equal(whole, again)
-    parts = [
-        model.simulate_block(RandomStream(11, 3, a, min(a + RNG_SUBBLOCK_PATHS, total), total), steps)
-        for a in range(0, total, RNG_SUBBLOCK_PATHS)
-    ]
-    assert torch.equal(whole, torch.cat(parts, dim=1))
-    # record_steps only select rows: recording more horizons does not change the paths
-    assert torch.equal(model.simulate_block(RandomStream(11, 3, 0, total, total), [20])[0], whole[1])
-    other_seed = RoughHeston(device="cpu", seed=12, param_id=3, **SET_C)
-    assert not torch.equal(other_seed.simulate_block(RandomStream(12, 3, 0, total, total), steps), whole)
+    """Same seed → identical paths; blocks of 64 paths == one block; another seed differs."""
+    model = RoughHeston(**SET_C)
+    steps = [5, 40]
+    whole = simulate_horizons(model, steps, 1000, 11, 3)
+    assert torch.equal(whole, simulate_horizons(model, steps, 1000, 11, 3))
+    assert torch.equal(whole, simulate_horizons(model, steps, 1000, 11, 3, memory_budget_bytes=1))
+    assert not torch.equal(simulate_horizons(model, steps, 1000, 12, 3), whole)
 
 
-def test_worker_count_and_memory_budget_do_not_change_results(monkeypatch: pytest.MonkeyPatch) -> None:
-    """CPU tiles in 1 or 2 threads, and engine blocks of one sub-block vs all paths in one block: identical bits."""
-    total = RNG_SUBBLOCK_PATHS + 5000
-    outputs = []
-    for workers, budget in ((1, None), (2, None), (2, 1)):
-        monkeypatch.setattr(rough_heston_module, "CPU_TILE_WORKERS", workers)
-        model = RoughHeston(device="cpu", seed=21, param_id=1, memory_budget_bytes=budget, **SET_A)
-        model.reset(total)
-        outputs.append(model.simulate_horizons([3, 17]))
-    assert torch.equal(outputs[0], outputs[1]) and torch.equal(outputs[1], outputs[2])
+def test_engine_rerun_equality_via_simulation_api() -> None:
+    from density_engine.engine import Simulation
 
-
-def test_engine_rerun_equality_via_model_api() -> None:
     first = simulate(SET_A, [1, 10], 3000, seed=5)
     second = simulate(SET_A, [1, 10], 3000, seed=5)
     assert torch.equal(first, second)
-    quantiles = RoughHeston(device="cpu", seed=5, **SET_A)
-    quantiles.reset(3000)
-    q = quantiles.path_quantiles([1, 10])
+    sim = Simulation("rough_heston", seed=5, device="cpu", **SET_A)
+    q = sim.path_quantiles([1, 10], num_paths=3000)
     assert q.shape == (2, NUM_QUANTILES) and bool((q.diff(dim=1) >= 0).all())
+    assert torch.equal(q, sample_quantiles(first, NUM_QUANTILES))
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,16 @@ import torch
 from scipy import integrate, stats
 
 from density_engine.models import skewt
-from density_engine.models.gjrgarch import skewt_from_uniforms
+from density_engine.models.gjrgarch import GJRGarchNormalized
+from density_engine.models.kernels.gjrgarch import expm1_nonnegative, hansen_skewt
+
+
+def skewt_from_uniforms(u1: torch.Tensor, u2: torch.Tensor, eta: float, lam: float) -> torch.Tensor:
+    """The GJR kernel's skew-t transform with the model's own constants (``u2`` in (0, 1])."""
+    params = {"alpha": 0.05, "gamma": 0.0, "beta": 0.9, "eta": eta, "lam": lam, "sigma0_sq": 1.0}
+    scalars = GJRGarchNormalized(**params).scheme_tables(GJRGarchNormalized(**params).fine_grid(1)).scalars
+    constants = {name: torch.tensor(value, dtype=u1.dtype) for name, value in scalars.items()}
+    return hansen_skewt(u1, u2, constants)
 
 
 def test_constants_and_moments_of_set_g1() -> None:
@@ -56,12 +65,23 @@ def test_sampler_matches_cdf(eta: float, lam: float) -> None:
     n = 400_000
     gen = torch.Generator().manual_seed(2024)
     u1 = torch.rand(n, dtype=torch.float64, generator=gen)
-    u2 = torch.rand(n, dtype=torch.float64, generator=gen)
+    u2 = 1.0 - torch.rand(n, dtype=torch.float64, generator=gen)  # (0, 1]
     z = skewt_from_uniforms(u1, u2, eta, lam).numpy()
     d = stats.kstest(z, lambda x: skewt.cdf(x, eta, lam)).statistic
     assert d < 2.23 / math.sqrt(n)
     # mean 0 and variance 1: se of the mean is 1/sqrt(n); tolerance 5 se
     assert abs(z.mean()) < 5 / math.sqrt(n)
+
+
+def test_expm1_is_accurate_for_small_arguments() -> None:
+    """The kernel's expm1 (exp and log only) against torch.expm1 in float64 and float32, down to 1e-30 and up to 40
+    (inductor's vectorised CPU expm1 is exp(y) - 1, which returns 0 below 6e-8 in float32)."""
+    y = torch.cat([torch.logspace(-30, 1.6, 2000, dtype=torch.float64), torch.zeros(1, dtype=torch.float64)])
+    for dtype, tolerance in ((torch.float64, 1e-15), (torch.float32, 5e-7)):
+        x = y.to(dtype)
+        exact = torch.expm1(x.double())
+        relative = ((expm1_nonnegative(x).double() - exact).abs() / exact.clamp(min=1e-300)).max()
+        assert float(relative) < tolerance, dtype
 
 
 def _quad_partial_moment(k: int, eta: float, lam: float, full: bool = False) -> float:

@@ -109,3 +109,13 @@ def test_no_enabled_model_is_an_error() -> None:
         model_cfg["enabled"] = False
     with pytest.raises(ConfigError, match="no model is enabled"):
         validate_config(config)
+
+
+def test_seed_beyond_a_philox_key_word_is_rejected(tmp_path) -> None:
+    """Seeds (and parameter ids) key the counter-based random numbers: 32-bit words, checked before any job runs."""
+    from density_engine.workflow.config import ConfigError, apply_defaults, check_model_config
+
+    model_cfg = apply_defaults({"models": {"gjrgarch_normalized": {"n_samples": 4, "horizons": [1], "seed": 2**32,
+                                                                   "num_paths": 10, "chunk_size": 2}}})  # fmt: skip
+    with pytest.raises(ConfigError, match=r"models.gjrgarch_normalized.seed: 4294967296 is too large"):
+        check_model_config("gjrgarch_normalized", model_cfg["models"]["gjrgarch_normalized"], tmp_path)

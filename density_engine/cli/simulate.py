@@ -50,7 +50,7 @@ def chunk_bytes_estimate(spec) -> int:
     return 2 * rows * (4 * spec.num_quantiles + 256) + 2**20
 
 
-def check_memory(spec, device: str, threads: int | None) -> None:
+def check_memory(spec, device: str) -> None:
     """Stop (one line) before simulating a chunk whose estimated memory (:func:`density_engine.workflow.estimate.
     job_memory`) exceeds this machine's RAM, or the GPU's memory when it runs on CUDA: an allocator traceback after
     minutes of work, or the OOM killer, is worse."""
@@ -60,9 +60,7 @@ def check_memory(spec, device: str, threads: int | None) -> None:
 
     from density_engine.workflow.estimate import job_memory
 
-    memory = job_memory(
-        spec.model, spec.num_paths, len(spec.horizons), max(spec.horizons) * spec.substeps, threads or 1
-    )
+    memory = job_memory(spec.model, spec.num_paths, len(spec.horizons), max(spec.horizons) * spec.substeps)
     what = f"{spec.num_paths:,} paths x {len(spec.horizons)} horizon(s) kept, plus work space"
     on_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     if on_cuda and torch.cuda.is_available():
@@ -148,7 +146,7 @@ def simulate_command(
         check_writable(manifest, 2**16)
     except NotWritableError as exc:
         raise click.ClickException(f"{exc}; nothing was simulated") from None
-    check_memory(spec, device, threads)
+    check_memory(spec, device)
     import torch
 
     if threads:
@@ -265,7 +263,7 @@ def simulate_one_command(
             check_writable(out_path, chunk_bytes_estimate(spec))
         except NotWritableError as exc:
             raise click.ClickException(f"{exc}; nothing was simulated") from None
-    check_memory(spec, device, None)
+    check_memory(spec, device)
     result = _simulate_or_fail(spec, "simulate-one", device, "float32", None)
     table = result.table
     if out_path:
@@ -364,6 +362,15 @@ def models_command(as_json: bool) -> None:
     show_default=True,
     help="Samples of the quantile stage.",
 )
+@click.option(
+    "--record",
+    "record_path",
+    is_flag=False,
+    flag_value="package",
+    default=None,
+    help="Write the measured rates into the throughput table that `density-engine estimate` and the run-size checks "
+    "use (the package's throughput.json, or the given file): the CPU entry on a CPU, the GPU type's entry on a GPU.",
+)
 def bench_command(
     device: str,
     model_list: str | None,
@@ -373,6 +380,7 @@ def bench_command(
     threads: int | None,
     kernels: str,
     quantile_paths: int,
+    record_path: str | None,
 ) -> None:
     """Print per model and size: path-steps/s, kernels per step, peak memory, the ratio to the device's plain Philox
     fill rate; then the time of the quantile stage. (CPU targets against NumPy peers: benchmarks/targets.py.)"""
@@ -396,11 +404,22 @@ def bench_command(
     if any(n < 1 for n in sizes):
         raise click.BadParameter(f"path counts must be >= 1, got {path_counts!r}", param_hint="--paths")
     compiled = {"auto": None, "compiled": True, "eager": False}[kernels]
+    results: dict = {}
     try:
-        for line in run_bench(names, sizes, steps, device, _dtype(dtype), quantile_paths, compiled):
+        for line in run_bench(names, sizes, steps, device, _dtype(dtype), quantile_paths, compiled, results):
             click.echo(line)
     except (ValueError, RuntimeError) as exc:  # e.g. --device cuda without a GPU
         raise click.ClickException(str(exc)) from None
+    if record_path is not None:
+        from datetime import UTC, datetime
+
+        from density_engine.workflow.estimate import THROUGHPUT_FILE, record_throughput
+
+        memory = torch.cuda.get_device_properties(0).total_memory / 2**30 if results["device_type"] == "cuda" else None
+        target = THROUGHPUT_FILE if record_path == "package" else record_path
+        when = datetime.now(UTC).strftime("%Y-%m-%d")
+        name = record_throughput(results, when, target, memory)
+        click.echo(f"# recorded as the {name!r} entry of {target}")
 
 
 COMMANDS: list[click.Command] = [simulate_command, simulate_one_command, models_command, bench_command]

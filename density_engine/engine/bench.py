@@ -195,11 +195,14 @@ def run_bench(
     dtype: torch.dtype,
     quantile_paths: int = 10**7,
     compiled: bool | None = None,
+    results: dict[str, Any] | None = None,
 ) -> Iterator[str]:
     """Yield report lines: the device and load, the Philox fill rate, one line per (model, size), the quantile stage.
 
     ``per cpu-s`` divides by the process's CPU seconds (all threads): on a shared machine the better measure of the
-    work done. ``kern/step``: kernel launches per time step and block (constant in the number of paths)."""
+    work done. ``kern/step``: kernel launches per time step and block (constant in the number of paths).
+    ``results`` (a dict), if given, receives ``device``, ``device_type``, ``load``, ``models`` ({name: {paths:
+    bench_model's dict}}) and ``quantile``."""
     dev = resolve_device(device)
     load = os.getloadavg()
     yield f"# device {device_description(dev)}, torch {torch.__version__}, {dtype}, load average {load[0]:.2f}"
@@ -210,9 +213,13 @@ def run_bench(
         f"{'model':<22}{'paths':>10}{'steps':>7}{'mode':>9}{'blocks':>7}{'sim s':>9}{'path-steps/s':>14}"
         f"{'per cpu-s':>12}{'kern/step':>10}{'ops/step':>10}{'vs RNG':>8}{'peak MiB':>10}"
     )
+    if results is not None:
+        results.update(device=device_description(dev), device_type=dev.type, load=load[0], models={})
     for name in names:
         for n in sizes:
             r = bench_model(name, n, steps, dev, dtype, compiled=compiled, fill_rate=fill)
+            if results is not None:
+                results["models"].setdefault(name, {})[n] = r
             yield (
                 f"{name:<22}{n:>10}{steps:>7}{'compiled' if r['compiled'] else 'eager':>9}{r['blocks']:>7}"
                 f"{r['sim_wall_s']:>9.3f}{r['path_steps_per_s']:>14.3g}{r['path_steps_per_cpu_s']:>12.3g}"
@@ -220,6 +227,8 @@ def run_bench(
                 f"{r['peak_memory_bytes'] / 2**20:>10.0f}"
             )
     q = quantile_stage(quantile_paths, 1, dev, dtype)
+    if results is not None:
+        results["quantile"] = {**q, "paths": quantile_paths}
     yield (
         f"# quantile stage, {quantile_paths} paths x 1 horizon: {q['quantile_s']:.3f} s "
         f"(plain sort {q['sort_s']:.3f} s, ratio {q['quantile_s'] / q['sort_s']:.2f})"

@@ -22,6 +22,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from density_engine.atomic import write_text_atomic
+
 ESTIMATE_VERSION = 1
 #: Most chunk jobs one run may plan: Snakemake's DAG costs ~1.9 s per 1,000 chunk jobs on this project's 2-core VM
 #: (README "Dry run and DAG": 10,000 chunks in 18.5 s), so 25,000 chunks is ~45 s of planning before anything runs.
@@ -44,10 +46,62 @@ def throughput_table() -> dict[str, Any]:
     return json.loads(text)
 
 
-def _block_bytes_per_path(model: str, device: str, fine_steps: int) -> int:
-    entry = throughput_table()["memory"]["block_bytes_per_path"][model][device]
-    steps = min(fine_steps, entry.get("max_fine_steps") or fine_steps)
-    return int(entry["per_fine_step"] * steps + entry["constant"])
+THROUGHPUT_FILE = Path(__file__).with_name("throughput.json")
+
+
+def gpu_type(device_name: str) -> str:
+    """The table's (and Vast's) GPU type of a CUDA device name: ``NVIDIA H100 80GB HBM3`` -> ``H100``,
+    ``NVIDIA GeForce RTX 4090`` -> ``RTX_4090``."""
+    words = [w for w in device_name.replace("NVIDIA", " ").replace("GeForce", " ").split() if w]
+    if not words:
+        raise ValueError(f"cannot tell the GPU type of {device_name!r}")
+    return "_".join(words[:2]) if words[0].upper() in {"RTX", "GTX", "TITAN"} and len(words) > 1 else words[0]
+
+
+def record_throughput(
+    bench: Mapping[str, Any], when: str, path: str | Path = THROUGHPUT_FILE, memory_gib: float | None = None
+) -> str:
+    """Write the figures of a ``density-engine bench`` run (``run_bench``'s ``results``) into the throughput table:
+    on CPU the per-CPU-second rate (one core: what a ``threads: 1`` simulate job gets), on a GPU the wall rate, each at
+    the largest path count benched, marked as measured with the machine, load and date. Returns the entry's name."""
+    table = json.loads(Path(path).read_text(encoding="utf-8"))
+    on_cpu = bench["device_type"] == "cpu"
+    rates = {}
+    for model, by_paths in bench["models"].items():
+        figures = by_paths[max(by_paths)]
+        rates[model] = float(f"{figures['path_steps_per_cpu_s' if on_cpu else 'path_steps_per_s']:.3g}")
+    quantile = bench["quantile"]
+    source = (
+        f"density-engine bench --record, {when}, {bench['device']}, load average {bench['load']:.1f}; "
+        + ("path-steps per CPU-second" if on_cpu else "wall path-steps/s")
+        + f" at {max(max(b) for b in bench['models'].values()):,} paths"
+    )
+    entry = {
+        "measured": True,
+        "source": source,
+        "summary_s_per_path_horizon": float(f"{quantile['quantile_s'] / quantile['paths']:.3g}"),
+    }
+    if on_cpu:
+        name = "cpu"
+        old = table["cpu"]
+        table["cpu"] = {**old, **entry, "path_steps_per_s": {**old.get("path_steps_per_s", {}), **rates}}
+    else:
+        name = gpu_type(bench["device"].removeprefix("cuda (").removesuffix(")"))
+        old = table["gpus"].get(name, {})
+        if memory_gib is not None:
+            entry["memory_gib"] = round(memory_gib)
+        table["gpus"][name] = {**old, **entry, "path_steps_per_s": {**old.get("path_steps_per_s", {}), **rates}}
+    write_text_atomic(path, json.dumps(table, indent=2) + "\n")
+    throughput_table.cache_clear()
+    return name
+
+
+def _block_bytes_per_path(model: str, fine_steps: int) -> int:
+    """Working memory per block path (the engine's ``bytes_per_path``): a constant plus, for the Volterra models, the
+    history of every fine step (padded to a whole history group)."""
+    entry = throughput_table()["memory"]["block_bytes_per_path"][model]
+    padded = -(-fine_steps // entry["pad_steps_to"]) * entry["pad_steps_to"]
+    return int(entry["per_padded_step"] * padded + entry["constant"])
 
 
 @dataclass(frozen=True)
@@ -60,23 +114,25 @@ class JobMemory:
     gpu: float
 
 
-def job_memory(model: str, num_paths: int, num_horizons: int, fine_steps: int, threads: int = 1) -> JobMemory:
+def job_memory(model: str, num_paths: int, num_horizons: int, fine_steps: int) -> JobMemory:
     """The engine's memory model (docs/engine.md "Blocks and memory"): the values kept at every horizon, the float64
-    copies of the quantile/moment step, and the compute block (CPU: ``threads`` RNG sub-blocks in flight, within the
-    block budget; CUDA: as many sub-blocks as the budget holds, at least one)."""
+    copies of the quantile/moment step, and one compute block (as many paths as the device's block budget holds, a
+    multiple of the path alignment, at most all paths)."""
     memory = throughput_table()["memory"]
-    subblock = min(num_paths, memory["subblock_paths"])
+    align = memory["path_align"]
     kept = num_paths * (memory["kept_bytes_per_path_horizon"] * num_horizons + memory["summary_bytes_per_path"])
-    per_path_cpu = _block_bytes_per_path(model, "cpu", fine_steps)
-    workers = max(1, min(threads, memory["block_budget_bytes"]["cpu"] // max(1, per_path_cpu * subblock)))
-    block_cpu = workers * per_path_cpu * subblock
-    per_path_gpu = _block_bytes_per_path(model, "cuda", fine_steps)
-    block_gpu = max(per_path_gpu * subblock, min(memory["block_budget_bytes"]["cuda"], per_path_gpu * num_paths))
+    per_path = _block_bytes_per_path(model, fine_steps)
+    all_paths = -(-num_paths // align) * align
+
+    def block(device: str) -> int:
+        fits = max(align, memory["block_budget_bytes"][device] // per_path // align * align)
+        return per_path * min(all_paths, fits)
+
     mb = 1e6
     return JobMemory(
-        cpu_job=memory["process_mb"]["cpu"] + (kept + block_cpu) / mb,
+        cpu_job=memory["process_mb"]["cpu"] + (kept + block("cpu")) / mb,
         gpu_job_host=float(memory["process_mb"]["cuda"]),
-        gpu=(kept + block_gpu) / mb,
+        gpu=(kept + block("cuda")) / mb,
     )
 
 
@@ -121,9 +177,7 @@ def _device_estimate(
     return DeviceEstimate(rate, seconds(chunk_sets) / 60.0, seconds(sets) / 3600.0)
 
 
-def estimate_model(
-    model: str, model_cfg: Mapping[str, Any], base_dir: str | Path = ".", threads: int = 1
-) -> ModelEstimate:
+def estimate_model(model: str, model_cfg: Mapping[str, Any], base_dir: str | Path = ".") -> ModelEstimate:
     """The size of one model's run from its (validated) config section."""
     from density_engine.workflow.config import model_settings
     from density_engine.workflow.samplers import count_parameter_sets
@@ -149,9 +203,13 @@ def estimate_model(
         fine_steps=fine,
         path_steps=sets * paths * fine,
         path_steps_per_chunk=chunk_sets * paths * fine,
-        memory_mb_per_chunk=job_memory(model, paths, len(horizons), fine, threads),
+        memory_mb_per_chunk=job_memory(model, paths, len(horizons), fine),
         cpu=_device_estimate(table["cpu"], model, *shape),
-        gpus={name: _device_estimate(gpu, model, *shape) for name, gpu in table["gpus"].items()},
+        gpus={  # a GPU type recorded for some models only has no estimate for the others
+            name: _device_estimate(gpu, model, *shape)
+            for name, gpu in table["gpus"].items()
+            if model in gpu["path_steps_per_s"]
+        },
     )
 
 
@@ -236,7 +294,7 @@ def estimate_run(config: Mapping[str, Any], base_dir: str | Path = ".", threads:
         mem_mb=int(resources_cfg.get("mem_mb", 2000)),
         runtime_min=int(resources_cfg.get("runtime", 30)),
         threads=threads,
-        models=[estimate_model(name, config["models"][name], base_dir, threads) for name in models],
+        models=[estimate_model(name, config["models"][name], base_dir) for name in models],
     )
 
 

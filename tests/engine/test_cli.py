@@ -131,12 +131,13 @@ def test_simulate_fails_before_compute_when_the_output_cannot_be_written(
         f"Error: {out.parent}: cannot create the output folder (Not a directory); nothing was simulated"
     ]
 
-    # a spec of 10^10 paths (made by hand, not by the workflow's checked config) would need 240 GB: one line
-    huge = spec_file(make_spec(num_paths=10**10, horizons=[1, 5]), name="huge.json")
+    # a spec of 4e9 paths (made by hand, not by the workflow's checked config; the most a spec may hold, 32-bit path
+    # counters, is 4,294,967,232) would need 98 GB: one line
+    huge = spec_file(make_spec(num_paths=4 * 10**9, horizons=[1, 5]), name="huge.json")
     out = tmp_path / "chunks" / "chunk_00000.parquet"
     result = CliRunner().invoke(main, ["simulate", "--spec", str(huge), "--out", str(out), "--device", "cpu"])
     assert result.exit_code == 1
-    assert result.output.startswith(f"Error: {huge}: the chunk needs ~240.4 GB of memory (10,000,000,000 paths x 2 ")
+    assert result.output.startswith(f"Error: {huge}: the chunk needs ~98.0 GB of memory (4,000,000,000 paths x 2 ")
     assert result.output.strip().endswith("; nothing was simulated") and len(result.output.strip().splitlines()) == 1
 
     class Usage:

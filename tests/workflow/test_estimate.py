@@ -11,7 +11,13 @@ import pytest
 import yaml
 
 from density_engine.workflow.config import ConfigError, apply_defaults, validate_config
-from density_engine.workflow.estimate import MAX_CHUNKS, estimate_run, job_memory, throughput_table
+from density_engine.workflow.estimate import (
+    MAX_CHUNKS,
+    _block_bytes_per_path,
+    estimate_run,
+    job_memory,
+    throughput_table,
+)
 
 from .conftest import REPO_ROOT, TINY_CONFIG
 
@@ -72,43 +78,51 @@ def test_estimate_json_structure() -> None:
 
 
 def test_memory_table_matches_the_engine() -> None:
-    """throughput.json's memory model (read without torch at config time) must agree with the engine's constants and
-    each model's own block_bytes_per_path."""
+    """throughput.json's memory model (read without torch at config time) must agree with the engine's own block
+    budget, path alignment, per-path bytes (each model's step kernel) and block plan."""
     import torch
 
-    from density_engine.engine import paths, rng
+    from density_engine.engine import paths
     from density_engine.models import get_model_class
 
     memory = throughput_table()["memory"]
-    assert memory["subblock_paths"] == rng.RNG_SUBBLOCK_PATHS
     assert memory["block_budget_bytes"] == paths.DEFAULT_MEMORY_BUDGET_BYTES
+    assert memory["path_align"] == paths.PATH_ALIGN
     params = {
         GARCH: {"alpha": 0.05, "gamma": 0.1, "beta": 0.85, "eta": 6.0, "lam": -0.2, "sigma0_sq": 1.0},
         "rough_heston": {"kappa": 0.3, "theta": 0.02, "sigma": 0.3, "rho": -0.7, "alpha": 0.6, "v0": 0.02},
         "rough_bergomi": {"eta": 1.9, "rho": -0.9, "hurst": 0.07, "xi0": 0.05},
     }
     for name, values in params.items():
-        model = get_model_class(name)(device="cpu", seed=1, dtype=torch.float32, **values)
-        for steps in (1, 16, 252, 1008):
-            entry = memory["block_bytes_per_path"][name]["cpu"]
-            expected = entry["per_fine_step"] * min(steps, entry.get("max_fine_steps") or steps) + entry["constant"]
-            assert model.block_bytes_per_path(steps) == expected, (name, steps)
+        kernel = paths.load_kernel(get_model_class(name)(**values))
+        for steps in (1, 16, 33, 252, 1008):
+            per_path = paths.bytes_per_path(kernel, steps, 1, torch.float32)
+            assert _block_bytes_per_path(name, steps) == per_path, (name, steps)
+            for num_paths in (100, 10**6, 10**8):
+                for device in ("cpu", "cuda"):
+                    [(start, stop), *_] = paths.plan_blocks(num_paths, per_path, memory["block_budget_bytes"][device])
+                    block = -(-(stop - start) // paths.PATH_ALIGN) * paths.PATH_ALIGN  # the engine pads the block
+                    job = job_memory(name, num_paths, 1, steps)
+                    kept = num_paths * (memory["kept_bytes_per_path_horizon"] + memory["summary_bytes_per_path"])
+                    expected = (kept + block * per_path) / 1e6
+                    got = job.gpu if device == "cuda" else job.cpu_job - memory["process_mb"]["cpu"]
+                    assert got == pytest.approx(expected), (name, steps, num_paths, device)
 
 
 def test_job_memory_grows_with_paths_and_horizons() -> None:
     """Process + values kept at every horizon (4 B) + the float64 copies of the quantile/moment step (16 B per path) +
-    the compute block (CPU: one 65,536-path sub-block of 576 B per GARCH path; CUDA: up to the 6 GiB budget)."""
+    one compute block of 328 B per GARCH path (CPU: 4,910,400 paths fill the 1.5 GiB budget; CUDA: up to 6 GiB)."""
     memory = job_memory(GARCH, 10_000_000, 9, 252)
-    assert memory.cpu_job == pytest.approx(400 + (10_000_000 * (4 * 9 + 16) + 576 * 65_536) / 1e6)
-    assert memory.gpu == pytest.approx((10_000_000 * (4 * 9 + 16) + 576 * 10_000_000) / 1e6)  # under the budget
-    assert job_memory(GARCH, 10**8, 9, 252).gpu == pytest.approx((10**8 * 52 + 6 * 2**30) / 1e6)  # at the budget
+    assert memory.cpu_job == pytest.approx(400 + (10_000_000 * (4 * 9 + 16) + 328 * 4_910_400) / 1e6)
+    assert memory.gpu == pytest.approx((10_000_000 * (4 * 9 + 16) + 328 * 10_000_000) / 1e6)  # under the budget
+    assert job_memory(GARCH, 10**8, 9, 252).gpu == pytest.approx((10**8 * 52 + 328 * 19_641_600) / 1e6)  # budget
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
         ({"num_paths": 1e12}, "config key models.gjrgarch_normalized.num_paths: a simulate job needs ~24.0 TB"),
-        ({"num_paths": 10**10}, "config key models.gjrgarch_normalized.num_paths: a simulate job needs ~240.4 GB"),
+        ({"num_paths": 10**10}, "config key models.gjrgarch_normalized.num_paths: a simulate job needs ~242.0 GB"),
         ({"n_samples": 10**9}, "config key models.gjrgarch_normalized.n_samples: 1,000,000,000 parameter sets"),
         (
             {"n_samples": 10**6, "chunk_size": 4},
@@ -157,3 +171,27 @@ def test_validate_config_prints_the_run_size(tmp_path) -> None:
     assert lines[0] == "gjrgarch_normalized: 4 parameter sets in 2 chunks of 2, 4.8e+04 path-steps"
     assert lines[2].startswith("run size: 2 model(s), 3 chunks, 8.8e+04 path-steps; ~")
     assert lines[-1] == "configuration is valid"
+
+
+def test_bench_figures_are_recorded_in_the_throughput_table(tmp_path) -> None:
+    """`density-engine bench --record` writes the CPU entry (per CPU-second) or the GPU type's entry (wall rate) of a
+    copy of the table, marked as measured; the estimate then reads those rates."""
+    from density_engine.workflow.estimate import THROUGHPUT_FILE, gpu_type, record_throughput
+
+    assert gpu_type("NVIDIA H100 80GB HBM3") == "H100"
+    assert gpu_type("NVIDIA GeForce RTX 4090") == "RTX_4090"
+    assert gpu_type("NVIDIA H200") == "H200"
+    table = tmp_path / "throughput.json"
+    table.write_text(THROUGHPUT_FILE.read_text())
+    figures = {GARCH: {1000: {"path_steps_per_s": 9e6, "path_steps_per_cpu_s": 8e6}}}
+    bench = {"device_type": "cpu", "device": "cpu (test)", "load": 1.0, "models": figures}
+    bench["quantile"] = {"quantile_s": 0.5, "paths": 10**7}
+    assert record_throughput(bench, "2026-12-02", table) == "cpu"
+    cpu = json.loads(table.read_text())["cpu"]
+    assert cpu["measured"] and cpu["path_steps_per_s"][GARCH] == 8e6 and cpu["summary_s_per_path_horizon"] == 5e-8
+    assert cpu["path_steps_per_s"]["rough_heston"] > 0  # models not benched keep their figures
+    gpu = {**bench, "device_type": "cuda", "device": "cuda (NVIDIA H200)"}
+    assert record_throughput(gpu, "2026-12-02", table, memory_gib=139.8) == "H200"
+    entry = json.loads(table.read_text())["gpus"]["H200"]
+    assert entry["path_steps_per_s"] == {GARCH: 9e6} and entry["memory_gib"] == 140 and entry["measured"]
+    assert "cuda (NVIDIA H200)" in entry["source"]

@@ -275,3 +275,15 @@ def test_simulate_asks_for_a_gpu_on_cuda_and_the_local_profile_caps_it(finished_
     dry = run_snakemake(finished_workflow, "-n", "--forcerun", "simulate", "--config", "device=cuda").stdout
     simulate = [line for line in re.findall(r"^\s+resources: .*", dry, re.MULTILINE) if "device=cuda" in line]
     assert len(simulate) == 3 and all("gpu=1," in line for line in simulate), simulate
+
+
+def test_device_auto_counts_the_gpus_the_nvidia_driver_lists(tmp_path: Path) -> None:
+    """device auto asks the driver's GPU list (one folder per GPU), never torch: no list means no GPU."""
+    from density_engine.workflow.hardware import nvidia_gpu_count
+
+    assert nvidia_gpu_count(tmp_path / "absent") == 0
+    (tmp_path / "gpus").mkdir()
+    assert nvidia_gpu_count(tmp_path / "gpus") == 0
+    for bus in ("0000:17:00.0", "0000:65:00.0"):
+        (tmp_path / "gpus" / bus).mkdir()
+    assert nvidia_gpu_count(tmp_path / "gpus") == 2

@@ -33,6 +33,7 @@ from density_engine.workflow.chunks import (
 )
 from density_engine.workflow.config import ConfigError, validate_config
 from density_engine.workflow.estimate import estimate_run
+from density_engine.workflow.hardware import nvidia_gpu_count
 
 # One clear message naming the key and the allowed values (or, for an impossible or absurd run size, the limit), before
 # any job starts; then snakemake's own validation against the same schema (it also fills in the schema defaults).
@@ -184,9 +185,8 @@ def _dataset_hf(key, default=""):
 def simulate_gpus():
     """The simulate rule's gpu resource: 1 when chunks run on CUDA (device cuda, or auto on a machine with a GPU), else
     0, so that a cap on `gpu` (profiles/local: one chunk per GPU) holds back GPU jobs only, never CPU chunks."""
-    if config["device"] == "auto":  # the NVIDIA driver lists its GPUs here (no torch import in every snakemake call)
-        gpus = Path("/proc/driver/nvidia/gpus")
-        return 1 if gpus.is_dir() and any(gpus.iterdir()) else 0
+    if config["device"] == "auto":  # the NVIDIA driver's GPU list (no torch import in every snakemake call)
+        return 1 if nvidia_gpu_count() else 0
     return 1 if config["device"] == "cuda" else 0
 
 

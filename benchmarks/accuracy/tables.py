@@ -1,0 +1,55 @@
+"""Print the markdown tables of docs/accuracy.md from the stored results (benchmarks/accuracy/results/*.json).
+
+python -m benchmarks.accuracy.tables [rh|rb|cost]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def fmt(v: float | None) -> str:
+    if v is None:
+        return ""
+    return f"{v:.1e}".replace("e-0", "e-").replace("e+0", "e+")
+
+
+def rh_table() -> None:
+    data = json.loads((RESULTS / "rh_ivi_error.json").read_text())
+    steps = sorted({int(n) for row in data.values() for n in row["errors"]})
+    print("| set | days | " + " | ".join(f"N={n}" for n in steps) + " |")
+    print("|---|---|" + "---|" * len(steps))
+    for key, row in data.items():
+        name, days = key.split(":")
+        cells = [fmt(row["errors"].get(str(n), {}).get("sup")) for n in steps]
+        print(f"| {name} | {days} | " + " | ".join(cells) + " |")
+    print()
+    print("Richardson 2 q_N - q_{N/2} (sup-CDF error):")
+    print("| set | days | " + " | ".join(f"({n // 2},{n})" for n in steps if n >= 2) + " |")
+    print("|---|---|" + "---|" * len([n for n in steps if n >= 2]))
+    for key, row in data.items():
+        name, days = key.split(":")
+        cells = [fmt(row["errors"].get(str(n), {}).get("richardson_sup")) for n in steps if n >= 2]
+        print(f"| {name} | {days} | " + " | ".join(cells) + " |")
+
+
+def rb_table() -> None:
+    data = json.loads((RESULTS / "rb_hybrid_error.json").read_text())
+    steps = sorted({int(n) for row in data.values() for n in row["errors"]})
+    print("| set | days | ref. acc. | " + " | ".join(f"N={n}" for n in steps) + " |")
+    print("|---|---|---|" + "---|" * len(steps))
+    for key, row in data.items():
+        name, days = key.split(":")
+        cells = []
+        for n in steps:
+            e = row["errors"].get(str(n))
+            cells.append("" if e is None else f"{fmt(e['sup'])} ({fmt(e.get('est_cond'))})")
+        print(f"| {name} | {days} | {fmt(row['reference_accuracy'])} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    {"rh": rh_table, "rb": rb_table}[sys.argv[1] if len(sys.argv) > 1 else "rh"]()

@@ -202,7 +202,7 @@ def make_case(name: str, params: dict[str, float], days: int, seed: int) -> dict
         "params": params,
         "days": days,
         "maturity": maturity,
-        "quantiles": [float(f"{v:.9g}") for v in q],
+        "quantiles": [float(f"{v:.8g}") for v in q],
         "fine_steps": steps,
         "grids": grids,
         "rate": rate,
@@ -252,7 +252,24 @@ def main() -> None:
             write(payload)
 
 
+GRIDS_OUTPUT = Path(__file__).resolve().parents[2] / "benchmarks" / "accuracy" / "results" / "rb_reference_grids.json"
+"""The per-grid CDFs (x, cdf_by_grid) go here, not into the test data: they are for the measurements only."""
+
+
+def split_grids(payload: dict) -> dict:
+    """Move x and cdf_by_grid of every case to GRIDS_OUTPUT (merged with what is there); return the slim payload."""
+    grids = json.loads(GRIDS_OUTPUT.read_text()) if GRIDS_OUTPUT.exists() else {}
+    for case in payload["cases"]:
+        key = f"{case['name']}:{case['days']}"
+        if "x" in case:
+            grids[key] = {"x": case.pop("x"), "cdf_by_grid": case.pop("cdf_by_grid"), "grids": case["grids"]}
+    GRIDS_OUTPUT.parent.mkdir(parents=True, exist_ok=True)
+    GRIDS_OUTPUT.write_text(json.dumps(grids, separators=(",", ":")) + "\n")
+    return payload
+
+
 def write(payload: dict) -> None:
+    payload = split_grids(payload)
     payload.update(
         {
             "description": "Quantiles of X_T = log(S_T/S_0) of the continuous rough Bergomi model (exact simulation)",

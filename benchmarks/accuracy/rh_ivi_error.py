@@ -51,6 +51,8 @@ def main() -> None:
     wanted = {tuple(c.split(":")) for c in args.cases.split(",") if c}
     out_path = Path(args.out)
     results = json.loads(out_path.read_text()) if out_path.exists() else {}
+    cache_path = out_path.with_name(out_path.stem.replace("_error", "_quantiles") + ".cache.json")
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     for case in load_cases("rough_heston"):
         if wanted and (case.name, str(case.days)) not in wanted:
             continue
@@ -59,8 +61,8 @@ def main() -> None:
         row = results.setdefault(key, {"params": case.params, "days": case.days, "errors": {}})
         quantiles: dict[int, np.ndarray] = {}
         for n in steps:
-            if str(n) in row["errors"] and "q" in row["errors"][str(n)]:
-                quantiles[n] = np.asarray(row["errors"][str(n)]["q"])
+            if str(n) in row["errors"] and str(n) in cache.get(key, {}):
+                quantiles[n] = np.asarray(cache[key][str(n)])
                 continue
             t0 = time.perf_counter()
             q = ivi_quantiles(p, np.linspace(0.0, case.maturity, n + 1))
@@ -72,8 +74,8 @@ def main() -> None:
                 "signed_median": float(dev[255]),
                 "width_ratio_01_99": float((q[506] - q[5]) / (case.quantiles[506] - case.quantiles[5])),
                 "seconds": round(time.perf_counter() - t0, 1),
-                "q": [float(f"{v:.10g}") for v in q],
             }
+            cache.setdefault(key, {})[str(n)] = [float(f"{v:.10g}") for v in q]
             if n // 2 in quantiles and n > 1:
                 coarse = quantiles[n // 2]
                 extrapolated = 2.0 * q - coarse
@@ -82,6 +84,7 @@ def main() -> None:
             print(f"{key:>20} N={n:5d}: sup {row['errors'][str(n)]['sup']:.2e}", flush=True)
             out_path.parent.mkdir(parents=True, exist_ok=True)
             out_path.write_text(json.dumps(results, indent=1) + "\n")
+            cache_path.write_text(json.dumps(cache) + "\n")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ PARAMS = {
     "rough_bergomi": {"eta": 1.9, "rho": -0.9, "hurst": 0.07, "xi0": 0.235**2},
 }
 TODAY_SUBSTEPS = {"rough_heston": 4, "rough_bergomi": 2}
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent / "measurements"
 
 
 def policies(model: str) -> dict[str, list[tuple[int, int]]]:

@@ -18,11 +18,11 @@ import numpy as np
 
 from benchmarks.accuracy.references import DATA, load_cases
 
-GRIDS = Path(__file__).resolve().parent / "results" / "rb_reference_grids.json"
+GRIDS = Path(__file__).resolve().parent / "measurements" / "rb_grids.json"
 
 
 def reference_payload() -> dict:
-    """The reference cases with their per-grid CDFs (x, cdf_by_grid) merged in from results/rb_reference_grids.json."""
+    """The reference cases with their per-grid CDFs (x, cdf_by_grid) merged in from measurements/rb_grids.json."""
     payload = json.loads((DATA / "rough_bergomi_quantiles.json").read_text())
     grids = json.loads(GRIDS.read_text()) if GRIDS.exists() else {}
     for case in payload["cases"]:
@@ -48,7 +48,7 @@ def main() -> None:
         out[f"{case['name']}:{case['days']}"] = errs
         cells = [f"{errs[g][0]:.1e}" if g in errs else "" for g in grids_all]
         print(f"| {case['name']} | {case['days']} | {case['accuracy']:.1e} | " + " | ".join(cells) + " |")
-    (DATA.parents[2] / "benchmarks" / "accuracy" / "results" / "rb_grid_error.json").write_text(
+    (DATA.parents[2] / "benchmarks" / "accuracy" / "measurements" / "rb_grid_error.json").write_text(
         json.dumps(out, indent=1) + "\n"
     )
 

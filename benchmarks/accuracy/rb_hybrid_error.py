@@ -31,7 +31,7 @@ from benchmarks.accuracy.references import PUBLISHED_LEVELS, load_cases
 from benchmarks.accuracy.schemes import rb_hybrid
 from tests.models.rough_bergomi_exact import RBParams, weak_rate
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent / "measurements"
 
 
 def simulate(p: RBParams, maturity: float, steps: int, paths: int, seed: int) -> tuple[np.ndarray, ...]:

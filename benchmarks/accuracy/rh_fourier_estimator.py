@@ -21,7 +21,7 @@ from benchmarks.accuracy.references import PUBLISHED_LEVELS, load_cases, sup_cdf
 from benchmarks.accuracy.rh_ivi_error import ivi_quantiles
 from tests.models.rough_heston_fourier import AdamsSolver, RHParams, build_cdf, find_bracket
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent / "measurements"
 
 
 def column(p: RHParams, maturity: float, fine: int = 64, adams_steps: int = 300) -> tuple[float, np.ndarray]:

@@ -25,7 +25,7 @@ import numpy as np
 from benchmarks.accuracy.references import PUBLISHED_LEVELS, load_cases, sup_cdf_error
 from tests.models.rough_heston_fourier import RHParams, build_cdf, find_bracket, ivi_log_cf
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent / "measurements"
 
 
 def ivi_quantiles(p: RHParams, grid: np.ndarray, levels: np.ndarray = PUBLISHED_LEVELS) -> np.ndarray:

@@ -31,7 +31,7 @@ RANGES = {
     "alpha": (0.55, 0.95),
     "v0": (0.01, 0.1),
 }
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent / "measurements"
 
 
 def main() -> None:

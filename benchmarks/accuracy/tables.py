@@ -1,4 +1,4 @@
-"""Print the markdown tables of docs/accuracy.md from the stored results (benchmarks/accuracy/results/*.json).
+"""Print the markdown tables of docs/accuracy.md from the stored results (benchmarks/accuracy/measurements/*.json).
 
 python -m benchmarks.accuracy.tables [rh|rb|cost]
 """
@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent / "measurements"
 
 
 def fmt(v: float | None) -> str:

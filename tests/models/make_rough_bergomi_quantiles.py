@@ -252,7 +252,7 @@ def main() -> None:
             write(payload)
 
 
-GRIDS_OUTPUT = Path(__file__).resolve().parents[2] / "benchmarks" / "accuracy" / "results" / "rb_reference_grids.json"
+GRIDS_OUTPUT = Path(__file__).resolve().parents[2] / "benchmarks" / "accuracy" / "measurements" / "rb_grids.json"
 """The per-grid CDFs (x, cdf_by_grid) go here, not into the test data: they are for the measurements only."""
 
 

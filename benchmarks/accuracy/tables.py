@@ -51,5 +51,33 @@ def rb_table() -> None:
         print(f"| {name} | {days} | {fmt(row['reference_accuracy'])} | " + " | ".join(cells) + " |")
 
 
+def rb_reference_table() -> None:
+    data = json.loads((RESULTS.parents[2] / "tests" / "models" / "data" / "rough_bergomi_quantiles.json").read_text())
+    columns = ["set (η, ρ, H, ξ0)", "days", "n_f", "extrapolation (rate)", "accuracy", "residual", "2 se"]
+    columns += ["finest grid vs ref.", "cell scheme vs ref."]
+    print("| " + " | ".join(columns) + " |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for c in sorted(data["cases"], key=lambda c: (list(data["parameter_sets"]).index(c["name"]), c["days"])):
+        p = c["params"]
+        rate = c["fitted_rate"] if c["extrapolation"] == "fitted rate" else c["rate"]
+        head = f"| {c['name']} ({p['eta']:g}, {p['rho']:g}, {p['hurst']:g}, {p['xi0']:.3g}) | {c['days']} "
+        body = f"| {c['fine_steps']} | {c['extrapolation']} ({rate:.2f}) | {fmt(c['accuracy'])} "
+        tail = f"| {fmt(c['residual_max'])} | {fmt(2 * c['se_max'])} | {fmt(c['fine_minus_extrapolated_max'])} "
+        print(head + body + tail + f"| {fmt(c['cell_scheme_max_abs_cdf_diff'])} |")
+
+
+def rb_hybrid_small_n() -> None:
+    data = json.loads((RESULTS / "rb_hybrid_error.json").read_text())
+    steps = sorted({int(n) for row in data.values() for n in row["errors"] if int(n) <= 16})
+    print("| set | days | " + " | ".join(f"N={n}" for n in steps) + " | noise (3 se) |")
+    print("|---|---|" + "---|" * len(steps) + "---|")
+    for key, row in data.items():
+        name, days = key.split(":")
+        cells = [fmt(row["errors"].get(str(n), {}).get("sup")) for n in steps]
+        noise = max(e["noise"] for n, e in row["errors"].items() if int(n) <= 16)
+        print(f"| {name} | {days} | " + " | ".join(cells) + f" | {fmt(noise)} |")
+
+
 if __name__ == "__main__":
-    {"rh": rh_table, "rb": rb_table}[sys.argv[1] if len(sys.argv) > 1 else "rh"]()
+    commands = {"rh": rh_table, "rb": rb_table, "rb-ref": rb_reference_table, "rb-hybrid": rb_hybrid_small_n}
+    commands[sys.argv[1] if len(sys.argv) > 1 else "rh"]()

@@ -227,7 +227,11 @@ def make_case(name: str, params: dict[str, float], days: int, seed: int) -> dict
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cases", default="", help="name:days,... (default: all); results are merged into the file")
+    parser.add_argument("--finalize", action="store_true", help="only rewrite the file in the current format")
     args = parser.parse_args()
+    if args.finalize:
+        write(upgrade(json.loads(OUTPUT.read_text())))
+        return
     torch.set_num_threads(1)
     wanted = {tuple(c.split(":")) for c in args.cases.split(",") if c}
     payload = json.loads(OUTPUT.read_text()) if OUTPUT.exists() else {"cases": []}
@@ -265,6 +269,14 @@ def split_grids(payload: dict) -> dict:
             grids[key] = {"x": case.pop("x"), "cdf_by_grid": case.pop("cdf_by_grid"), "grids": case["grids"]}
     GRIDS_OUTPUT.parent.mkdir(parents=True, exist_ok=True)
     GRIDS_OUTPUT.write_text(json.dumps(grids, separators=(",", ":")) + "\n")
+    return payload
+
+
+def upgrade(payload: dict) -> dict:
+    """Cases written with the rough Heston table levels (1e-6 .. 6e-4 tails, 522 values): keep the RB table levels."""
+    for case in payload["cases"]:
+        if len(case["quantiles"]) == 522:
+            case["quantiles"] = [float(f"{v:.8g}") for v in case["quantiles"][2:-2]]
     return payload
 
 

@@ -12,7 +12,7 @@ from density_engine.engine.rng import RandomStream
 from density_engine.models.rough_bergomi import RoughBergomi
 from density_engine.models.rough_heston import RoughHeston
 from tests.models.rough_bergomi_exact import RBParams
-from tests.models.rough_heston_fourier import RHParams
+from density_engine.models.rough_heston_fourier import RHParams
 
 PATHS = 4096
 

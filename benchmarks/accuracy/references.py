@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.models.rough_heston_fourier import ReferenceCDF, table_levels
+from density_engine.models.rough_heston_fourier import ReferenceCDF, table_levels
 
 DATA = Path(__file__).resolve().parents[2] / "tests" / "models" / "data"
 PUBLISHED_LEVELS = (np.arange(512) + 0.5) / 512

@@ -19,7 +19,7 @@ import numpy as np
 
 from benchmarks.accuracy.references import PUBLISHED_LEVELS, load_cases, sup_cdf_error
 from benchmarks.accuracy.rh_ivi_error import ivi_quantiles
-from tests.models.rough_heston_fourier import AdamsSolver, RHParams, build_cdf, find_bracket
+from density_engine.models.rough_heston_fourier import AdamsSolver, RHParams, build_cdf, find_bracket
 
 RESULTS = Path(__file__).resolve().parent / "measurements"
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.accuracy.references import PUBLISHED_LEVELS, load_cases, sup_cdf_error
-from tests.models.rough_heston_fourier import RHParams, build_cdf, find_bracket, ivi_log_cf
+from density_engine.models.rough_heston_fourier import RHParams, build_cdf, find_bracket, ivi_log_cf
 
 RESULTS = Path(__file__).resolve().parent / "measurements"
 

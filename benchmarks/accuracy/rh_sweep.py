@@ -21,7 +21,7 @@ from scipy.stats import qmc
 
 from benchmarks.accuracy.references import PUBLISHED_LEVELS
 from benchmarks.accuracy.rh_ivi_error import ivi_quantiles
-from tests.models.rough_heston_fourier import PARAM_ORDER, AdamsSolver, RHParams, build_cdf, find_bracket
+from density_engine.models.rough_heston_fourier import PARAM_ORDER, AdamsSolver, RHParams, build_cdf, find_bracket
 
 RANGES = {
     "kappa": (0.1, 3.0),

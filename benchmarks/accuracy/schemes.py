@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from tests.models.rough_bergomi_exact import RBParams
-from tests.models.rough_heston_fourier import RHParams
+from density_engine.models.rough_heston_fourier import RHParams
 
 
 @dataclass

@@ -3,9 +3,9 @@
 For corner parameter sets of the production ranges (config/production.yaml: kappa [0.1, 3], theta [0.01, 0.1],
 sigma [0.1, 1], rho [-0.95, 0], alpha [0.55, 0.95], v0 [0.01, 0.1]) at 1, 5, 21 and 252 trading days
 (T = days / 252 years), the quantiles of X_T = log(S_T / S_0) at the 512 published levels (j + 0.5) / 512 plus tail
-levels 1e-6 .. 6e-4 on both sides (tests/models/rough_heston_fourier.py: TAIL_LEVELS).
+levels 1e-6 .. 6e-4 on both sides (density_engine/models/rough_heston_fourier.py: TAIL_LEVELS).
 
-Method (tests/models/rough_heston_fourier.py): characteristic function by the implicit product-trapezoid fractional
+Method (density_engine/models/rough_heston_fourier.py): characteristic function by the implicit product-trapezoid fractional
 Adams scheme on a graded mesh t_k = T (k/n)^(2/alpha), n = 1600 (El Euch & Rosenbaum 2019; Diethelm, Ford & Freed
 2002; the implicit step and the grading make it stable and accurate at the large u that short horizons of very rough,
 Feller-violating sets need), Gil-Pelaez inversion by the midpoint rule (aliasing period 2.5x the bracket of the
@@ -41,7 +41,7 @@ import scipy
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.models.rough_heston_fourier import (
+from density_engine.models.rough_heston_fourier import (
     TAIL_LEVELS,
     AdamsSolver,
     ReferenceCDF,
@@ -246,7 +246,7 @@ def main() -> None:
             "models.md §2.3 (set A, documented Adams calls)",
         ],
         "interpolation": (
-            "ReferenceCDF in tests/models/rough_heston_fourier.py: PCHIP of Phi^-1(level) against quantile; its error "
+            "ReferenceCDF in density_engine/models/rough_heston_fourier.py: PCHIP of Phi^-1(level) against quantile; its error "
             "against the exact CDF between stored quantiles is interpolation_max_abs_cdf"
         ),
         "levels": {

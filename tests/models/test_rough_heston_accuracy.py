@@ -18,9 +18,10 @@ import numpy as np
 import pytest
 import torch
 
+from density_engine.engine.paths import simulate_grid
 from density_engine.engine.quantiles import order_statistic_indices, sample_quantiles
 from density_engine.models.rough_heston import RoughHeston
-from tests.models.rough_heston_fourier import (
+from density_engine.models.rough_heston_fourier import (
     AdamsSolver,
     ReferenceCDF,
     RHParams,
@@ -49,9 +50,8 @@ def reference_case(name: str, days: int) -> dict:
 
 def simulate(params: dict[str, float], maturity: float, steps: int, paths: int, seed: int) -> np.ndarray:
     """X_T of the production iVi model on a uniform ``steps``-step grid to ``maturity`` (float64)."""
-    model = RoughHeston(device="cpu", seed=seed, dtype=torch.float64, dt=maturity, substeps=steps, **params)
-    model.reset(paths)
-    return model.simulate_horizons([1])[0].numpy()
+    model = RoughHeston(dt=maturity, substeps=steps, **params)
+    return simulate_grid(model, model.fine_grid(steps), [steps], paths, seed, 0, dtype=torch.float64)["log_return"][0].numpy()
 
 
 def test_reference_file_records_its_checks() -> None:

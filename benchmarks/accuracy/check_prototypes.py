@@ -11,8 +11,8 @@ from benchmarks.accuracy.schemes import ivi, rb_hybrid
 from density_engine.engine.rng import RandomStream
 from density_engine.models.rough_bergomi import RoughBergomi
 from density_engine.models.rough_heston import RoughHeston
-from tests.models.rough_bergomi_exact import RBParams
 from density_engine.models.rough_heston_fourier import RHParams
+from tests.models.rough_bergomi_exact import RBParams
 
 PATHS = 4096
 

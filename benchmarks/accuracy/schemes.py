@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-from tests.models.rough_bergomi_exact import RBParams
 from density_engine.models.rough_heston_fourier import RHParams
+from tests.models.rough_bergomi_exact import RBParams
 
 
 @dataclass

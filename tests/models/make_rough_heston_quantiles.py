@@ -5,10 +5,10 @@ sigma [0.1, 1], rho [-0.95, 0], alpha [0.55, 0.95], v0 [0.01, 0.1]) at 1, 5, 21 
 (T = days / 252 years), the quantiles of X_T = log(S_T / S_0) at the 512 published levels (j + 0.5) / 512 plus tail
 levels 1e-6 .. 6e-4 on both sides (density_engine/models/rough_heston_fourier.py: TAIL_LEVELS).
 
-Method (density_engine/models/rough_heston_fourier.py): characteristic function by the implicit product-trapezoid fractional
-Adams scheme on a graded mesh t_k = T (k/n)^(2/alpha), n = 1600 (El Euch & Rosenbaum 2019; Diethelm, Ford & Freed
-2002; the implicit step and the grading make it stable and accurate at the large u that short horizons of very rough,
-Feller-violating sets need), Gil-Pelaez inversion by the midpoint rule (aliasing period 2.5x the bracket of the
+Method (density_engine/models/rough_heston_fourier.py): characteristic function by the implicit product-trapezoid
+fractional Adams scheme on a graded mesh t_k = T (k/n)^(2/alpha), n = 1600 (El Euch & Rosenbaum 2019; Diethelm, Ford &
+Freed 2002; the implicit step and the grading make it stable and accurate at the large u that short horizons of very
+rough, Feller-violating sets need), Gil-Pelaez inversion by the midpoint rule (aliasing period 2.5x the bracket of the
 distribution, |phi| < 1e-10 at the cut-off), quantiles by bracketed Newton to |F(q) - p| < 1e-13.
 
 Checks asserted before anything is written (all recorded in the file):
@@ -246,7 +246,8 @@ def main() -> None:
             "models.md §2.3 (set A, documented Adams calls)",
         ],
         "interpolation": (
-            "ReferenceCDF in density_engine/models/rough_heston_fourier.py: PCHIP of Phi^-1(level) against quantile; its error "
+            "ReferenceCDF in density_engine/models/rough_heston_fourier.py: PCHIP of Phi^-1(level) against quantile; "
+            "its error "
             "against the exact CDF between stored quantiles is interpolation_max_abs_cdf"
         ),
         "levels": {

@@ -58,9 +58,9 @@ def check_memory(spec, device: str) -> None:
 
     import torch
 
-    from density_engine.workflow.estimate import job_memory
+    from density_engine.workflow.estimate import job_memory, set_work
 
-    memory = job_memory(spec.model, spec.num_paths, len(spec.horizons), max(spec.horizons) * spec.substeps)
+    memory = job_memory(spec.model, set_work(spec.model, spec.num_paths, list(spec.horizons), spec.time_grid))
     what = f"{spec.num_paths:,} paths x {len(spec.horizons)} horizon(s) kept, plus work space"
     on_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     if on_cuda and torch.cuda.is_available():
@@ -206,7 +206,12 @@ def _parse_horizons(text: str) -> list[int]:
 @click.option("--paths", "num_paths", type=click.IntRange(min=2), default=100_000, show_default=True)
 @click.option("--horizons", required=True, help="Comma-separated horizons in model steps, e.g. 1,5,20.")
 @click.option("--dt", type=float, help="Model step in years (rough models; default: the model's).")
-@click.option("--substeps", type=click.IntRange(min=1), help="Fine steps per model step (rough models).")
+@click.option("--steps", type=click.IntRange(min=1), help="Rough models: fine steps N per horizon.")
+@click.option(
+    "--richardson",
+    type=click.Choice(["independent", "coupled", "none"]),
+    help="Rough models: time_grid.richardson (default: the model's).",
+)
 @click.option("--seed", type=click.IntRange(min=0), default=1, show_default=True)
 @click.option("--num-quantiles", type=click.IntRange(min=2), default=512, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
@@ -218,7 +223,8 @@ def simulate_one_command(
     num_paths: int,
     horizons: str,
     dt: float | None,
-    substeps: int | None,
+    steps: int | None,
+    richardson: str | None,
     seed: int,
     num_quantiles: int,
     device: str,
@@ -232,18 +238,22 @@ def simulate_one_command(
     --param eta=6 --param lam=-0.2 --param sigma0_sq=1 --paths 200000 --horizons 1,5,20
     """
     from density_engine.atomic import NotWritableError, check_writable
-    from density_engine.engine.chunkio import SpecError, parse_spec, quantile_levels, quantile_matrix
+    from density_engine.engine.chunkio import SPEC_VERSION, SpecError, parse_spec, quantile_levels, quantile_matrix
     from density_engine.models import get_model_class, model_names
 
     if model not in model_names():
         raise click.BadParameter(f"{model!r}; choose from {', '.join(model_names())}", param_hint="--model")
-    settings = get_model_class(model).settings
-    for name, value in (("dt", dt), ("substeps", substeps)):
-        if value is not None and name not in settings:
-            raise click.BadParameter(f"{model} has no setting {name!r}", param_hint=f"--{name}")
-    defaults = dict(get_model_class(model).default_settings)
+    model_cls = get_model_class(model)
+    settings = model_cls.settings
+    for name, value in (("dt", dt), ("steps", steps), ("richardson", richardson)):
+        if value is not None and "dt" not in settings:
+            raise click.BadParameter(f"{model} is a discrete-time model without {name!r}", param_hint=f"--{name}")
+    defaults = dict(model_cls.default_settings)
+    grid = {k: v for k, v in (("steps", steps), ("richardson", richardson)) if v is not None}
+    if model_cls.time_grid_defaults is not None:
+        grid = {**model_cls.time_grid_defaults, "allow_coarse": True, **grid}
     data = {
-        "spec_version": 1,
+        "spec_version": SPEC_VERSION,
         "model": model,
         "chunk_id": 0,
         "seed": seed,
@@ -251,7 +261,7 @@ def simulate_one_command(
         "num_quantiles": num_quantiles,
         "horizons": _parse_horizons(horizons),
         "dt": (dt if dt is not None else defaults.get("dt")) if "dt" in settings else None,
-        "substeps": (substeps or defaults.get("substeps") or 1) if "substeps" in settings else 1,
+        "time_grid": grid if model_cls.time_grid_defaults is not None else None,
         "parameter_sets": [{"param_id": 0, "params": _parse_params(params)}],
     }
     try:
@@ -280,7 +290,7 @@ def simulate_one_command(
                     "num_paths": num_paths,
                     "seed": seed,
                     "dt": spec.dt,
-                    "substeps": spec.substeps,
+                    "time_grid": spec.time_grid,
                     "quantile_levels": levels.tolist(),
                     "horizons": [
                         {

@@ -21,8 +21,9 @@ import pyarrow.parquet as pq
 from density_engine.atomic import atomic_path, file_sha256, write_text_atomic
 from density_engine.engine.counters import MAX_NUM_PATHS, MAX_WORD
 from density_engine.layout import CHUNK_MANIFEST_SUFFIX
+from density_engine.models.time_grid import TimeGridError, TimeGridPolicy
 
-SPEC_VERSION = 1
+SPEC_VERSION = 2
 SPEC_KEYS = (
     "spec_version",
     "model",
@@ -32,11 +33,17 @@ SPEC_KEYS = (
     "num_quantiles",
     "horizons",
     "dt",
-    "substeps",
+    "time_grid",
     "parameter_sets",
 )
 LEADING_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (("model", pa.string()), ("param_id", pa.int64()))
 MOMENT_COLUMNS = ("mean", "std", "skew", "kurt")
+#: Error budget of a row in CDF units (|F(q_p) - p|) at the levels nearest 0.001, 0.5 and 0.999 and the max over all
+#: levels: Monte Carlo standard error and time-discretisation error (docs/accuracy.md, section 4).
+ERROR_LEVELS = ("p001", "p50", "p999", "max")
+MC_ERROR_COLUMNS = tuple(f"mc_se_cdf_{level}" for level in ERROR_LEVELS)
+DISC_ERROR_COLUMNS = tuple(f"disc_err_cdf_{level}" for level in ERROR_LEVELS)
+ERROR_COLUMNS = MC_ERROR_COLUMNS + DISC_ERROR_COLUMNS
 METADATA_KEYS = (
     "density_engine.version",
     "density_engine.code_version",
@@ -48,6 +55,8 @@ METADATA_KEYS = (
     "path_steps_per_s",
     "spec_version",
     "rng",
+    "time_grid",
+    "error_estimates",
 )
 PARQUET_COMPRESSION = "zstd"
 #: File metadata key of the chunk's content checksum (added by :func:`write_chunk`, checked by the merge).
@@ -92,7 +101,7 @@ class ChunkSpec:
     num_quantiles: int
     horizons: tuple[int, ...]
     dt: float | None
-    substeps: int
+    time_grid: dict[str, Any] | None
     parameter_sets: tuple[ParameterSet, ...]
     spec_version: int = SPEC_VERSION
     source: str = field(default="<spec>", compare=False)
@@ -108,16 +117,19 @@ class ChunkSpec:
             "num_quantiles": self.num_quantiles,
             "horizons": list(self.horizons),
             "dt": self.dt,
-            "substeps": self.substeps,
+            "time_grid": None if self.time_grid is None else dict(self.time_grid),
             "parameter_sets": [{"param_id": s.param_id, "params": dict(s.params)} for s in self.parameter_sets],
         }
 
     def model_settings(self) -> dict[str, Any]:
-        """Keyword settings for the model class (``dt``, ``substeps`` where the model declares them)."""
+        """Keyword settings for the model class (``dt`` where the model declares it; the grids come from the policy)."""
         from density_engine.models import get_model_class
 
-        declared = get_model_class(self.model).settings
-        return {name: value for name, value in (("dt", self.dt), ("substeps", self.substeps)) if name in declared}
+        return {"dt": self.dt} if "dt" in get_model_class(self.model).settings else {}
+
+    def time_grid_policy(self) -> TimeGridPolicy | None:
+        """The per-horizon grid policy of a continuous-time model (None for discrete-time models)."""
+        return None if self.time_grid is None else TimeGridPolicy.from_dict(self.time_grid)
 
 
 # ---- specs -------------------------------------------------------------------------------------------------------
@@ -172,7 +184,6 @@ def parse_spec(data: Any, source: str = "<spec>") -> ChunkSpec:
         _int(h, "horizons", source, 1)
     if len(set(horizons)) != len(horizons):
         raise SpecError(f"{source}: key 'horizons' has duplicates: {horizons}")
-    substeps = _int(data["substeps"], "substeps", source, 1)
     dt = data["dt"]
     if "dt" in model_cls.settings:
         if isinstance(dt, bool) or not isinstance(dt, int | float) or not math.isfinite(dt) or dt <= 0:
@@ -180,8 +191,25 @@ def parse_spec(data: Any, source: str = "<spec>") -> ChunkSpec:
         dt = float(dt)
     elif dt is not None:
         raise SpecError(f"{source}: key 'dt' must be null for model {model!r}, got {dt!r}")
-    if "substeps" not in model_cls.settings and substeps != 1:
-        raise SpecError(f"{source}: key 'substeps' must be 1 for model {model!r}, got {substeps!r}")
+    time_grid = data["time_grid"]
+    if model_cls.time_grid_defaults is None:
+        if time_grid is not None:
+            raise SpecError(f"{source}: key 'time_grid' must be null for the discrete-time model {model!r}")
+    else:
+        if not isinstance(time_grid, Mapping):
+            raise SpecError(f"{source}: key 'time_grid' must be an object for model {model!r}, got {time_grid!r}")
+        try:
+            policy = model_cls.time_grid_policy({k: v for k, v in time_grid.items() if k != "policy" and v is not None})
+        except TimeGridError as exc:
+            raise SpecError(f"{source}: key 'time_grid.{exc}") from None
+        if time_grid.get("policy", "per_horizon") != "per_horizon":
+            raise SpecError(f"{source}: key 'time_grid.policy' must be 'per_horizon', got {time_grid['policy']!r}")
+        if policy.max_paths(num_paths) > MAX_NUM_PATHS:
+            raise SpecError(
+                f"{source}: key 'num_paths' times time_grid.path_split gives {policy.max_paths(num_paths)} paths in "
+                f"one run; at most {MAX_NUM_PATHS} (path indices are 32-bit Philox counter words)"
+            )
+        time_grid = policy.to_dict()
     sets_raw = data["parameter_sets"]
     if not isinstance(sets_raw, list) or not sets_raw:
         raise SpecError(f"{source}: key 'parameter_sets' must be a non-empty list")
@@ -210,7 +238,7 @@ def parse_spec(data: Any, source: str = "<spec>") -> ChunkSpec:
         num_quantiles=num_quantiles,
         horizons=tuple(horizons),
         dt=dt,
-        substeps=substeps,
+        time_grid=time_grid,
         parameter_sets=tuple(parameter_sets),
         source=source,
     )
@@ -253,7 +281,8 @@ def chunk_schema(parameter_names: Sequence[str], num_quantiles: int) -> pa.Schem
         pa.field("num_paths", pa.int64()),
         pa.field("seed", pa.int64()),
         pa.field("dt", pa.float64()),
-        pa.field("substeps", pa.int32()),
+        pa.field("steps", pa.int32()),
+        *(pa.field(name, pa.float64()) for name in ERROR_COLUMNS),
     ]
     return pa.schema(fields)
 
@@ -447,11 +476,16 @@ def validate_chunk(
         raise fail(f"column 'dt' must not be null for model {models[0]!r}")
     if "dt" not in model_cls.settings and dt.null_count != table.num_rows:
         raise fail(f"column 'dt' must be null for model {models[0]!r}")
-    for name in [*model_cls.parameter_names(), *MOMENT_COLUMNS, "dt"]:
+    for name in [*model_cls.parameter_names(), *MOMENT_COLUMNS, *ERROR_COLUMNS, "dt"]:
         values = table.column(name).to_numpy(zero_copy_only=False)
         values = values[~np.isnan(values)] if name == "dt" else values
         if not np.isfinite(values).all():
             raise fail(f"column {name!r} has NaN/inf (row {int(np.argmin(np.isfinite(values)))})")
+    for name in ERROR_COLUMNS:
+        values = table.column(name).to_numpy(zero_copy_only=False)
+        outside = (values < 0) | (values > 1)
+        if outside.any():
+            raise fail(f"column {name!r} must lie in [0, 1] (a CDF error), got {values[outside][0]}")
     q = quantile_matrix(table)
     finite = np.isfinite(q).all(axis=1)
     if not finite.all():

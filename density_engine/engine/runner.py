@@ -16,13 +16,27 @@ import torch
 
 from density_engine import __version__
 from density_engine.codeversion import code_version, git_commit
-from density_engine.engine.chunkio import ChunkSpec, chunk_schema, encode_metadata, quantile_levels
+from density_engine.engine.chunkio import (
+    ERROR_LEVELS,
+    MOMENT_COLUMNS,
+    ChunkSpec,
+    chunk_schema,
+    encode_metadata,
+    quantile_levels,
+)
 from density_engine.engine.counters import RNG_SCHEME
-from density_engine.engine.paths import disable_tf32, resolve_device, simulate_horizons
-from density_engine.engine.quantiles import summarize
+from density_engine.engine.estimators import error_methods, estimate_parameter_set
+from density_engine.engine.paths import disable_tf32, resolve_device
 from density_engine.models import get_model_class
 
 log = logging.getLogger(__name__)
+
+
+def error_summary(values: np.ndarray) -> dict[str, float]:
+    """A row's error budget at the levels nearest 0.001, 0.5 and 0.999 (first, middle, last of ``(j + 0.5) / M``) and
+    its maximum over all levels (:data:`~density_engine.engine.chunkio.ERROR_LEVELS`)."""
+    picked = {"p001": values[0], "p50": values[len(values) // 2], "p999": values[-1], "max": values.max()}
+    return {level: float(picked[level]) for level in ERROR_LEVELS}
 
 
 @dataclass(frozen=True)
@@ -82,65 +96,52 @@ def run_chunk(
     path_steps = 0
     modes: set[bool] = set()
     ordered = sorted(spec.parameter_sets, key=lambda s: s.param_id)
+    policy = spec.time_grid_policy()
     for index, pset in enumerate(ordered, start=1):
         t0 = time.perf_counter()
         model = model_cls(**pset.params, **settings)
         info: dict[str, Any] = {}
-        samples = simulate_horizons(
-            model,
-            horizons,
-            spec.num_paths,
-            spec.seed,
-            pset.param_id,
-            device=torch_device,
-            dtype=dtype,
-            memory_budget_bytes=memory_budget_bytes,
-            compiled=compiled,
-            progress=progress,
-            info=info,
-        )
+        try:
+            rows = estimate_parameter_set(
+                model, policy, horizons, spec.num_paths, spec.num_quantiles, spec.seed, pset.param_id,
+                progress=progress, info=info, device=torch_device, dtype=dtype,
+                memory_budget_bytes=memory_budget_bytes, compiled=compiled,
+            )  # fmt: skip
+        except FloatingPointError as exc:
+            raise FloatingPointError(f"{spec.source}: param_id {pset.param_id} {pset.params}: {exc}") from exc
         modes.add(bool(info["compiled"]))
         if torch_device.type == "cuda":
             torch.cuda.synchronize(torch_device)
-        t1 = time.perf_counter()
-        try:
-            summary = summarize(samples, spec.num_quantiles)
-        except FloatingPointError as exc:
-            raise FloatingPointError(f"{spec.source}: param_id {pset.param_id} {pset.params}: {exc}") from exc
-        del samples
-        t2 = time.perf_counter()
-        steps = spec.num_paths * horizons[-1] * model.substeps
-        path_steps += steps
-        sim_time += t1 - t0
+        seconds = time.perf_counter() - t0
+        path_steps += info["path_steps"]
+        sim_time += seconds
         log.info(
-            "%s chunk %d: param_id %d (%d/%d): %d paths x %d steps in %.2f s (%.3g path-steps/s), quantiles %.2f s",
+            "%s chunk %d: param_id %d (%d/%d): %d path-steps in %.2f s (%.3g path-steps/s incl. quantiles and errors)",
             spec.model,
             spec.chunk_id,
             pset.param_id,
             index,
             len(ordered),
-            spec.num_paths,
-            horizons[-1] * model.substeps,
-            t1 - t0,
-            steps / max(t1 - t0, 1e-9),
-            t2 - t1,
+            info["path_steps"],
+            seconds,
+            info["path_steps"] / max(seconds, 1e-9),
         )
-        quantiles = summary.quantiles.to(device="cpu", dtype=torch.float32).numpy()
-        for row, horizon in enumerate(horizons):
+        for row in rows:
             columns["model"].append(spec.model)
             columns["param_id"].append(pset.param_id)
             for name in names:
                 columns[name].append(pset.params[name])
-            columns["horizon"].append(horizon)
-            columns["quantiles"].append(quantiles[row])
-            columns["mean"].append(float(summary.mean[row]))
-            columns["std"].append(float(summary.std[row]))
-            columns["skew"].append(float(summary.skew[row]))
-            columns["kurt"].append(float(summary.kurt[row]))
+            columns["horizon"].append(row.horizon)
+            columns["quantiles"].append(row.quantiles.astype(np.float32))
+            for name in MOMENT_COLUMNS:
+                columns[name].append(row.moments[name])
             columns["num_paths"].append(spec.num_paths)
             columns["seed"].append(spec.seed)
             columns["dt"].append(spec.dt)
-            columns["substeps"].append(spec.substeps)
+            columns["steps"].append(row.steps)
+            for prefix, values in (("mc_se_cdf", row.mc_se), ("disc_err_cdf", row.disc_err)):
+                for level, value in error_summary(values).items():
+                    columns[f"{prefix}_{level}"].append(value)
     wall = time.perf_counter() - start
     rate = path_steps / sim_time if sim_time > 0 else 0.0
     schema = chunk_schema(names, spec.num_quantiles)
@@ -161,6 +162,8 @@ def run_chunk(
         "wall_time_s": round(wall, 6),
         "path_steps_per_s": round(rate, 1),
         "spec_version": spec.spec_version,
+        "time_grid": spec.time_grid,
+        "error_estimates": error_methods(model_cls, policy),
         "rng": (
             f"{RNG_SCHEME}; kernels={'+'.join(sorted('compiled' if m else 'eager' for m in modes))}; "
             f"dtype={str(dtype).removeprefix('torch.')}; python={sys.version.split()[0]}"

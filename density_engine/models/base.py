@@ -21,6 +21,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from density_engine.models.time_grid import TimeGridError, TimeGridPolicy
+
 DEFAULT_NUM_QUANTILES = 512
 
 
@@ -161,6 +163,13 @@ class Model:
     description: ClassVar[str] = ""
     kernel: ClassVar[str]
     """``"module:Class"`` of the model's :class:`~density_engine.models.kernels.StepKernel` (torch; engine-only)."""
+    time_grid_defaults: ClassVar[Mapping[str, Any] | None] = None
+    """Continuous-time models: the default ``time_grid`` policy (:mod:`density_engine.models.time_grid`); None for
+    discrete-time models, which are simulated exactly on their own steps."""
+    richardson_modes: ClassVar[tuple[str, ...]] = ()
+    min_grid_steps: ClassVar[int] = 1
+    """Fewer fine steps per horizon are refused as too coarse (unless ``allow_coarse``)."""
+    discretisation_error_method: ClassVar[str] = "0: exact simulation of the discrete-time model"
 
     def __init__(self, **values: Any) -> None:
         setting_values = {k: values.pop(k) for k in list(values) if k in self.settings}
@@ -245,6 +254,28 @@ class Model:
             if isinstance(sub, bool) or not isinstance(sub, int) or sub < 1:
                 raise ValueError(f"{cls.model_name}: setting 'substeps' must be an integer >= 1, got {sub!r}")
         return out
+
+    @classmethod
+    def time_grid_policy(cls, values: Mapping[str, Any] | None = None) -> TimeGridPolicy | None:
+        """The checked per-horizon grid policy of a continuous-time model (``values`` over the defaults); None for a
+        discrete-time model (then ``values`` must be empty). :class:`~density_engine.models.time_grid.TimeGridError`
+        names the key."""
+        if cls.time_grid_defaults is None:
+            if values:
+                raise TimeGridError(f"{cls.model_name} is a discrete-time model without a time grid")
+            return None
+        return TimeGridPolicy.parse(values, cls.time_grid_defaults, cls.richardson_modes, cls.min_grid_steps)
+
+    def richardson_rate(self) -> float:
+        """The convergence rate r of coupled Richardson extrapolation (error ~ N^-r)."""
+        return 1.0
+
+    def discretisation_error(
+        self, maturity: float, fine_steps: int, richardson: str, quantiles: np.ndarray, bracket: tuple[float, float]
+    ) -> np.ndarray | None:
+        """The CDF error at ``quantiles`` of the published estimate, where the model can compute it (None: the engine
+        estimates it from coupled grids)."""
+        return None
 
     @classmethod
     def describe(cls) -> dict[str, Any]:

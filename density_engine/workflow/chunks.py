@@ -5,8 +5,8 @@ A model's parameter sets are cut into chunks of ``chunk_size`` consecutive sets;
 Snakemake DAG lists every chunk job without a checkpoint.
 
 Each chunk also gets a *content key*: a hash of everything that determines the chunk's spec (model, sampler,
-resolved parameter ranges, seed, its row range, horizons, paths, quantiles, dt, substeps, and for order-dependent
-samplers the whole design). It is computed without sampling and is part of the spec file name
+resolved parameter ranges, seed, its row range, horizons, paths, quantiles, dt, time grid policy, and for
+order-dependent samplers the whole design). It is computed without sampling and is part of the spec file name
 (``chunk_00003.<key>.json``): a chunk whose content changes gets a new spec file, which is what re-runs exactly that
 chunk (raising ``n_samples`` under Sobol re-runs only the last, partial chunk and adds new ones).
 
@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from density_engine.atomic import atomic_path, write_text_atomic
+from density_engine.engine.chunkio import SPEC_VERSION
+from density_engine.models.time_grid import TimeGridPolicy
 
-SPEC_VERSION = 1
 CHUNK_NAME = "chunk_{chunk:05d}"
 #: Length of a content key (hex digits of a SHA-256) and the pattern of one (a Snakemake wildcard constraint).
 KEY_LENGTH = 16
@@ -84,7 +85,7 @@ def _model_definition(model_name: str, model_cfg: Mapping[str, Any], base_dir: s
     from density_engine.workflow.samplers import parameter_space
 
     names, ranged, fixed = parameter_space(model_name, model_cfg)
-    dt, substeps = model_settings(model_name, model_cfg)
+    dt, time_grid = model_settings(model_name, model_cfg)
     sampler = model_cfg.get("sampler", "sobol")
     definition: dict[str, Any] = {
         "spec_version": SPEC_VERSION,
@@ -96,7 +97,7 @@ def _model_definition(model_name: str, model_cfg: Mapping[str, Any], base_dir: s
         "num_paths": int(model_cfg["num_paths"]),
         "num_quantiles": int(model_cfg.get("num_quantiles", 512)),
         "dt": dt,
-        "substeps": substeps,
+        "time_grid": time_grid,
         "chunk_size": int(model_cfg["chunk_size"]),
     }
     if sampler in ("lhs", "grid"):  # the whole design depends on n_samples (and the grid shape)
@@ -151,7 +152,7 @@ def build_specs(
     if frame is None:
         frame = sample_parameter_sets(model_name, model_cfg, base_dir)
     names = [c for c in frame.columns if c != "param_id"]
-    dt, substeps = model_settings(model_name, model_cfg)
+    dt, time_grid = model_settings(model_name, model_cfg)
     chunk_size = int(model_cfg["chunk_size"])
     ids = frame["param_id"].to_numpy()
     values = frame[names].to_numpy()
@@ -170,7 +171,7 @@ def build_specs(
                 "num_quantiles": int(model_cfg.get("num_quantiles", 512)),
                 "horizons": [int(h) for h in model_cfg["horizons"]],
                 "dt": dt,
-                "substeps": substeps,
+                "time_grid": time_grid,
                 "parameter_sets": [
                     {"param_id": int(ids[i]), "params": dict(zip(names, map(float, values[i]), strict=True))}
                     for i in rows
@@ -236,10 +237,10 @@ def densities_manifest_name(plan_key: str) -> str:
 def chunk_settings(model_name: str, model_cfg: Mapping[str, Any]) -> str:
     """The model settings every chunk of a model is simulated with, as one compact line (the simulate rule's params
     and the first line of its log), e.g. ``sampler=sobol seed=1 num_paths=20000 num_quantiles=512 horizons=1,5,20
-    dt=None substeps=1 chunk_size=4``."""
+    dt=None time_grid=exact chunk_size=4``."""
     from density_engine.workflow.config import model_settings
 
-    dt, substeps = model_settings(model_name, model_cfg)
+    dt, time_grid = model_settings(model_name, model_cfg)
     sampler = model_cfg.get("sampler", "sobol")
     fields = {
         "sampler": sampler if isinstance(sampler, str) else f"file:{sampler['file']}",
@@ -248,7 +249,7 @@ def chunk_settings(model_name: str, model_cfg: Mapping[str, Any]) -> str:
         "num_quantiles": int(model_cfg.get("num_quantiles", 512)),
         "horizons": ",".join(str(int(h)) for h in model_cfg["horizons"]),
         "dt": dt,
-        "substeps": substeps,
+        "time_grid": "exact" if time_grid is None else TimeGridPolicy.from_dict(time_grid).compact(),
         "chunk_size": int(model_cfg["chunk_size"]),
     }
     return " ".join(f"{name}={value}" for name, value in fields.items())

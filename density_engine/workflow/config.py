@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from density_engine.engine.counters import MAX_WORD
+from density_engine.models.time_grid import TimeGridError
 from density_engine.parameter_grid import apply_defaults  # shared with the dataset layer; re-exported here
 
 #: Default length of one model step for the rough models (one trading day in years).
@@ -116,16 +117,17 @@ def _domain_text(parameter: Any) -> str:
     return f"{left}{parameter.lower}, {parameter.upper}{right}"
 
 
-def model_settings(model_name: str, model_cfg: Mapping[str, Any]) -> tuple[float | None, int]:
-    """The (dt, substeps) a chunk spec carries: configured values, defaults for the rough models, (None, 1) else."""
+def model_settings(model_name: str, model_cfg: Mapping[str, Any]) -> tuple[float | None, dict[str, Any] | None]:
+    """The (dt, time_grid) a chunk spec carries: the configured ``dt`` (default one trading day) and the checked
+    per-horizon grid policy (:meth:`~density_engine.models.base.Model.time_grid_policy`) of a continuous-time model;
+    (None, None) for a discrete-time model."""
     from density_engine.models import get_model_class
 
     model_cls = get_model_class(model_name)
-    settings = tuple(model_cls.settings)
     defaults = dict(getattr(model_cls, "default_settings", {}) or {})
-    dt = float(model_cfg.get("dt", defaults.get("dt", DEFAULT_DT))) if "dt" in settings else None
-    substeps = int(model_cfg.get("substeps", defaults.get("substeps", 1))) if "substeps" in settings else 1
-    return dt, substeps
+    dt = float(model_cfg.get("dt", defaults.get("dt", DEFAULT_DT))) if "dt" in model_cls.settings else None
+    policy = model_cls.time_grid_policy(model_cfg.get("time_grid"))
+    return dt, None if policy is None else policy.to_dict()
 
 
 def check_model_config(model_name: str, model_cfg: Mapping[str, Any], base_dir: str | Path = ".") -> None:
@@ -154,12 +156,21 @@ def check_model_config(model_name: str, model_cfg: Mapping[str, Any], base_dir: 
         elif not _in_domain(float(value), parameter):
             raise ConfigError(f"config key {key}: {value} is outside the domain of {name}, {_domain_text(parameter)}")
     accepted = tuple(model_cls.settings)
-    for setting in ("dt", "substeps"):
-        if setting in model_cfg and setting not in accepted:
+    if "substeps" in model_cfg:
+        raise ConfigError(
+            f"config key {prefix}.substeps: replaced by {prefix}.time_grid (every horizon on its own grid of "
+            "`steps` fine steps, Richardson-extrapolated; config/README.md, docs/accuracy.md)"
+        )
+    for setting in ("dt", "time_grid"):
+        if setting in model_cfg and setting not in accepted and not (setting == "time_grid" and "dt" in accepted):
             raise ConfigError(
-                f"config key {prefix}.{setting}: {model_name} has no setting {setting!r}; "
+                f"config key {prefix}.{setting}: {model_name} is a discrete-time model without {setting!r}; "
                 f"its settings: {', '.join(accepted) or 'none'}"
             )
+    try:
+        model_cls.time_grid_policy(model_cfg.get("time_grid"))
+    except TimeGridError as exc:
+        raise ConfigError(f"config key {prefix}.time_grid.{exc}") from None
     for key, value in (("seed", model_cfg.get("seed")), ("n_samples", model_cfg.get("n_samples"))):
         if isinstance(value, int) and value > MAX_WORD + (key == "n_samples"):
             raise ConfigError(

@@ -7,9 +7,10 @@ limit). Throughput and memory figures come from ``throughput.json`` beside this 
 source, and the GPU figures are labelled estimates until someone measures them (``density-engine bench --device
 cuda``).
 
-Definitions: fine steps = the longest horizon x substeps; a chunk's path-steps = its parameter sets x num_paths x fine
-steps; hours are job-hours (one simulate job on one CPU core, as the workflow runs it with ``threads: 1``, or on one
-GPU), including the quantile/moment step.
+Definitions: a parameter set's path-steps = the paths x fine steps of every run of its grid policy (rough models: each
+horizon on its own grids, :class:`~density_engine.models.time_grid.TimeGridPolicy`; GJR: num_paths x the longest
+horizon); fine steps = the longest grid; hours are job-hours (one simulate job on one CPU core, as the workflow runs
+it with ``threads: 1``, or on one GPU), including the quantile/moment step and the error columns.
 """
 
 from __future__ import annotations
@@ -114,15 +115,55 @@ class JobMemory:
     gpu: float
 
 
-def job_memory(model: str, num_paths: int, num_horizons: int, fine_steps: int) -> JobMemory:
-    """The engine's memory model (docs/engine.md "Blocks and memory"): the values kept at every horizon, the float64
-    copies of the quantile/moment step, and one compute block (as many paths as the device's block budget holds, a
-    multiple of the path alignment, at most all paths)."""
+@dataclass(frozen=True)
+class SetWork:
+    """The work of one parameter set under a model's grid policy (the engine's own run plan,
+    :class:`~density_engine.models.time_grid.TimeGridPolicy`): path-steps, values sorted for quantiles (incl. the
+    Richardson grids and the batch means of coupled Richardson), the longest grid, the largest run, the values held at
+    once (all runs of one horizon; every horizon for a discrete-time model) and the rows with a model-computed error
+    column (rough Heston: Fourier)."""
+
+    path_steps: int
+    sorted_values: int
+    max_steps: int
+    run_paths: int
+    kept_values: int
+    model_error_rows: int
+
+
+#: Sorted values per path of a coupled run: the N, N/2 and N/4 grids, then the N and N/2 grids again in batches.
+COUPLED_SORTS = 5
+
+
+def set_work(model: str, num_paths: int, horizons: list[int], time_grid: Mapping[str, Any] | None) -> SetWork:
+    """:class:`SetWork` of one parameter set (``time_grid``: the spec's policy dict, None for discrete-time models)."""
+    from density_engine.models.time_grid import TimeGridPolicy
+
+    if time_grid is None:
+        n = len(horizons) * num_paths
+        return SetWork(num_paths * max(horizons), n, max(horizons), num_paths, n, 0)
+    policy = TimeGridPolicy.from_dict(time_grid)
+    runs = [policy.runs(days, num_paths) for days in horizons]
+    exact_column = "discretisation_error" in throughput_table()["error_column_s_per_row"].get(model, {})
+    return SetWork(
+        path_steps=policy.path_steps(horizons, num_paths),
+        sorted_values=sum(r.paths * (COUPLED_SORTS if r.nested else 1) for rs in runs for r in rs),
+        max_steps=max(r.steps for rs in runs for r in rs),
+        run_paths=max(r.paths for rs in runs for r in rs),
+        kept_values=max(sum(r.paths * (3 if r.nested else 1) for r in rs) for rs in runs),
+        model_error_rows=len(horizons) if exact_column else 0,
+    )
+
+
+def job_memory(model: str, work: SetWork) -> JobMemory:
+    """The engine's memory model (docs/engine.md "Blocks and memory"): the values of one horizon's runs (every
+    horizon's for a discrete-time model), their float64/sorted copies in the quantile step, and one compute block (as
+    many paths as the device's block budget holds, a multiple of the path alignment, at most the largest run)."""
     memory = throughput_table()["memory"]
     align = memory["path_align"]
-    kept = num_paths * (memory["kept_bytes_per_path_horizon"] * num_horizons + memory["summary_bytes_per_path"])
-    per_path = _block_bytes_per_path(model, fine_steps)
-    all_paths = -(-num_paths // align) * align
+    kept = work.kept_values * (memory["kept_bytes_per_path_horizon"] + memory["summary_bytes_per_path"])
+    per_path = _block_bytes_per_path(model, work.max_steps)
+    all_paths = -(-work.run_paths // align) * align
 
     def block(device: str) -> int:
         fits = max(align, memory["block_budget_bytes"][device] // per_path // align * align)
@@ -156,7 +197,7 @@ class ModelEstimate:
     num_paths: int
     num_horizons: int
     max_horizon: int
-    substeps: int
+    time_grid: str
     fine_steps: int
     path_steps: int
     path_steps_per_chunk: int
@@ -165,20 +206,18 @@ class ModelEstimate:
     gpus: dict[str, DeviceEstimate] = field(default_factory=dict)
 
 
-def _device_estimate(
-    rates: Mapping[str, Any], model: str, sets: int, chunk_sets: int, paths: int, horizons: int, fine_steps: int
-) -> DeviceEstimate:
+def _device_estimate(rates: Mapping[str, Any], model: str, sets: int, chunk_sets: int, work: SetWork) -> DeviceEstimate:
     rate = float(rates["path_steps_per_s"][model])
-    summary = float(rates["summary_s_per_path_horizon"]) * paths * horizons
+    summary = float(rates["summary_s_per_path_horizon"]) * work.sorted_values
+    column = throughput_table()["error_column_s_per_row"].get(model, {}).get("discretisation_error", 0.0)
+    per_set = work.path_steps / rate + summary + column * work.model_error_rows  # the column runs on the host CPU
 
-    def seconds(num_sets: int) -> float:
-        return num_sets * (paths * fine_steps / rate + summary)
-
-    return DeviceEstimate(rate, seconds(chunk_sets) / 60.0, seconds(sets) / 3600.0)
+    return DeviceEstimate(rate, chunk_sets * per_set / 60.0, sets * per_set / 3600.0)
 
 
 def estimate_model(model: str, model_cfg: Mapping[str, Any], base_dir: str | Path = ".") -> ModelEstimate:
     """The size of one model's run from its (validated) config section."""
+    from density_engine.models.time_grid import TimeGridPolicy
     from density_engine.workflow.config import model_settings
     from density_engine.workflow.samplers import count_parameter_sets
 
@@ -186,11 +225,10 @@ def estimate_model(model: str, model_cfg: Mapping[str, Any], base_dir: str | Pat
     chunk_size = int(model_cfg["chunk_size"])
     paths = int(model_cfg["num_paths"])
     horizons = [int(h) for h in model_cfg["horizons"]]
-    _dt, substeps = model_settings(model, model_cfg)
-    fine = max(horizons) * substeps
+    _dt, time_grid = model_settings(model, model_cfg)
+    work = set_work(model, paths, horizons, time_grid)
     chunk_sets = min(chunk_size, sets)
     table = throughput_table()
-    shape = (sets, chunk_sets, paths, len(horizons), fine)
     return ModelEstimate(
         model=model,
         parameter_sets=sets,
@@ -199,14 +237,14 @@ def estimate_model(model: str, model_cfg: Mapping[str, Any], base_dir: str | Pat
         num_paths=paths,
         num_horizons=len(horizons),
         max_horizon=max(horizons),
-        substeps=substeps,
-        fine_steps=fine,
-        path_steps=sets * paths * fine,
-        path_steps_per_chunk=chunk_sets * paths * fine,
-        memory_mb_per_chunk=job_memory(model, paths, len(horizons), fine),
-        cpu=_device_estimate(table["cpu"], model, *shape),
+        time_grid="exact" if time_grid is None else TimeGridPolicy.from_dict(time_grid).compact(),
+        fine_steps=work.max_steps,
+        path_steps=sets * work.path_steps,
+        path_steps_per_chunk=chunk_sets * work.path_steps,
+        memory_mb_per_chunk=job_memory(model, work),
+        cpu=_device_estimate(table["cpu"], model, sets, chunk_sets, work),
         gpus={  # a GPU type recorded for some models only has no estimate for the others
-            name: _device_estimate(gpu, model, *shape)
+            name: _device_estimate(gpu, model, sets, chunk_sets, work)
             for name, gpu in table["gpus"].items()
             if model in gpu["path_steps_per_s"]
         },
@@ -354,7 +392,7 @@ def check_run_size(config: Mapping[str, Any], base_dir: str | Path = ".") -> Run
             key = "chunk_size" if m.chunk_size > 1 else "num_paths"
             raise RunSizeError(
                 f"{prefix}.{key}: one chunk is {m.path_steps_per_chunk:.3g} path-steps "
-                f"({min(m.chunk_size, m.parameter_sets)} sets x {m.num_paths:,} paths x {m.fine_steps} fine steps), "
+                f"({min(m.chunk_size, m.parameter_sets)} sets x {m.num_paths:,} paths, grids {m.time_grid}), "
                 f"~{fastest.minutes_per_chunk:,.0f} min on {device} at {fastest.path_steps_per_s:.3g} path-steps/s, "
                 f"above resources.runtime = {run.runtime_min} min; lower {key} or raise resources.runtime"
             )

@@ -179,14 +179,16 @@ def model_status(
     """Status of one model's chunks under ``root`` (the workflow folder), and the finishing times of its done chunks."""
     from density_engine.workflow.chunks import plan_model
     from density_engine.workflow.config import model_settings
+    from density_engine.workflow.estimate import set_work
     from density_engine.workflow.integrity import quarantined
 
     plan = plan_model(model, model_cfg, base_dir)
     chunks, logs = root / CHUNKS_DIR / model, root / SIMULATE_LOGS_DIR / model
     quarantine = root / QUARANTINE_DIR / model
     in_quarantine = quarantined(quarantine)
-    _dt, substeps = model_settings(model, model_cfg)
-    steps_per_set = int(model_cfg["num_paths"]) * max(int(h) for h in model_cfg["horizons"]) * substeps
+    _dt, time_grid = model_settings(model, model_cfg)
+    horizons = [int(h) for h in model_cfg["horizons"]]
+    steps_per_set = set_work(model, int(model_cfg["num_paths"]), horizons, time_grid).path_steps
     status = ModelStatus(model, plan.num_chunks, dict.fromkeys(STATES, 0))
     finished: list[float] = []
     for index, stem in enumerate(plan.chunk_stems):

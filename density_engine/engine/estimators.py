@@ -1,0 +1,237 @@
+"""Published estimate of one parameter set: quantiles and moments per horizon with their error budget.
+
+A continuous-time model runs every horizon on its own grids (:class:`~density_engine.models.time_grid.TimeGridPolicy`)
+and publishes the Richardson extrapolant of the grids' order statistics; a discrete-time model (GJR-GARCH) runs one
+path to the last horizon and publishes plain order statistics. Each row carries, in CDF units at every level:
+
+* ``mc_se``: the Monte Carlo standard error of F at the published quantile: sqrt(p(1 - p) / n) for plain order
+  statistics, sqrt(p(1 - p) (4/P_N + 1/P_{N/2})) for independent Richardson, and for coupled Richardson (whose grids
+  share paths) batch means over :data:`BATCHES` contiguous path ranges times the density;
+* ``disc_err``: the time-discretisation error: 0 for exact discrete-time models, the model's own computation where it
+  has one (rough Heston: Fourier, exact), else the three-grid estimate of coupled Richardson.
+
+Extrapolated quantiles are sorted (monotone rearrangement: it never increases the error of an estimate of a
+non-decreasing function, Chernozhukov, Fernandez-Val and Galichon 2010) so that the published rows stay
+non-decreasing at small path counts; moments are extrapolated like the quantiles.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from density_engine.engine.chunkio import quantile_levels
+from density_engine.engine.paths import normalize_horizons, simulate_grid, simulate_horizons
+from density_engine.engine.quantiles import order_statistic_indices, sorted_rows, summarize_sorted
+from density_engine.models.base import Model, TimeGrid
+from density_engine.models.time_grid import TimeGridPolicy
+
+BATCHES = 8
+"""Contiguous path batches of the batch-means standard error of coupled Richardson."""
+MIN_RATE = 0.3
+"""Lower clip of the convergence rate the coupled grids show (a slower apparent rate is noise or pre-asymptotics)."""
+MOMENTS = ("mean", "std", "skew", "kurt")
+
+
+@dataclass(frozen=True)
+class HorizonEstimate:
+    """One published row: quantiles (M,) float64, moments, the fine steps N of its finest grid, and the error budget
+    in CDF units at every level (M,)."""
+
+    horizon: int
+    steps: int
+    quantiles: np.ndarray
+    moments: dict[str, float]
+    mc_se: np.ndarray
+    disc_err: np.ndarray
+
+
+def error_methods(model: type[Model] | Model, policy: TimeGridPolicy | None) -> dict[str, str]:
+    """How the error columns of a model's rows are computed (for the chunk metadata and the dataset card)."""
+    if policy is None or policy.richardson == "none":
+        mc = "sqrt(p(1-p)/n) at the published level (order statistics of n independent paths)"
+    elif policy.richardson == "independent":
+        mc = "sqrt(p(1-p)(4/P_N + 1/P_N/2)) (independent runs of P_N and P_N/2 paths)"
+    else:
+        mc = f"batch means over {BATCHES} contiguous path batches of the extrapolant, times the density"
+    if policy is not None and policy.richardson == "none" and model.discretisation_error_method.startswith("three"):
+        disc = "not estimated (richardson none has no coupled grids): reported as the N vs N/2 difference"
+    else:
+        disc = model.discretisation_error_method
+    return {"mc_se": mc, "disc_err": disc}
+
+
+SMOOTHING = 4
+"""Half-width (levels) of the differences that give the density and of the moving average of batch variances: the
+512 order statistics are noisy at small path counts, neighbouring levels are nearly as informative."""
+
+
+def density_at(levels: np.ndarray, quantiles: np.ndarray, half_width: int = SMOOTHING) -> np.ndarray:
+    """The density at the quantiles, dp/dq by differences of the quantile vector over +-``half_width`` levels
+    (one-sided at the ends; clipped where q is flat)."""
+    m = len(levels)
+    index = np.arange(m)
+    hi, lo = np.minimum(index + half_width, m - 1), np.maximum(index - half_width, 0)
+    dq = quantiles[hi].astype(np.float64) - quantiles[lo].astype(np.float64)
+    return (levels[hi] - levels[lo]) / np.maximum(dq, np.finfo(np.float64).tiny)
+
+
+def moving_average(values: np.ndarray, half_width: int = SMOOTHING) -> np.ndarray:
+    """Centred moving average over +-``half_width`` entries (shrinking at the ends)."""
+    sums = np.concatenate([[0.0], np.cumsum(values, dtype=np.float64)])
+    index = np.arange(len(values))
+    hi, lo = np.minimum(index + half_width + 1, len(values)), np.maximum(index - half_width, 0)
+    return (sums[hi] - sums[lo]) / (hi - lo)
+
+
+def _cdf_units(difference: np.ndarray, density: np.ndarray) -> np.ndarray:
+    return np.minimum(np.abs(difference) * density, 1.0)
+
+
+def estimate_parameter_set(
+    model: Model,
+    policy: TimeGridPolicy | None,
+    horizons: Sequence[int],
+    num_paths: int,
+    num_quantiles: int,
+    seed: int,
+    param_id: int,
+    progress: Callable[[int], None] | None = None,
+    info: dict[str, Any] | None = None,
+    **options: Any,
+) -> list[HorizonEstimate]:
+    """The published rows of one parameter set, in the order of ``horizons``. ``options`` go to the engine's
+    simulation (device, dtype, memory budget, compiled); ``info`` receives ``compiled`` and ``path_steps``."""
+    hs = normalize_horizons(horizons)
+    levels = quantile_levels(num_quantiles)
+    if policy is None:
+        return _plain(model, hs, num_paths, num_quantiles, seed, param_id, levels, progress, info, options)
+    if model.dt is None:
+        raise ValueError(f"{model.model_name}: a time-grid policy needs the model step dt")
+    rows = []
+    runs_info: dict[str, Any] = {}
+    path_steps = 0
+    for days in hs:
+        maturity = days * model.dt
+        samples = []
+        for run in policy.runs(days, num_paths):
+            grid = TimeGrid.uniform(run.steps, maturity / run.steps)
+            outputs = ("log_return", "log_return_half", "log_return_quarter") if run.nested else ("log_return",)
+            values = simulate_grid(
+                model, grid, [run.steps], run.paths, seed, param_id, stream=run.stream, outputs=outputs,
+                progress=progress, info=runs_info, **options,
+            )  # fmt: skip
+            samples.append(torch.cat([values[name] for name in outputs]))
+            path_steps += run.paths * run.steps
+        if policy.richardson == "independent":
+            rows.append(_independent(model, days, maturity, policy, samples, num_quantiles, levels))
+        elif policy.richardson == "coupled":
+            rows.append(_coupled(model, days, policy, samples[0], num_quantiles, levels))
+        else:
+            rows.append(_single(model, days, maturity, policy, samples[0], num_quantiles, levels))
+        del samples
+    if info is not None:
+        info.update(compiled=bool(runs_info.get("compiled")), path_steps=path_steps)
+    return rows
+
+
+def _summary(samples: torch.Tensor, num_quantiles: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """(sorted rows, quantiles (R, M) float64, moments per row)."""
+    ordered = sorted_rows(samples)
+    summary = summarize_sorted(ordered, num_quantiles)
+    quantiles = summary.quantiles.to(device="cpu", dtype=torch.float64).numpy()
+    return ordered, quantiles, {name: getattr(summary, name) for name in MOMENTS}
+
+
+def _plain(model, horizons, num_paths, num_quantiles, seed, param_id, levels, progress, info, options):
+    run: dict[str, Any] = {}
+    samples = simulate_horizons(model, horizons, num_paths, seed, param_id, progress=progress, info=run, **options)
+    _, quantiles, moments = _summary(samples, num_quantiles)
+    if info is not None:
+        info.update(compiled=bool(run.get("compiled")), path_steps=num_paths * max(horizons) * model.substeps)
+    se = np.sqrt(levels * (1.0 - levels) / num_paths)
+    rows = []
+    for r, days in enumerate(horizons):
+        row_moments = {k: float(v[r]) for k, v in moments.items()}
+        rows.append(HorizonEstimate(days, days * model.substeps, quantiles[r], row_moments, se, np.zeros_like(levels)))
+    return rows
+
+
+def _model_error(model, maturity, steps, richardson, quantiles, bracket) -> np.ndarray | None:
+    error = model.discretisation_error(maturity, steps, richardson, quantiles, bracket)
+    return None if error is None else np.asarray(error, dtype=np.float64)
+
+
+def _independent(model, days, maturity, policy, samples, num_quantiles, levels) -> HorizonEstimate:
+    """2 q_N - q_{N/2} of two independent runs."""
+    fine_sorted, fine_q, fine_m = _summary(samples[0], num_quantiles)
+    half_sorted, half_q, half_m = _summary(samples[1], num_quantiles)
+    quantiles = np.sort(2.0 * fine_q[0] - half_q[0])
+    moments = {k: float(2.0 * fine_m[k][0] - half_m[k][0]) for k in MOMENTS}
+    paths_fine, paths_half = samples[0].shape[1], samples[1].shape[1]
+    se = np.sqrt(levels * (1.0 - levels) * (4.0 / paths_fine + 1.0 / paths_half))
+    steps = policy.fine_steps(days)
+    bracket = (
+        float(min(fine_sorted[0, 0], half_sorted[0, 0])),
+        float(max(fine_sorted[0, -1], half_sorted[0, -1])),
+    )
+    error = _model_error(model, maturity, steps, "independent", quantiles, bracket)
+    if error is None:  # no exact column: the N vs N/2 difference bounds the extrapolant's error from above
+        error = _cdf_units(fine_q[0] - half_q[0], density_at(levels, quantiles))
+    return HorizonEstimate(days, steps, quantiles, moments, se, error)
+
+
+def _single(model, days, maturity, policy, samples, num_quantiles, levels) -> HorizonEstimate:
+    """q_N of one run (richardson none)."""
+    ordered, q, m = _summary(samples[:1], num_quantiles)
+    steps = policy.fine_steps(days)
+    error = _model_error(model, maturity, steps, "none", q[0], (float(ordered[0, 0]), float(ordered[0, -1])))
+    if error is None and samples.shape[0] >= 2:  # plain N vs N/2 difference of the nested grid
+        _, q_all, _ = _summary(samples[:2], num_quantiles)
+        error = _cdf_units(q_all[0] - q_all[1], density_at(levels, q[0]))
+    if error is None:
+        raise ValueError(f"{model.model_name}: no discretisation-error estimate for richardson none")
+    se = np.sqrt(levels * (1.0 - levels) / samples.shape[1])
+    return HorizonEstimate(days, steps, q[0], {k: float(v[0]) for k, v in m.items()}, se, error)
+
+
+def _extrapolate(fine: np.ndarray, coarse: np.ndarray, weight: float) -> np.ndarray:
+    return fine + weight * (fine - coarse)
+
+
+def _coupled(model, days, policy, samples, num_quantiles, levels) -> HorizonEstimate:
+    """q_E = q_N + c (q_N - q_{N/2}), c = 1/(2^r - 1), from the nested grids (N, N/2, N/4) of the same paths."""
+    _, q, m = _summary(samples, num_quantiles)  # rows: N, N/2, N/4
+    rate = model.richardson_rate()
+    weight = 1.0 / (2.0**rate - 1.0)
+    quantiles = np.sort(_extrapolate(q[0], q[1], weight))
+    moments = {k: float(_extrapolate(m[k][0], m[k][1], weight)) for k in MOMENTS}
+    density = density_at(levels, quantiles)
+    # discretisation: |E(N) - E(N/2)| in CDF units, scaled up where the grids converge more slowly than the rate r
+    plain = _cdf_units(quantiles - np.sort(_extrapolate(q[1], q[2], weight)), density)
+    d_fine = float(np.max(_cdf_units(q[0] - q[1], density)))
+    d_coarse = float(np.max(_cdf_units(q[1] - q[2], density)))
+    shown = math.log2(d_coarse / d_fine) if d_fine > 0 and d_coarse > 0 else rate
+    shown = min(max(shown, MIN_RATE), rate)
+    error = np.minimum(plain * (2.0**rate - 1.0) / (2.0**shown - 1.0), 1.0)
+    # Monte Carlo: batch means of the extrapolant over contiguous path batches
+    n = samples.shape[1]
+    bounds = [n * b // BATCHES for b in range(BATCHES + 1)]
+    batch_q = []
+    for lo, hi in itertools.pairwise(bounds):
+        ordered = sorted_rows(samples[:2, lo:hi])
+        index = order_statistic_indices(hi - lo, num_quantiles)
+        rows = np.asarray(ordered[:, index].cpu() if isinstance(ordered, torch.Tensor) else ordered[:, index])
+        batch_q.append(np.sort(_extrapolate(rows[0].astype(np.float64), rows[1].astype(np.float64), weight)))
+    spread = np.sqrt(moving_average(np.var(np.stack(batch_q), axis=0, ddof=1)) / BATCHES)
+    se = np.minimum(spread * density, 1.0)
+    return HorizonEstimate(days, policy.fine_steps(days), quantiles, moments, se, error)
+
+
+__all__ = ["BATCHES", "HorizonEstimate", "density_at", "error_methods", "estimate_parameter_set"]

@@ -17,6 +17,13 @@ RB = {"eta": 1.9, "rho": -0.9, "hurst": 0.07, "xi0": 0.235**2}
 RH = {"kappa": 0.3, "theta": 0.02, "sigma": 0.3, "rho": -0.7, "alpha": 0.6, "v0": 0.02}
 
 
+def small_time_grid(model: str) -> dict[str, Any]:
+    """The model's default grid policy with 16 steps per horizon (fast; allowed as coarse)."""
+    from density_engine.models import get_model_class
+
+    return {**get_model_class(model).time_grid_defaults, "steps": 16, "steps_per_day": 0, "allow_coarse": True}
+
+
 def make_spec(
     model: str = "gjrgarch_normalized",
     parameter_sets: list[dict[str, Any]] | None = None,
@@ -25,7 +32,7 @@ def make_spec(
     """A valid chunk spec dict (architecture.md layout)."""
     rough = model != "gjrgarch_normalized"
     spec: dict[str, Any] = {
-        "spec_version": 1,
+        "spec_version": 2,
         "model": model,
         "chunk_id": 0,
         "seed": 20260101,
@@ -33,7 +40,7 @@ def make_spec(
         "num_quantiles": 64,
         "horizons": [1, 5, 20],
         "dt": 1 / 252 if rough else None,
-        "substeps": 1,
+        "time_grid": small_time_grid(model) if rough else None,
         "parameter_sets": [
             {"param_id": 12, "params": dict(RB if rough else G1)},
             {"param_id": 3, "params": dict(RB if rough else G2)},

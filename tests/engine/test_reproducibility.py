@@ -1,5 +1,5 @@
 """Reproducibility: a parameter set's result is a pure function of (model, params, seed, param_id, num_paths, dt,
-substeps, horizons, dtype, eager or compiled kernels) on one device type: bit-equal on rerun, for any block size,
+time grid, horizons, dtype, eager or compiled kernels) on one device type: bit-equal on rerun, for any block size,
 chunk, position in a chunk or thread count."""
 
 from __future__ import annotations

@@ -1,0 +1,100 @@
+"""The per-horizon time-grid policy (models/time_grid.py): validation, grids, path counts, streams; and the rough
+Bergomi kernel's nested coarse grids."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from density_engine.engine.paths import simulate_grid
+from density_engine.models import get_model_class
+from density_engine.models.base import TimeGrid
+from density_engine.models.time_grid import OPTIMAL_PATH_SPLIT, TimeGridError
+
+RH = get_model_class("rough_heston")
+RB = get_model_class("rough_bergomi")
+GJR = get_model_class("gjrgarch_normalized")
+
+
+def test_defaults_are_the_measured_policies() -> None:
+    rh, rb = RH.time_grid_policy(), RB.time_grid_policy()
+    assert (rh.steps, rh.steps_per_day, rh.richardson) == (64, 0, "independent")
+    assert rh.path_split == pytest.approx((5.4142, 3.8284), abs=1e-4)
+    assert 4 / rh.path_split[0] + 1 / rh.path_split[1] == pytest.approx(1.0)  # the Monte Carlo error of num_paths
+    assert (rb.steps, rb.steps_per_day, rb.richardson) == (128, 2, "coupled")
+    assert [rb.fine_steps(d) for d in (1, 63, 64, 65, 126, 252)] == [128, 128, 128, 132, 252, 504]
+    assert GJR.time_grid_policy() is None
+
+
+@pytest.mark.parametrize(
+    ("model", "values", "message"),
+    [
+        (
+            RH,
+            {"richardson": "coupled"},
+            "richardson: 'coupled' is not allowed for this model; allowed: independent, none",
+        ),
+        (RB, {"richardson": "independent"}, "allowed: coupled, none"),
+        (RH, {"steps": 63}, "steps: 63 must be a multiple of 2 with richardson independent"),
+        (RB, {"steps": 130}, "steps: 130 must be a multiple of 4"),
+        (RH, {"steps": 8}, "steps: 8 is too coarse (at least 16"),
+        (RB, {"steps": 16}, "steps: 16 is too coarse (at least 32"),
+        (RH, {"steps": True}, "steps: must be an integer >= 1, got True"),
+        (RH, {"steps": "64"}, "steps: must be an integer >= 1, got '64'"),
+        (RH, {"steps_per_day": -1}, "steps_per_day: must be an integer >= 0"),
+        (RH, {"path_split": [2, 2]}, "path_split: [2, 2] gives a Monte Carlo variance of 2.500 x that of num_paths"),
+        (RH, {"path_split": [5.0]}, "path_split: must be two numbers [a, b]"),
+        (RB, {"path_split": [5.4, 3.9]}, "path_split: only used with richardson independent"),
+        (RH, {"substeps": 4}, "unknown key(s) ['substeps']"),
+        (RH, {"allow_coarse": "yes"}, "allow_coarse: must be true or false"),
+        (GJR, {"steps": 4}, "discrete-time model without a time grid"),
+    ],
+)
+def test_bad_settings_name_the_key(model, values: dict, message: str) -> None:
+    with pytest.raises(TimeGridError) as error:
+        model.time_grid_policy(values)
+    assert message in str(error.value)
+
+
+def test_numpy_integers_and_coarse_demos_are_accepted() -> None:
+    policy = RH.time_grid_policy({"steps": np.int64(8), "allow_coarse": True})
+    assert policy.steps == 8 and isinstance(policy.steps, int)
+
+
+def test_runs_paths_and_streams() -> None:
+    rh = RH.time_grid_policy()
+    fine, half = rh.runs(5, 1000)
+    assert (fine.steps, half.steps) == (64, 32)
+    assert (fine.paths, half.paths) == (
+        math.ceil(OPTIMAL_PATH_SPLIT[0] * 1000),
+        math.ceil(OPTIMAL_PATH_SPLIT[1] * 1000),
+    )
+    streams = {run.stream for days in (1, 2, 5, 252) for run in rh.runs(days, 10)}
+    assert len(streams) == 8 and 0 not in streams  # own streams per horizon and run; 0 is the shared-grid stream
+    (coupled,) = RB.time_grid_policy().runs(21, 1000)
+    assert coupled.nested and coupled.paths == 1000 and coupled.steps == 128
+    assert RB.time_grid_policy().path_steps([1, 252], 10) == 10 * (128 + 504)
+    assert rh.path_steps([1], 1000) == 5415 * 64 + 3829 * 32
+    assert RH.time_grid_policy().from_dict(rh.to_dict()) == rh
+
+
+def test_nested_coarse_grids_are_left_point_schemes() -> None:
+    """The every-2nd and every-4th-point log-returns of the rough Bergomi kernel use the variance at their own left
+    points: exp(X) is then a martingale in discrete time, E[exp X_T] = 1 on every grid (a variance from inside a
+    coarse step would break it); and the coarse grids converge to the fine one as the step shrinks."""
+    model = RB(eta=1.9, rho=-0.9, hurst=0.07, xi0=0.235**2, dt=1 / 252)
+    outputs = ("log_return", "log_return_half", "log_return_quarter")
+    n, paths = 32, 200_000
+    values = simulate_grid(
+        model, TimeGrid.uniform(n, 0.25 / n), [n], paths, 5, 0, stream=9, outputs=outputs, dtype=torch.float64
+    )
+    for name in outputs:
+        x = values[name][0].numpy()
+        growth = np.exp(x)
+        assert abs(growth.mean() - 1.0) < 4.5 * growth.std() / math.sqrt(paths), name
+    fine, half, quarter = (values[name][0].numpy() for name in outputs)
+    assert 0 < np.std(fine - half) < np.std(fine - quarter)  # coupled: the coarser grid is further away
+    assert np.corrcoef(fine, half)[0, 1] > np.corrcoef(fine, quarter)[0, 1] > 0.5  # the same paths

@@ -381,6 +381,13 @@ def models_command(as_json: bool) -> None:
     help="Write the measured rates into the throughput table that `density-engine estimate` and the run-size checks "
     "use (the package's throughput.json, or the given file): the CPU entry on a CPU, the GPU type's entry on a GPU.",
 )
+@click.option(
+    "--policy",
+    is_flag=True,
+    help="Instead: CPU cost per parameter set (10^7 paths, production horizons) of the rough models' per-horizon "
+    "time-grid policy next to the previous single grid, interleaved rounds, at the first --paths count.",
+)
+@click.option("--rounds", type=click.IntRange(min=1), default=2, show_default=True, help="Rounds of --policy.")
 def bench_command(
     device: str,
     model_list: str | None,
@@ -391,6 +398,8 @@ def bench_command(
     kernels: str,
     quantile_paths: int,
     record_path: str | None,
+    policy: bool,
+    rounds: int,
 ) -> None:
     """Print per model and size: path-steps/s, kernels per step, peak memory, the ratio to the device's plain Philox
     fill rate; then the time of the quantile stage. (CPU targets against NumPy peers: benchmarks/targets.py.)"""
@@ -413,6 +422,9 @@ def bench_command(
         ) from None
     if any(n < 1 for n in sizes):
         raise click.BadParameter(f"path counts must be >= 1, got {path_counts!r}", param_hint="--paths")
+    if policy:
+        _bench_policy([n for n in names if n in ("rough_heston", "rough_bergomi")], sizes[0], rounds, device)
+        return
     compiled = {"auto": None, "compiled": True, "eager": False}[kernels]
     results: dict = {}
     try:
@@ -430,6 +442,23 @@ def bench_command(
         when = datetime.now(UTC).strftime("%Y-%m-%d")
         name = record_throughput(results, when, target, memory)
         click.echo(f"# recorded as the {name!r} entry of {target}")
+
+
+def _bench_policy(names: list[str], num_paths: int, rounds: int, device: str) -> None:
+    """``bench --policy``: per rough model and round, CPU seconds per parameter set at 10^7 paths, both policies."""
+    import os
+
+    from density_engine.engine.bench import policy_cost
+
+    click.echo(f"# time-grid policy cost, {num_paths} paths scaled to 10^7, load average {os.getloadavg()[0]:.2f}")
+    for name in names:
+        result = policy_cost(name, num_paths=num_paths, rounds=rounds, device=device)
+        click.echo(f"# {name} on {result['device']}: previous = {result['previous']}; new = {result['new']}")
+        for index, row in enumerate(result["rounds"], start=1):
+            click.echo(
+                f"{name:<16} round {index}: previous {row['previous_s']:9.1f} CPU-s/set, new {row['new_s']:9.1f} "
+                f"CPU-s/set (error column {row['column_s']:.1f} s), ratio {row['ratio']:.2f}"
+            )
 
 
 COMMANDS: list[click.Command] = [simulate_command, simulate_one_command, models_command, bench_command]

@@ -233,3 +233,65 @@ def run_bench(
         f"# quantile stage, {quantile_paths} paths x 1 horizon: {q['quantile_s']:.3f} s "
         f"(plain sort {q['sort_s']:.3f} s, ratio {q['quantile_s'] / q['sort_s']:.2f})"
     )
+
+
+#: The time grids of the rough models before the per-horizon policy (issue 9): one shared grid of this many fine steps
+#: per day up to the last horizon, no extrapolation (config/production.yaml until then).
+PREVIOUS_SUBSTEPS = {"rough_heston": 4, "rough_bergomi": 2}
+PRODUCTION_HORIZONS = (1, 2, 5, 10, 21, 42, 63, 126, 252)
+
+
+def policy_cost(
+    name: str,
+    horizons: Sequence[int] = PRODUCTION_HORIZONS,
+    num_paths: int = 2**14,
+    rounds: int = 2,
+    device: str | torch.device = "cpu",
+    time_grid: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """CPU seconds per parameter set of a rough model at 10^7 paths: the previous policy (one shared grid of
+    :data:`PREVIOUS_SUBSTEPS` fine steps a day, plain order statistics) against the per-horizon policy (``time_grid``,
+    default the model's: Richardson grids, error columns), measured at ``num_paths`` and scaled linearly in the paths;
+    the model-computed error column (rough Heston: Fourier) is a cost per row, timed separately and not scaled.
+    Policies interleaved for ``rounds`` rounds; returns per-round figures and the ratio new / previous."""
+    from density_engine.engine.estimators import estimate_parameter_set
+
+    dev = resolve_device(device)
+    model_cls = get_model_class(name)
+    params = bench_params(name)
+    previous = model_cls(**params, substeps=PREVIOUS_SUBSTEPS[name])
+    policy = model_cls.time_grid_policy(time_grid)
+    model = model_cls(**params)
+    column_s = [0.0]
+    own_column = model.discretisation_error
+
+    def timed_column(*args: Any) -> Any:
+        start = cpu_seconds()
+        try:
+            return own_column(*args)
+        finally:
+            column_s[0] += cpu_seconds() - start
+
+    model.discretisation_error = timed_column  # type: ignore[method-assign]
+    scale = 1e7 / num_paths
+    rows = []
+    for _ in range(rounds):
+        start = cpu_seconds()
+        summarize(simulate_horizons(previous, horizons, num_paths, 1, 0, device=dev), 512)
+        old = (cpu_seconds() - start) * scale
+        column_s[0] = 0.0
+        start = cpu_seconds()
+        estimate_parameter_set(model, policy, horizons, num_paths, 512, 1, 0, device=dev)
+        total = cpu_seconds() - start
+        new_sim = (total - column_s[0]) * scale
+        rows.append({"previous_s": old, "new_s": new_sim + column_s[0], "column_s": column_s[0], "ratio": 0.0})
+        rows[-1]["ratio"] = rows[-1]["new_s"] / old
+    return {
+        "model": name,
+        "device": device_description(dev),
+        "paths": num_paths,
+        "horizons": list(horizons),
+        "previous": f"one grid of {PREVIOUS_SUBSTEPS[name]} fine steps a day",
+        "new": policy.describe() if policy is not None else "",
+        "rounds": rows,
+    }

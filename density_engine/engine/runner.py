@@ -16,7 +16,13 @@ import torch
 
 from density_engine import __version__
 from density_engine.codeversion import code_version, git_commit
-from density_engine.engine.chunkio import ChunkSpec, chunk_schema, encode_metadata, quantile_levels
+from density_engine.engine.chunkio import (
+    ChunkSpec,
+    blank_infinite_moments,
+    chunk_schema,
+    encode_metadata,
+    quantile_levels,
+)
 from density_engine.engine.counters import RNG_SCHEME
 from density_engine.engine.paths import disable_tf32, resolve_device, simulate_horizons
 from density_engine.engine.quantiles import summarize
@@ -141,6 +147,7 @@ def run_chunk(
             columns["seed"].append(spec.seed)
             columns["dt"].append(spec.dt)
             columns["substeps"].append(spec.substeps)
+    blank_infinite_moments(model_cls, columns)  # skew/kurt of a moment the model says is infinite: NaN, not noise
     wall = time.perf_counter() - start
     rate = path_steps / sim_time if sim_time > 0 else 0.0
     schema = chunk_schema(names, spec.num_quantiles)

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from density_engine.models import get_model_class
 from density_engine.models.base import Parameter, TimeGrid
@@ -131,3 +132,25 @@ def test_rough_models_have_all_four_moments(name: str) -> None:
     columns = {p.name: np.array([p.default_range[0], p.default_range[1]]) for p in model_cls.parameters}
     assert model_cls.finite_moments_array(columns).tolist() == [4, 4]
     assert model_cls.moments_note == ""
+
+
+def _unchecked_rough_bergomi(**params: float) -> RoughBergomi:
+    """A rough Bergomi instance that skips the parameter check (to show what the check prevents)."""
+    model = RoughBergomi.__new__(RoughBergomi)
+    model.params = dict(params)
+    model.setting_values = RoughBergomi.check_settings({})
+    return model
+
+
+def test_the_refused_set_is_numerically_degenerate_and_an_accepted_one_is_not() -> None:
+    """What the check is for: eta 50, hurst 1e-6 freezes every path after the first step (bit-identical quantiles at
+    later horizons); eta 8 with xi0 0.04 (just inside the bound) keeps moving."""
+    from density_engine.engine.paths import simulate_horizons
+    from density_engine.engine.quantiles import sample_quantiles
+
+    refused = _unchecked_rough_bergomi(eta=50.0, rho=-0.7, hurst=1e-6, xi0=0.04)
+    q = sample_quantiles(simulate_horizons(refused, [2, 5, 20], 512, 1, device="cpu"), 16)
+    assert torch.equal(q[0], q[1]) and torch.equal(q[1], q[2])
+    accepted = RoughBergomi(eta=8.0, rho=-0.7, hurst=0.1, xi0=0.04)
+    q = sample_quantiles(simulate_horizons(accepted, [2, 5, 20], 512, 1, device="cpu"), 16)
+    assert not torch.equal(q[1], q[2]) and not torch.equal(q[0], q[1])

@@ -91,6 +91,16 @@ def _model_description(model: str) -> tuple[dict[str, Any] | None, str]:
     return model_class.describe(), module_doc.strip()
 
 
+def _moments_note(model: str) -> str:
+    """The model's note on moment columns that are NaN where the moment is infinite (empty if all moments exist)."""
+    try:
+        from density_engine.models import get_model_class
+
+        return get_model_class(model).moments_note
+    except (KeyError, ImportError):
+        return ""
+
+
 def _parameters(manifest: ModelManifest, model_config: Mapping[str, Any], declared: Mapping[str, Any]) -> list[Any]:
     from_file = isinstance(model_config.get("sampler"), Mapping)
     configured = model_config.get("parameters") or {}
@@ -320,6 +330,9 @@ def _model_section(name: str, record: Mapping[str, Any]) -> list[str]:
     units = model_units(name)
     if units is not None:
         lines += ["", f"**Units.** {units.card}"]
+    moments_note = _moments_note(name)
+    if moments_note:
+        lines += ["", f"**Moments.** {moments_note}"]
     lines += [
         "",
         _sampling_text(record),
@@ -381,7 +394,7 @@ def render_card(
         "| `horizon` | int32 | horizon in model steps (GARCH: returns; rough models: steps of `dt` years) |",
         f"| `quantiles` | list<float32>[{q}] | quantiles of X_h at levels p_j |",
         "| `mean`, `std`, `skew`, `kurt` | float64 | sample mean, standard deviation, skewness, excess kurtosis "
-        "of X_h |",
+        "of X_h; NaN where the model has no finite moment of that order (see the model's **Moments**) |",
         "| `num_paths` | int64 | number of simulated paths N |",
         "| `seed` | int64 | base seed of the run |",
         "| `dt` | float64 | model time step in years (null for GARCH) |",

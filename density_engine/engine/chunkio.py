@@ -22,6 +22,7 @@ from density_engine.atomic import atomic_path, file_sha256, write_text_atomic
 from density_engine.engine.counters import MAX_NUM_PATHS, MAX_WORD
 from density_engine.layout import CHUNK_MANIFEST_SUFFIX
 from density_engine.models.time_grid import TimeGridError, TimeGridPolicy
+from density_engine.numeric import as_int, as_real
 
 SPEC_VERSION = 2
 SPEC_KEYS = (
@@ -44,6 +45,9 @@ ERROR_LEVELS = ("p001", "p50", "p999", "max")
 MC_ERROR_COLUMNS = tuple(f"mc_se_cdf_{level}" for level in ERROR_LEVELS)
 DISC_ERROR_COLUMNS = tuple(f"disc_err_cdf_{level}" for level in ERROR_LEVELS)
 ERROR_COLUMNS = MC_ERROR_COLUMNS + DISC_ERROR_COLUMNS
+#: The moment order behind each moment column: a column is NaN exactly in the rows where the model says its moment of
+#: that order is infinite (``Model.finite_moments``; e.g. GJR-GARCH ``kurt`` where eta <= 4).
+MOMENT_ORDERS = {"mean": 1, "std": 2, "skew": 3, "kurt": 4}
 METADATA_KEYS = (
     "density_engine.version",
     "density_engine.code_version",
@@ -69,8 +73,9 @@ CHUNK_MANIFEST_VERSION = 1
 def quantile_levels(num_quantiles: int) -> np.ndarray:
     """Levels ``p_j = (j + 0.5) / num_quantiles``, j = 0..M-1 (float64): the chunk contract's quantile levels (here,
     torch-free, so the dataset and report code can use them; the engine's order statistics are in ``quantiles``)."""
-    if isinstance(num_quantiles, bool) or not isinstance(num_quantiles, int) or num_quantiles < 1:
+    if as_int(num_quantiles) is None or num_quantiles < 1:
         raise ValueError(f"num_quantiles must be a positive integer, got {num_quantiles!r}")
+    num_quantiles = int(num_quantiles)
     return (np.arange(num_quantiles, dtype=np.float64) + 0.5) / num_quantiles
 
 
@@ -136,8 +141,10 @@ class ChunkSpec:
 
 
 def _int(value: Any, key: str, source: str, minimum: int, maximum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    number = as_int(value)
+    if number is None or number < minimum:
         raise SpecError(f"{source}: key {key!r} must be an integer >= {minimum}, got {value!r}")
+    value = number
     if maximum is not None and value > maximum:
         raise SpecError(
             f"{source}: key {key!r} must be <= {maximum} ({MAXIMUM_REASON[key.rpartition('.')[2]]}), got {value}"
@@ -180,13 +187,12 @@ def parse_spec(data: Any, source: str = "<spec>") -> ChunkSpec:
     horizons = data["horizons"]
     if not isinstance(horizons, list) or not horizons:
         raise SpecError(f"{source}: key 'horizons' must be a non-empty list of positive integers, got {horizons!r}")
-    for h in horizons:
-        _int(h, "horizons", source, 1)
+    horizons = [_int(h, "horizons", source, 1) for h in horizons]
     if len(set(horizons)) != len(horizons):
         raise SpecError(f"{source}: key 'horizons' has duplicates: {horizons}")
     dt = data["dt"]
     if "dt" in model_cls.settings:
-        if isinstance(dt, bool) or not isinstance(dt, int | float) or not math.isfinite(dt) or dt <= 0:
+        if as_real(dt) is None or not math.isfinite(dt) or dt <= 0:
             raise SpecError(f"{source}: key 'dt' must be a number > 0 for model {model!r}, got {dt!r}")
         dt = float(dt)
     elif dt is not None:
@@ -476,7 +482,7 @@ def validate_chunk(
         raise fail(f"column 'dt' must not be null for model {models[0]!r}")
     if "dt" not in model_cls.settings and dt.null_count != table.num_rows:
         raise fail(f"column 'dt' must be null for model {models[0]!r}")
-    for name in [*model_cls.parameter_names(), *MOMENT_COLUMNS, *ERROR_COLUMNS, "dt"]:
+    for name in [*model_cls.parameter_names(), *ERROR_COLUMNS, "dt"]:
         values = table.column(name).to_numpy(zero_copy_only=False)
         values = values[~np.isnan(values)] if name == "dt" else values
         if not np.isfinite(values).all():
@@ -486,6 +492,15 @@ def validate_chunk(
         outside = (values < 0) | (values > 1)
         if outside.any():
             raise fail(f"column {name!r} must lie in [0, 1] (a CDF error), got {values[outside][0]}")
+    for name, infinite in infinite_moment_rows(model_cls, table).items():  # NaN exactly where the moment is infinite
+        values = table.column(name).to_numpy(zero_copy_only=False)
+        wrong = np.where(infinite, ~np.isnan(values), ~np.isfinite(values))
+        if wrong.any():
+            row = int(np.argmax(wrong))
+            if not infinite[row]:
+                raise fail(f"column {name!r} has NaN/inf (row {row})")
+            order = MOMENT_ORDERS[name]
+            raise fail(f"column {name!r} must be NaN in row {row} ({models[0]}: no finite moment of order {order})")
     q = quantile_matrix(table)
     finite = np.isfinite(q).all(axis=1)
     if not finite.all():
@@ -503,6 +518,23 @@ def validate_chunk(
             raise fail(f"duplicate (param_id, horizon) = {key[i]}")
         if key[i] < key[i - 1]:
             raise fail(f"rows not sorted by (param_id, horizon) at row {i}")
+
+
+def infinite_moment_rows(model_cls: Any, columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Per moment column, a boolean array: True in the rows (parameter values in ``columns``, a table or a dict of
+    lists) where the model says the moment of that order is infinite, so the column must hold NaN there."""
+    names = model_cls.parameter_names()
+    values = {name: np.asarray(columns[name], dtype=np.float64) for name in names}
+    finite = model_cls.finite_moments_array(values)
+    return {name: finite < order for name, order in MOMENT_ORDERS.items()}
+
+
+def blank_infinite_moments(model_cls: Any, columns: dict[str, list[Any]]) -> None:
+    """Set the moment columns (lists, in place) to NaN in the rows whose moment of that order is infinite: a sample
+    skewness or kurtosis there is noise, not an estimate."""
+    for name, infinite in infinite_moment_rows(model_cls, columns).items():
+        for row in np.flatnonzero(infinite).tolist():
+            columns[name][row] = math.nan
 
 
 def quantile_matrix(table: pa.Table) -> np.ndarray:

@@ -34,6 +34,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from density_engine.numeric import as_int
+
 WORD_MASK = 0xFFFFFFFF
 PHILOX_M0 = 0xD2511F53
 PHILOX_M1 = 0xCD9E8D57
@@ -54,11 +56,15 @@ DRAW_KINDS = ("normal", "uniform")
 
 
 def philox_key(seed: int, param_id: int) -> tuple[int, int]:
-    """The Philox key ``(seed, param_id)``; ``ValueError`` unless both are integers in ``[0, 2**32)``."""
+    """The Philox key ``(seed, param_id)`` as Python ints; ``ValueError`` unless both are integers (Python or numpy, not
+    bool) in ``[0, 2**32)``."""
+    key = []
     for name, value in (("seed", seed), ("param_id", param_id)):
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_WORD:
+        number = as_int(value)
+        if number is None or not 0 <= number <= MAX_WORD:
             raise ValueError(f"{name} must be an integer in [0, 2**32 - 1] (a Philox key word), got {value!r}")
-    return seed, param_id
+        key.append(number)
+    return key[0], key[1]
 
 
 def philox4x32_reference(counter: tuple[int, int, int, int], key: tuple[int, int]) -> tuple[int, int, int, int]:

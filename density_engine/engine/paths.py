@@ -42,6 +42,7 @@ from density_engine.engine.counters import MAX_NUM_PATHS, MAX_WORD, DrawLayout, 
 from density_engine.engine.rng import group_draws
 from density_engine.models.base import Model, SchemeTables, TimeGrid
 from density_engine.models.kernels import StepKernel
+from density_engine.numeric import as_int
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +95,11 @@ def normalize_horizons(horizons: Sequence[int]) -> list[int]:
     hs = list(horizons)
     if not hs:
         raise ValueError("horizons must not be empty")
-    for h in hs:
-        if isinstance(h, bool) or not isinstance(h, int) or h < 1:
+    for i, h in enumerate(hs):
+        number = as_int(h)
+        if number is None or number < 1:
             raise ValueError(f"horizons must be positive integers, got {h!r}")
+        hs[i] = number
     if len(set(hs)) != len(hs):
         raise ValueError(f"horizons must be distinct, got {hs}")
     return hs
@@ -344,15 +347,17 @@ def simulate_grid(
     dev = resolve_device(device)
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-    if isinstance(num_paths, bool) or not isinstance(num_paths, int) or num_paths < 1:
+    if as_int(num_paths) is None or num_paths < 1:
         raise ValueError(f"num_paths must be a positive integer, got {num_paths!r}")
+    num_paths = int(num_paths)
     if num_paths > MAX_NUM_PATHS:
         raise ValueError(
             f"num_paths must be <= {MAX_NUM_PATHS} (path indices are Philox counter words), got {num_paths}"
         )
     k0, k1 = philox_key(seed, param_id)
-    if isinstance(stream, bool) or not isinstance(stream, int) or not 0 <= stream <= MAX_WORD:
+    if as_int(stream) is None or not 0 <= stream <= MAX_WORD:
         raise ValueError(f"stream must be an integer in [0, 2**32 - 1], got {stream!r}")
+    stream = int(stream)
     steps = [int(s) for s in record_steps]
     num_steps = grid.num_steps
     if not steps or sorted(set(steps)) != steps or steps[0] < 1 or steps[-1] > num_steps:

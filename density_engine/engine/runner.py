@@ -20,6 +20,7 @@ from density_engine.engine.chunkio import (
     ERROR_LEVELS,
     MOMENT_COLUMNS,
     ChunkSpec,
+    blank_infinite_moments,
     chunk_schema,
     encode_metadata,
     quantile_levels,
@@ -142,6 +143,7 @@ def run_chunk(
             for prefix, values in (("mc_se_cdf", row.mc_se), ("disc_err_cdf", row.disc_err)):
                 for level, value in error_summary(values).items():
                     columns[f"{prefix}_{level}"].append(value)
+    blank_infinite_moments(model_cls, columns)  # skew/kurt of a moment the model says is infinite: NaN, not noise
     wall = time.perf_counter() - start
     rate = path_steps / sim_time if sim_time > 0 else 0.0
     schema = chunk_schema(names, spec.num_quantiles)

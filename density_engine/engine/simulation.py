@@ -54,7 +54,7 @@ class Simulation:
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
         from density_engine.engine.counters import philox_key
 
-        philox_key(seed, param_id)  # validates both
+        seed, param_id = philox_key(seed, param_id)  # validates both; numpy integers become Python ints
         self.model = model
         self.seed = seed
         self.param_id = param_id

@@ -22,8 +22,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from density_engine.models.time_grid import TimeGridError, TimeGridPolicy
+from density_engine.numeric import as_int, as_real
 
 DEFAULT_NUM_QUANTILES = 512
+#: The moments a density row reports: mean, std, skew, kurt are the moments of order 1, 2, 3, 4.
+MAX_MOMENT_ORDER = 4
 
 
 @dataclass(frozen=True)
@@ -53,11 +56,11 @@ class Parameter:
         return above and below
 
     def check(self, value: Any) -> float:
-        """Return ``value`` as a float, or raise ``ValueError`` naming the parameter and the violated bound."""
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"parameter {self.name!r}: expected a number, got {value!r}") from None
+        """Return ``value`` as a float, or raise ``ValueError`` naming the parameter and the violated bound. Python and
+        numpy ints and floats are numbers; strings (``"0.05"``) and booleans are refused, not converted."""
+        number = as_real(value)
+        if number is None:
+            raise ValueError(f"parameter {self.name!r}: expected a number, got {value!r} ({type(value).__name__})")
         if not math.isfinite(number):
             raise ValueError(f"parameter {self.name!r} must be finite, got {number}")
         if self.lower_open and not number > self.lower:
@@ -170,6 +173,11 @@ class Model:
     min_grid_steps: ClassVar[int] = 1
     """Fewer fine steps per horizon are refused as too coarse (unless ``allow_coarse``)."""
     discretisation_error_method: ClassVar[str] = "0: exact simulation of the discrete-time model"
+    joint_check_monotone: ClassVar[bool] = False
+    """True when :meth:`_check_joint` is monotone in each parameter separately, so a box of parameter ranges is valid
+    iff its corners are: the workflow's config check then refuses ranges with an invalid corner."""
+    moments_note: ClassVar[str] = ""
+    """What the dataset card says where :meth:`finite_moments` is below 4 (empty if every moment exists)."""
 
     def __init__(self, **values: Any) -> None:
         setting_values = {k: values.pop(k) for k in list(values) if k in self.settings}
@@ -238,6 +246,21 @@ class Model:
         return ok
 
     @classmethod
+    def finite_moments(cls, params: Mapping[str, float]) -> int:
+        """The highest moment order k <= 4 with E|X_h|^k finite at every horizon, for one parameter set: skew (3) and
+        kurt (4) of a row are NaN above it (their sample values would be noise). 4 unless the model overrides
+        :meth:`finite_moments_array`."""
+        columns = {name: np.array([float(params[name])]) for name in cls.parameter_names()}
+        return int(cls.finite_moments_array(columns)[0])
+
+    @classmethod
+    def finite_moments_array(cls, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Vectorised :meth:`finite_moments`: ``columns`` maps parameter names to float arrays of one length; an int
+        array. The default: every moment up to 4 exists."""
+        length = len(np.asarray(next(iter(columns.values())))) if columns else 0
+        return np.full(length, MAX_MOMENT_ORDER, dtype=np.int64)
+
+    @classmethod
     def check_settings(cls, values: Mapping[str, Any]) -> dict[str, Any]:
         """Validate discretisation settings (``dt`` > 0, integer ``substeps`` >= 1); fill in defaults."""
         unknown = sorted(set(values) - set(cls.settings))
@@ -245,14 +268,17 @@ class Model:
             raise ValueError(f"{cls.model_name}: unknown setting(s) {unknown}; this model accepts {list(cls.settings)}")
         out = {name: values.get(name, cls.default_settings.get(name)) for name in cls.settings}
         if "dt" in out:
-            dt = out["dt"]
-            if isinstance(dt, bool) or not isinstance(dt, int | float) or not math.isfinite(dt) or dt <= 0:
-                raise ValueError(f"{cls.model_name}: setting 'dt' must be a finite number > 0, got {dt!r}")
-            out["dt"] = float(dt)
+            dt = as_real(out["dt"])
+            if dt is None or not math.isfinite(dt) or dt <= 0:
+                raise ValueError(f"{cls.model_name}: setting 'dt' must be a finite number > 0, got {out['dt']!r}")
+            out["dt"] = dt
         if "substeps" in out:
-            sub = out["substeps"]
-            if isinstance(sub, bool) or not isinstance(sub, int) or sub < 1:
-                raise ValueError(f"{cls.model_name}: setting 'substeps' must be an integer >= 1, got {sub!r}")
+            sub = as_int(out["substeps"])
+            if sub is None or sub < 1:
+                raise ValueError(
+                    f"{cls.model_name}: setting 'substeps' must be an integer >= 1, got {out['substeps']!r}"
+                )
+            out["substeps"] = sub
         return out
 
     @classmethod

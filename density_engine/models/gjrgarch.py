@@ -26,7 +26,7 @@ from typing import ClassVar
 import numpy as np
 
 from density_engine.models import skewt
-from density_engine.models.base import Model, Parameter, SchemeTables, TimeGrid
+from density_engine.models.base import MAX_MOMENT_ORDER, Model, Parameter, SchemeTables, TimeGrid
 
 
 def persistence(alpha: float, gamma: float, beta: float, eta: float, lam: float) -> float:
@@ -111,6 +111,20 @@ class GJRGarchNormalized(Model):
             return (alpha + gamma >= 0) & (p < 1.0)
 
     kernel: ClassVar[str] = "density_engine.models.kernels.gjrgarch:GJRGarchKernel"
+    moments_note: ClassVar[str] = (
+        "`kurt` is NaN where eta <= 4: the skew-t innovations have no finite 4th moment, so neither has the "
+        "cumulative return (its sample kurtosis would be noise); likewise `skew` is NaN where eta <= 3 (no finite 3rd "
+        "moment). The variance is finite for every eta > 2."
+    )
+
+    @classmethod
+    def finite_moments_array(cls, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """E|z|^k is finite iff k < eta (Student-t tails), and a sum of h returns sqrt(h_t) z_t has a finite k-th moment
+        iff the innovations do: the highest finite order is ceil(eta) - 1, capped at 4 (always >= 2: eta > 2)."""
+        eta = np.asarray(columns["eta"], dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            order = np.ceil(eta) - 1.0
+        return np.clip(np.nan_to_num(order, nan=2.0), 2, MAX_MOMENT_ORDER).astype(np.int64)
 
     def _prepare(self) -> None:
         p = self.params

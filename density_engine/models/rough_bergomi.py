@@ -20,6 +20,18 @@ Step kernel: :mod:`density_engine.models.kernels.rough_bergomi` (three normals p
 engine's Volterra history (``K[i, j] = sqrt(2a+1) g(b*_{i-j} h)`` for ``i - j >= 2``, history value ``dW_j / sqrt(h)``);
 cost O(n^2) per path for n fine steps (fine for n up to a few thousand).
 
+Variance underflow (domain check): log V_t ~ N(log xi0 - eta^2/2 t^(2H), eta^2 t^(2H)) drifts down with the compensator
+eta^2/2 t^(2H). When it reaches float32's smallest normal number (log 1.18e-38 = -87.3) on more than a tiny fraction
+of paths, those paths stop moving and the variance that E V = xi0 needs sits in paths no simulation samples: e.g.
+eta = 50, hurst = 1e-6 gives V ~ 0 after the first step and later horizons with bit-identical quantiles. Parameter sets
+are refused unless the 6-sigma lower end of log V_t stays above it at t = 1 year (the longest production horizon, 252
+days; the compensator grows with t, so shorter horizons are covered; a longer grid is checked in ``scheme_tables``)::
+
+    log xi0 - eta^2/2 t^(2H) - 6 eta t^H >= log(float32 tiny),   i.e. P(V_t underflows) <= Phi(-6) ~ 1e-9
+
+The left side is monotone in each parameter (decreasing in eta, increasing in xi0, independent of hurst at t = 1), so
+a box of parameter ranges is valid iff its corners are. Production's corners (eta 3, xi0 0.01) leave 60 of headroom.
+
 Step-size caveat: the tails converge slowly in the step count (e.g. q0.999 of X at T = 0.25: 0.338 with 13 steps,
 0.225 with 312), much more than Monte Carlo error at 1e7 paths. The quantiles are those of the *discretised* model
 with the given dt and substeps.
@@ -43,6 +55,35 @@ def hybrid_weights(num_steps: int, hurst: float, h: float) -> np.ndarray:
     w = h**a * (k ** (a + 1) - np.clip(k - 1, 0, None) ** (a + 1)) / (a + 1)
     w[:2] = 0.0
     return w
+
+
+#: The time (years) at which :meth:`RoughBergomi.check_parameters` checks for variance underflow: 1 year = 252 days,
+#: the longest production horizon.
+UNDERFLOW_CHECK_YEARS = 1.0
+#: log of float32's smallest normal number: a float32 variance below it has lost its precision (and soon becomes 0).
+LOG_FLOAT32_TINY = math.log(float(np.finfo(np.float32).tiny))
+#: Standard deviations of log V between its median and the underflow bound (Phi(-6) ~ 1e-9 of paths may underflow).
+UNDERFLOW_SIGMAS = 6.0
+
+
+def underflow_headroom(
+    eta: np.ndarray | float, hurst: np.ndarray | float, xi0: np.ndarray | float, t: float
+) -> np.ndarray | float:
+    """``log xi0 - eta^2/2 t^(2H) - 6 eta t^H - log(float32 tiny)``: how far the 6-sigma lower end of log V_t lies
+    above float32 underflow (negative: the variance path is numerically degenerate). Vectorised; float64."""
+    scale = np.power(t, hurst)  # sd of Y_t = t^H
+    return np.log(xi0) - 0.5 * (eta * scale) ** 2 - UNDERFLOW_SIGMAS * eta * scale - LOG_FLOAT32_TINY
+
+
+def underflow_message(eta: float, hurst: float, xi0: float, t: float) -> str:
+    """The one-line refusal of a parameter set whose variance underflows at time ``t`` (years)."""
+    compensator = 0.5 * eta**2 * t ** (2 * hurst)
+    return (
+        f"rough_bergomi: parameters 'eta', 'hurst', 'xi0': variance underflows: at t = {t:g} (years) the median log "
+        f"variance log(xi0) - eta^2/2 t^(2H) = {math.log(xi0) - compensator:.4g} (compensator {compensator:.4g}) lies "
+        f"less than {UNDERFLOW_SIGMAS:g} sd (eta t^H = {eta * t**hurst:.4g}) above log(float32 tiny) = "
+        f"{LOG_FLOAT32_TINY:.4g} (eta={eta:g}, hurst={hurst:g}, xi0={xi0:g}); lower eta or raise xi0"
+    )
 
 
 def scheme_variance(num_steps: int, hurst: float, h: float) -> np.ndarray:
@@ -105,6 +146,22 @@ class RoughBergomi(Model):
         """Weak rate of the hybrid scheme's distribution error, min(3H + 1/2, 1) (docs/accuracy.md, section 3.3)."""
         return min(3.0 * self.params["hurst"] + 0.5, 1.0)
 
+    joint_check_monotone: ClassVar[bool] = True  # underflow_headroom is monotone in each parameter at t = 1 year
+
+    @classmethod
+    def _check_joint(cls, params: Mapping[str, float]) -> None:
+        eta, hurst, xi0 = params["eta"], params["hurst"], params["xi0"]
+        if not underflow_headroom(eta, hurst, xi0, UNDERFLOW_CHECK_YEARS) >= 0:
+            raise ValueError(underflow_message(eta, hurst, xi0, UNDERFLOW_CHECK_YEARS))
+
+    @classmethod
+    def _joint_valid_mask(cls, columns: Mapping[str, np.ndarray], in_domain: np.ndarray) -> np.ndarray:
+        eta = np.where(in_domain, columns["eta"], 1.0)  # out-of-domain rows are masked anyway
+        hurst = np.where(in_domain, columns["hurst"], 0.1)
+        xi0 = np.where(in_domain, columns["xi0"], 0.04)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            return underflow_headroom(eta, hurst, xi0, UNDERFLOW_CHECK_YEARS) >= 0
+
     def scheme_tables(self, grid: TimeGrid) -> SchemeTables:
         """Hybrid-scheme constants on a uniform grid: the Toeplitz Volterra matrix of the convolution part of Y, the
         weights of the last interval Wt_{i-1} on (z1, z2), the compensator eta^2/2 Var(Y_i) of the scheme."""
@@ -114,6 +171,9 @@ class RoughBergomi(Model):
         n = grid.num_steps
         p = self.params
         hurst, rho = p["hurst"], p["rho"]
+        end = float(grid.times[-1])
+        if end > UNDERFLOW_CHECK_YEARS and not underflow_headroom(p["eta"], hurst, p["xi0"], end) >= 0:
+            raise ValueError(underflow_message(p["eta"], hurst, p["xi0"], end))
         a = hurst - 0.5
         w = hybrid_weights(n, hurst, h)
         lag = np.arange(n).reshape(-1, 1) - np.arange(n).reshape(1, -1)  # [i, j] = i - j

@@ -17,6 +17,7 @@ import yaml
 
 from density_engine.engine.counters import MAX_WORD
 from density_engine.models.time_grid import TimeGridError
+from density_engine.numeric import as_real
 from density_engine.parameter_grid import apply_defaults  # shared with the dataset layer; re-exported here
 
 #: Default length of one model step for the rough models (one trading day in years).
@@ -143,8 +144,15 @@ def check_model_config(model_name: str, model_cfg: Mapping[str, Any], base_dir: 
         if name not in by_name:
             raise ConfigError(f"unknown parameter {key}; parameters of {model_name}: {', '.join(by_name)}")
         parameter = by_name[name]
-        if isinstance(value, list | tuple):
-            low, high = float(value[0]), float(value[1])
+        ranged = isinstance(value, list | tuple)
+        numbers = [as_real(v) for v in value] if ranged else [as_real(value)]
+        if None in numbers or len(numbers) != (2 if ranged else 1):
+            raise ConfigError(
+                f"config key {key}: {value!r} must be a number (fixed) or a [low, high] range of numbers "
+                "(no strings or booleans)"
+            )
+        if ranged:
+            low, high = numbers
             if not low <= high:
                 raise ConfigError(f"config key {key}: range [{low}, {high}] must have low <= high")
             for bound in (low, high):

@@ -14,8 +14,9 @@ chunk and the check that failed:
     the chunk schema and the contract checks of :func:`~density_engine.engine.chunkio.validate_chunk` (finite values,
     non-decreasing quantiles, rows sorted, no duplicates);
 ``values``
-    value rules per column (:data:`VALUE_RULES`, schema-driven: a float column without a rule must be finite), and
-    the joint moment rule kurt >= skew^2 - 2;
+    value rules per column (:data:`VALUE_RULES`, schema-driven: a float column without a rule must be finite; a
+    moment column may be NaN exactly where the model says that moment is infinite), and the joint moment rule
+    kurt >= skew^2 - 2;
 ``moments``
     the quantiles and the recorded mean/std are consistent (:func:`moment_violations`);
 ``spec``
@@ -56,6 +57,7 @@ from density_engine.engine.chunkio import (
     chunk_manifest_path,
     content_sha256,
     decode_metadata,
+    infinite_moment_rows,
     quantile_matrix,
     read_chunk_manifest,
     validate_chunk,
@@ -117,12 +119,25 @@ def _row_label(table: pa.Table, row: int) -> str:
     )
 
 
+def _infinite_moments(table: pa.Table) -> dict[str, np.ndarray]:
+    """Rows whose moment columns are NaN by contract (the model says that moment is infinite: e.g. GJR-GARCH ``kurt``
+    where eta <= 4); none for a table without a registered model or its parameter columns."""
+    from density_engine.models import get_model_class
+
+    try:
+        model_cls = get_model_class(table.column("model")[0].as_py())
+        return infinite_moment_rows(model_cls, table)
+    except (KeyError, ImportError, IndexError):
+        return {}
+
+
 def value_violations(table: pa.Table, parameter_names: set[str] | frozenset[str] = frozenset()) -> list[str]:
     """Every broken value rule of ``table`` (first row per rule): :data:`VALUE_RULES`, finite for any other numeric
     column, and Pearson's inequality kurt >= skew^2 - 2 between the recorded moments."""
     import pyarrow as pa
 
     problems = []
+    infinite = _infinite_moments(table)
     for fld in table.schema:
         if fld.name in _UNRULED or fld.name in parameter_names:
             continue
@@ -130,9 +145,10 @@ def value_violations(table: pa.Table, parameter_names: set[str] | frozenset[str]
             continue
         rules = VALUE_RULES.get(fld.name, (FINITE,))
         values = table.column(fld.name).to_numpy(zero_copy_only=False).astype(np.float64)
+        exempt = infinite.get(fld.name, np.zeros(len(values), dtype=bool)) & np.isnan(values)
         for rule in rules:
             with np.errstate(invalid="ignore"):
-                bad = np.flatnonzero(~rule.accepts(values))
+                bad = np.flatnonzero(~rule.accepts(values) & ~exempt)
             if bad.size:
                 row = int(bad[0])
                 problems.append(

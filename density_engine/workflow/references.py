@@ -89,10 +89,13 @@ def reference(
     """Reference comparison for one (parameter set, horizon) row.
 
     ``moments`` holds the row's ``mean``, ``std``, ``kurt`` (excess). Returns ``statistic`` name, ``simulated``,
-    ``exact``, ``std_error`` (Monte Carlo) and ``z``; None when the model has no reference for this row.
+    ``exact``, ``std_error`` (Monte Carlo) and ``z``; None when the model has no reference for this row (GJR-GARCH
+    rows with ``kurt`` NaN: without a finite 4th moment the sample variance has no standard error).
     """
     std, kurt = float(moments["std"]), float(moments["kurt"])
     if model == "gjrgarch_normalized":
+        if not math.isfinite(kurt):  # no finite 4th moment (eta <= 4): the sample variance has no standard error
+            return None
         statistic, exact, simulated = "variance", garch_variance(params, horizon), std**2
         # Var(s^2) ~= sigma^4 (excess kurtosis + 2) / N for iid paths; the sample kurtosis stands in for the true one.
         std_error = simulated * math.sqrt(max(kurt + 2.0, 0.0) / num_paths)

@@ -19,6 +19,7 @@ dropped and the sequence simply continues, so the result only depends on the con
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from collections.abc import Iterator, Mapping
@@ -208,10 +209,31 @@ def check_sampler(model_name: str, model_cfg: Mapping[str, Any], base_dir: str |
     if sampler == "grid":
         _grid_sets(model_name, model_cfg)
         return
+    _check_corners(model_name, model_cfg)
     sets, draws = _sequence_sets(model_name, model_cfg, 1, max_draws=PROBE_DRAWS)
     if not len(sets):
         detail = "the fixed parameters are invalid" if not ranged else f"none of the first {draws} draws is valid"
         raise SamplingError(f"no valid parameter set: {detail}; {_first_draw_reason(model_name, model_cfg)}")
+
+
+def _check_corners(model_name: str, model_cfg: Mapping[str, Any]) -> None:
+    """For a model whose joint check is monotone in each parameter (``Model.joint_check_monotone``), every draw of the
+    ranges is valid iff every corner is: refuse ranges with an invalid corner instead of silently dropping the draws
+    near it (which would skew the design)."""
+    from density_engine.models import get_model_class
+
+    model_cls = get_model_class(model_name)
+    if not model_cls.joint_check_monotone:
+        return
+    names, ranged, fixed = parameter_space(model_name, model_cfg)
+    for corner in itertools.product(*ranged.values()):
+        params = {**fixed, **dict(zip(ranged, corner, strict=True))}
+        try:
+            model_cls.check_parameters(params)
+        except ValueError as exc:
+            shown = ", ".join(f"{name}={params[name]:g}" for name in names)
+            keys = ", ".join(f"parameters.{name}" for name in ranged)
+            raise SamplingError(f"the corner ({shown}) of the configured ranges ({keys}) is invalid: {exc}") from None
 
 
 def _first_draw_reason(model_name: str, model_cfg: Mapping[str, Any]) -> str:

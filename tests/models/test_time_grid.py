@@ -21,7 +21,7 @@ GJR = get_model_class("gjrgarch_normalized")
 
 def test_defaults_are_the_measured_policies() -> None:
     rh, rb = RH.time_grid_policy(), RB.time_grid_policy()
-    assert (rh.steps, rh.steps_per_day, rh.richardson) == (64, 0, "independent")
+    assert (rh.steps, rh.steps_per_day, rh.richardson) == (44, 0, "independent")
     assert rh.path_split == pytest.approx((5.4142, 3.8284), abs=1e-4)
     assert 4 / rh.path_split[0] + 1 / rh.path_split[1] == pytest.approx(1.0)  # the Monte Carlo error of num_paths
     assert (rb.steps, rb.steps_per_day, rb.richardson) == (128, 2, "coupled")
@@ -67,7 +67,7 @@ def test_numpy_integers_and_coarse_demos_are_accepted() -> None:
 def test_runs_paths_and_streams() -> None:
     rh = RH.time_grid_policy()
     fine, half = rh.runs(5, 1000)
-    assert (fine.steps, half.steps) == (64, 32)
+    assert (fine.steps, half.steps) == (44, 22)
     assert (fine.paths, half.paths) == (
         math.ceil(OPTIMAL_PATH_SPLIT[0] * 1000),
         math.ceil(OPTIMAL_PATH_SPLIT[1] * 1000),
@@ -77,7 +77,7 @@ def test_runs_paths_and_streams() -> None:
     (coupled,) = RB.time_grid_policy().runs(21, 1000)
     assert coupled.nested and coupled.paths == 1000 and coupled.steps == 128
     assert RB.time_grid_policy().path_steps([1, 252], 10) == 10 * (128 + 504)
-    assert rh.path_steps([1], 1000) == 5415 * 64 + 3829 * 32
+    assert rh.path_steps([1], 1000) == 5415 * 44 + 3829 * 22
     assert RH.time_grid_policy().from_dict(rh.to_dict()) == rh
 
 

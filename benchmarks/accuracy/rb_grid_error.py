@@ -22,6 +22,21 @@ from benchmarks.accuracy.references import DATA, load_cases
 GRIDS = Path(__file__).resolve().parent / "measurements" / "rb_grids.json"
 
 
+def extrapolated_cases(payload: dict, refs: dict):
+    """Per reference case with grid CDFs: (case, reference CDF at its x, central mask 1e-3 < F < 1 - 1e-3, theory rate,
+    CDFs per grid, coupled Richardson extrapolants of consecutive grids)."""
+    from tests.models.rough_bergomi_exact import weak_rate
+
+    for case in payload["cases"]:
+        if "cdf_by_grid" not in case:
+            continue
+        f_ref = refs[(case["name"], case["days"])].cdf(np.asarray(case["x"]))
+        central = (f_ref > 1e-3) & (f_ref < 1 - 1e-3)
+        rate = weak_rate(case["params"]["hurst"])
+        rows = np.asarray(case["cdf_by_grid"])
+        yield case, f_ref, central, rate, rows, rows[1:] + (rows[1:] - rows[:-1]) / (2.0**rate - 1.0)
+
+
 def reference_payload() -> dict:
     """The reference cases with their per-grid CDFs (x, cdf_by_grid) merged in from measurements/rb_grids.json."""
     payload = json.loads((DATA / "rough_bergomi_quantiles.json").read_text())
@@ -58,23 +73,13 @@ def main() -> None:
 
 def richardson_table() -> None:
     """Coupled Richardson (N/2, N) at the theory rate min(3H + 1/2, 1): sup-CDF error against the reference, per N."""
-    from tests.models.rough_bergomi_exact import weak_rate
 
     payload = reference_payload()
     refs = {(c.name, c.days): c for c in load_cases("rough_bergomi")}
     grids_all = sorted({g for c in payload["cases"] for g in c["grids"]})[1:]
     print("| set | days | rate | " + " | ".join(f"({g // 2},{g})" for g in grids_all) + " |")
     print("|---|---|---|" + "---|" * len(grids_all))
-    for case in payload["cases"]:
-        if "cdf_by_grid" not in case:
-            continue
-        ref = refs[(case["name"], case["days"])]
-        x = np.asarray(case["x"])
-        f_ref = ref.cdf(x)
-        central = (f_ref > 1e-3) & (f_ref < 1 - 1e-3)
-        rate = weak_rate(case["params"]["hurst"])
-        rows = np.asarray(case["cdf_by_grid"])
-        ext = rows[1:] + (rows[1:] - rows[:-1]) / (2.0**rate - 1.0)
+    for case, f_ref, central, rate, _rows, ext in extrapolated_cases(payload, refs):
         errs = {g: float(np.max(np.abs(e - f_ref)[central])) for g, e in zip(case["grids"][1:], ext, strict=True)}
         cells = [f"{errs[g]:.1e}" if g in errs else "" for g in grids_all]
         print(f"| {case['name']} | {case['days']} | {rate:.2f} | " + " | ".join(cells) + " |")
@@ -92,7 +97,6 @@ def residual_estimator_table() -> None:
       rate-corrected: |E(N) - E(N/2)| (2^r - 1) / (2^r' - 1), r' = clip(log2(d(N/2) / d(N)), RATE_FLOOR, r) with
                       d(N) = |F_N - F_N/2| (scaled up when the grids converge more slowly than the theory rate).
     Ratios in parentheses: the error is below the reference's stated accuracy (not a test)."""
-    from tests.models.rough_bergomi_exact import weak_rate
 
     payload = reference_payload()
     refs = {(c.name, c.days): c for c in load_cases("rough_bergomi")}
@@ -109,16 +113,7 @@ def residual_estimator_table() -> None:
     ]
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
-    for case in payload["cases"]:
-        if "cdf_by_grid" not in case:
-            continue
-        ref = refs[(case["name"], case["days"])]
-        x = np.asarray(case["x"])
-        f_ref = ref.cdf(x)
-        central = (f_ref > 1e-3) & (f_ref < 1 - 1e-3)
-        rate = weak_rate(case["params"]["hurst"])
-        rows = np.asarray(case["cdf_by_grid"])
-        ext = rows[1:] + (rows[1:] - rows[:-1]) / (2.0**rate - 1.0)
+    for case, f_ref, central, rate, rows, ext in extrapolated_cases(payload, refs):
         for k in range(1, len(ext) - 1):
             err = float(np.max(np.abs(ext[k] - f_ref)[central]))
             est = float(np.max(np.abs(ext[k] - ext[k - 1])[central]))

@@ -174,7 +174,8 @@ def _production_table(num_sets: int, horizons: list[int]) -> ModelTable:
         "num_paths": pa.array([10_000_000] * rows, pa.int64()),
         "seed": pa.array([1] * rows, pa.int64()),
         "dt": pa.array([None] * rows, pa.float64()),
-        "substeps": pa.array([1] * rows, pa.int32()),
+        "steps": pa.array(np.tile(horizons, num_sets), pa.int32()),
+        **{name: pa.array(rng.uniform(0, 1e-3, rows)) for name in chunkio.ERROR_COLUMNS},
     }
     schema = chunkio.chunk_schema(list(GARCH_PARAMETERS), 512)
     table = pa.Table.from_pydict({f.name: columns[f.name] for f in schema}, schema=schema)

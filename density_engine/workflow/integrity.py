@@ -202,7 +202,7 @@ def moment_bounds(
     k = order_statistic_indices(n, q.shape[1])
     if trim:
         q, k = q[:, trim:-trim], k[trim:-trim]
-    rows, width = q.shape
+    rows = q.shape[0]
     same = k[1:] == k[:-1]  # two levels on one order statistic: their quantiles must be equal
     ties_ok = (q[:, 1:][:, same] == q[:, :-1][:, same]).all(axis=1) if same.any() else np.ones(rows, dtype=bool)
     distinct = np.r_[True, ~same]

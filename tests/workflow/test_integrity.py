@@ -160,7 +160,7 @@ def test_value_rules_are_schema_driven(chunks: list[tuple[Path, Path]]) -> None:
     problems = value_violations(with_column(table, "disc_err_cdf_max", errors), set())
     assert problems == [
         "column 'disc_err_cdf_max' must be finite and in [0, 1] (a CDF error), got 1.25 in row 3 "
-        "(param_id 3, horizon 3)"
+        "(param_id 1, horizon 3)"
     ]
 
 

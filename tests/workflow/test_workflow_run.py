@@ -175,7 +175,7 @@ def test_simulate_params_and_log_carry_the_model_settings(finished_workflow: Pat
             "models.gjrgarch_normalized.sampler: 'sobel' is not a sampler; allowed values: sobol, lhs",
         ),
         # run size: 1e12 paths (as YAML writes it, a float) would need terabytes per chunk job
-        ("num_paths", 1e12, "config key models.gjrgarch_normalized.num_paths: a simulate job needs ~24.0 TB ("),
+        ("num_paths", 1e12, "config key models.gjrgarch_normalized.num_paths: a simulate job needs ~40.0 TB ("),
         # a billion parameter sets: planning alone would take hours; it stops at once
         ("n_samples", 10**9, "config key models.gjrgarch_normalized.n_samples: 1,000,000,000 parameter sets, above"),
     ],

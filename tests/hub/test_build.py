@@ -426,6 +426,12 @@ def test_partial_grids_are_refused(tmp_path: Path, make_chunks) -> None:
         build_dataset(make_chunks(GARCH, [list(range(8))]), tmp_path / "hf2", wrong_horizons)
     assert not (tmp_path / "hf2").exists()
 
+    other_grid = config(heston=2)  # the data was simulated on the model's default grid (chunks.py)
+    other_grid["models"][HESTON]["time_grid"] = {"steps": 128}
+    with pytest.raises(DatasetInputError, match=rf"model '{HESTON}': the data was simulated on time grid\(s\) .*"):
+        build_dataset(make_chunks(HESTON, [[0, 1]]), tmp_path / "hf3", other_grid)
+    assert not (tmp_path / "hf3").exists()
+
 
 def test_observed_parameters_outside_the_configured_ranges_are_refused(tmp_path: Path, make_chunks) -> None:
     chunks = make_chunks(GARCH, [[0, 1, 2, 3]])

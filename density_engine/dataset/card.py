@@ -27,7 +27,7 @@ from density_engine.dataset.units import model_units
 LICENSE = "cc-by-4.0"
 TAGS = ["finance", "stochastic-volatility", "simulation", "synthetic", "quantiles", "monte-carlo", "rough-volatility"]
 DEFAULT_CONFIG = "gjrgarch_normalized"
-PROVENANCE_VERSION = 2
+PROVENANCE_VERSION = 3
 #: How the card names each model in its title.
 MODEL_TITLES = {"gjrgarch_normalized": "GJR-GARCH", "rough_heston": "rough Heston", "rough_bergomi": "rough Bergomi"}
 #: The card line that records the sha256 of provenance.json (publishing checks that the two files belong together).
@@ -155,11 +155,11 @@ def build_provenance(
             "num_quantiles": manifest.num_quantiles,
             "seeds": manifest.seeds,
             "dt": manifest.dt,
-            "substeps": manifest.substeps,
             "sampler": model_config.get("sampler"),
             "n_samples": model_config.get("n_samples"),
             "parameters": _parameters(manifest, model_config, declared),
             "mc_error": manifest.mc_error,
+            "error_budget": manifest.error_budget,
             "simulation": manifest.file_metadata,
             "shards": [
                 {
@@ -296,6 +296,59 @@ def _mc_error_table(mc_error: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def time_grid_text(record: Mapping[str, Any]) -> str:
+    """The card line of a model's time grids (the chunks' ``time_grid`` metadata, described by the policy itself)."""
+    from density_engine.models.time_grid import TimeGridPolicy
+
+    grids = [g for g in (record.get("simulation") or {}).get("time_grid", []) if isinstance(g, Mapping)]
+    if not grids:
+        return "- Time grid: none (an exact discrete-time model: no discretisation error)."
+    texts = []
+    for grid in grids:
+        policy = TimeGridPolicy.from_dict(grid)
+        coarse = " (`allow_coarse`: coarser than the accuracy bound, a demo grid)" if policy.allow_coarse else ""
+        texts.append(f"{policy.describe()}{coarse}")
+    return f"- Time grid (`time_grid`): {'; '.join(texts)}."
+
+
+def error_budget_lines(name: str, record: Mapping[str, Any]) -> list[str]:
+    """The error-budget section of a model: per horizon the fine steps and the max (and median) over rows of the
+    ``mc_se_cdf_max`` and ``disc_err_cdf_max`` columns, how each was estimated, and the rows above the 1e-3 goal."""
+    budget = record["error_budget"]
+    methods = [m for m in (record.get("simulation") or {}).get("error_estimates", []) if isinstance(m, Mapping)]
+    goal = budget["goal"]
+    lines = [
+        "Error budget per row (columns `mc_se_cdf_*`, `disc_err_cdf_*`, in CDF units |F(q_p) - p| at the published "
+        "quantile; levels nearest 0.001, 0.5, 0.999 and the max over all levels). Per horizon, over the rows:",
+        "",
+        "| horizon | fine steps N | max `mc_se_cdf_max` | max `disc_err_cdf_max` | median `disc_err_cdf_max` | "
+        f"rows with `disc_err_cdf_max` > {goal:g} |",
+        "|---|---|---|---|---|---|",
+    ]
+    for entry in budget["horizons"]:
+        lines.append(
+            f"| {entry['horizon']} | {_fmt(entry['steps'])} | {entry['max']['mc_se_cdf_max']:.2e} | "
+            f"{entry['max']['disc_err_cdf_max']:.2e} | {entry['median_disc_err_cdf_max']:.2e} | "
+            f"{entry['rows_above_goal']} of {entry['rows']} |"
+        )
+    lines.append("")
+    for method in methods or [{}]:
+        lines.append(f"- Monte Carlo error: {method.get('mc_se', 'not recorded')}.")
+        lines.append(f"- Discretisation error: {method.get('disc_err', 'not recorded')}.")
+    share = budget["rows_above_goal"] / max(budget["rows"], 1)
+    lines.append(
+        f"- Rows whose discretisation error exceeds the {goal:g} goal: {budget['rows_above_goal']} of "
+        f"{budget['rows']} ({share:.1%})."
+    )
+    if name == "rough_bergomi":
+        lines.append(
+            f"- The {goal:g} goal is not met everywhere for rough Bergomi: where eta is near 3 and H <= 0.1 no "
+            "affordable grid reaches it (docs/accuracy.md, section 3.3); those rows say so in `disc_err_cdf_max` "
+            "(the estimate reads 1e-2 to 6e-2 there). Filter on it where accuracy matters."
+        )
+    return lines
+
+
 def _sampling_text(record: Mapping[str, Any]) -> str:
     sampler = record["sampler"]
     if isinstance(sampler, Mapping):
@@ -338,10 +391,13 @@ def _model_section(name: str, record: Mapping[str, Any]) -> list[str]:
         _sampling_text(record),
         f"- Horizons (model steps): {_fmt(record['horizons'])}.",
         f"- Paths per parameter set (`num_paths`): {_fmt(record['num_paths'])}; seeds: {_fmt(record['seeds'])}.",
-        f"- Time step `dt`: {_fmt(record['dt'])}; fine substeps per model step: {_fmt(record['substeps'])}.",
+        f"- Time step `dt`: {_fmt(record['dt'])}.",
+        time_grid_text(record),
         *code_lines(record),
         "",
         *_mc_error_table(record["mc_error"]),
+        "",
+        *error_budget_lines(name, record),
         "",
     ]
     return lines
@@ -398,7 +454,12 @@ def render_card(
         "| `num_paths` | int64 | number of simulated paths N |",
         "| `seed` | int64 | base seed of the run |",
         "| `dt` | float64 | model time step in years (null for GARCH) |",
-        "| `substeps` | int32 | fine simulation steps per model step |",
+        "| `steps` | int32 | fine steps N of the finest time grid of the horizon (GARCH: the horizon) |",
+        "| `mc_se_cdf_p001`, `mc_se_cdf_p50`, `mc_se_cdf_p999`, `mc_se_cdf_max` | float64 | Monte Carlo standard "
+        "error of the CDF at the published quantile (CDF units), at the levels nearest 0.001, 0.5, 0.999 and the max "
+        "over all levels |",
+        "| `disc_err_cdf_p001`, `disc_err_cdf_p50`, `disc_err_cdf_p999`, `disc_err_cdf_max` | float64 | "
+        "time-discretisation error of the published quantile in CDF units, same levels (0 for GARCH: exact) |",
         "",
         "## Quantile levels",
         "",
@@ -415,11 +476,12 @@ def render_card(
     body += [
         "## Monte Carlo error",
         "",
-        "Each quantile is an order statistic of N independent paths, so its standard error is about "
-        "sqrt(p(1-p)/N) / f(q_p) and falls as 1/sqrt(N); adjacent quantiles are strongly positively correlated. The "
-        "tables above give, per horizon, the median over rows at selected levels. For the rough models the numbers "
-        "describe the *discretised* model at the stated `dt` and `substeps`: discretisation bias (largest in the "
-        "tails) is not included.",
+        "Each quantile is an order statistic of N independent paths (GARCH), or a Richardson extrapolant of the "
+        "order statistics of two time grids (rough models), so its standard error is about sqrt(p(1-p)/N) / f(q_p) "
+        "and falls as 1/sqrt(N); adjacent quantiles are strongly positively correlated. The first table of each model "
+        "gives, per horizon, the median over rows at selected levels. Every row also carries its own error budget: "
+        "the Monte Carlo standard error (`mc_se_cdf_*`) and the time-discretisation error of the rough models' grids "
+        "(`disc_err_cdf_*`), both in CDF units; the second table of each model summarises them.",
         "",
         "## Reproducibility",
         "",

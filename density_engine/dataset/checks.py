@@ -103,6 +103,22 @@ def check_parameter_ranges(manifest: ModelManifest, model_config: Mapping[str, A
             )
 
 
+def check_time_grid(manifest: ModelManifest, model_config: Mapping[str, Any]) -> None:
+    """The data's time grids (the chunks' ``time_grid`` metadata) are the configured policy (the card states it)."""
+    from density_engine.models import get_model_class, model_names
+
+    seen = manifest.file_metadata.get("time_grid")
+    if seen is None or manifest.model not in model_names():
+        return
+    policy = get_model_class(manifest.model).time_grid_policy(model_config.get("time_grid"))
+    wanted = None if policy is None else policy.to_dict()
+    if seen != [wanted]:
+        raise DatasetInputError(
+            f"model {manifest.model!r}: the data was simulated on time grid(s) {seen}, models.{manifest.model}."
+            f"time_grid gives {wanted} (inputs: {', '.join(manifest.sources[:3])})"
+        )
+
+
 def check_against_config(
     manifest: ModelManifest, model_config: Mapping[str, Any] | None, base_dir: str | Path = "."
 ) -> None:
@@ -110,5 +126,6 @@ def check_against_config(
     if not model_config:
         return
     check_horizons(manifest, model_config)
+    check_time_grid(manifest, model_config)
     check_param_ids(manifest, model_config, base_dir)
     check_parameter_ranges(manifest, model_config)

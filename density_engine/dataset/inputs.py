@@ -3,8 +3,8 @@
 The column contract is the chunk parquet schema of ``docs/architecture.md`` (``chunkio.chunk_schema``): ``model``,
 ``param_id``, one float64 column per model parameter (declared order), ``horizon``, ``quantiles``
 (fixed_size_list<float32>[Q]), ``mean``, ``std``, ``skew``, ``kurt``, ``num_paths``, ``seed``, ``dt`` (null for GARCH),
-``substeps``. Unlike ``chunkio.read_chunk`` this also accepts merged files (their metadata differs from a chunk's), and
-it adds the checks across the files of one model.
+``steps`` and the error budget ``mc_se_cdf_*``, ``disc_err_cdf_*``. Unlike ``chunkio.read_chunk`` this also accepts
+merged files (their metadata differs from a chunk's), and it adds the checks across the files of one model.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ PROVENANCE_METADATA_KEYS = (
     "quantile_levels",
     "spec_version",
     "rng",
+    "time_grid",
+    "error_estimates",
 )
 
 

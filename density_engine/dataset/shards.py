@@ -23,14 +23,16 @@ import pyarrow.parquet as pq
 from density_engine.atomic import file_sha256, write_bytes_atomic
 from density_engine.dataset.inputs import DatasetInputError, ModelTable, distinct_metadata
 from density_engine.dataset.layout import default_params_per_shard, id_runs, shard_name
-from density_engine.engine.chunkio import MOMENT_COLUMNS, quantile_levels
+from density_engine.engine.chunkio import ERROR_COLUMNS, ERROR_LEVELS, MOMENT_COLUMNS, quantile_levels
 
-MANIFEST_VERSION = 2
+MANIFEST_VERSION = 3
 #: Files that do not belong in data/<model>/ and are removed there (Snakemake's marker of directory outputs).
 STRAY_FILES = (".snakemake_timestamp",)
 # 25k rows ≈ 50 MB uncompressed per row group: inside the 16k–50k rows (32–100 MB) range and far under the Dataset
 # Viewer's ~286 MiB row-group cap.
 ROW_GROUP_ROWS = 25_000
+#: The accuracy goal of the discretisation error (sup-CDF, issue 9): the card states the rows above it.
+DISC_ERROR_GOAL = 1e-3
 # Levels at which the card reports the Monte Carlo standard error of the quantiles.
 REPORTED_LEVELS = (0.001, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 0.999)
 # The asymptotic standard error needs enough paths beyond the quantile: levels with min(p, 1 - p) * N below this are
@@ -44,11 +46,14 @@ def writer_options(parameter_names: list[str]) -> dict[str, Any]:
     Parameter columns repeat once per horizon, so they keep dictionary encoding; the quantile vector and the moments
     use BYTE_STREAM_SPLIT (measured on sorted float32 quantiles: 0.75x raw bytes with zstd+BSS vs 0.97x zstd alone).
     """
-    split = {"quantiles.list.element": "BYTE_STREAM_SPLIT", **dict.fromkeys(MOMENT_COLUMNS, "BYTE_STREAM_SPLIT")}
+    split = {
+        "quantiles.list.element": "BYTE_STREAM_SPLIT",
+        **dict.fromkeys((*MOMENT_COLUMNS, *ERROR_COLUMNS), "BYTE_STREAM_SPLIT"),
+    }
     return {
         "compression": "zstd",
         "compression_level": 3,
-        "use_dictionary": ["model", "param_id", *parameter_names, "horizon", "num_paths", "seed", "dt", "substeps"],
+        "use_dictionary": ["model", "param_id", *parameter_names, "horizon", "num_paths", "seed", "dt", "steps"],
         "column_encoding": split,
         "row_group_size": ROW_GROUP_ROWS,
         "use_content_defined_chunking": True,
@@ -86,9 +91,9 @@ class ModelManifest:
     num_paths: list[int]
     seeds: list[int]
     dt: list[float | None]
-    substeps: list[int]
     parameter_ranges: dict[str, list[float]]
     mc_error: dict[str, Any]
+    error_budget: dict[str, Any]
     features: list[dict[str, Any]]
     in_memory_bytes: int
     shards: list[ShardInfo]
@@ -175,12 +180,12 @@ def describe_model(data: ModelTable, params_per_shard: int | None = None) -> Mod
         num_paths=sorted({int(v) for v in table.column("num_paths").to_pylist()}),
         seeds=sorted({int(v) for v in table.column("seed").to_pylist()}),
         dt=sorted({v for v in table.column("dt").to_pylist()}, key=lambda v: (v is not None, v or 0.0)),
-        substeps=sorted({int(v) for v in table.column("substeps").to_pylist()}),
         parameter_ranges={
             name: [float(pc.min(table.column(name)).as_py()), float(pc.max(table.column(name)).as_py())]
             for name in data.parameter_names
         },
         mc_error=quantile_standard_errors(table),
+        error_budget=error_budget(table),
         features=yaml_features(table.schema),
         in_memory_bytes=int(table.nbytes),
         shards=[],
@@ -200,7 +205,7 @@ def field_metadata(model: str, num_quantiles: int) -> dict[str, dict[str, str]]:
         "horizon": {"unit": units.horizon} if units else {},
         "quantiles": {
             "quantile_levels": f"p_j = (j + 0.5) / {num_quantiles}, j = 0..{num_quantiles - 1}",
-            "estimator": "order statistic floor(p_j N) of the N = num_paths simulated cumulative returns",
+            "estimator": _estimator_text(model),
             **values,
         },
         "mean": values,
@@ -209,7 +214,31 @@ def field_metadata(model: str, num_quantiles: int) -> dict[str, dict[str, str]]:
         "kurt": {"unit": "unitless (excess kurtosis)"},
         "num_paths": {"description": "Monte Carlo paths N per parameter set"},
         "dt": {"unit": "years per model step (null for GARCH)"},
-        "substeps": {"description": "fine simulation steps per model step"},
+        "steps": {"description": "fine steps N of the finest time grid of this horizon (GARCH: the horizon)"},
+        **{name: _error_field(name) for name in ERROR_COLUMNS},
+    }
+
+
+def _estimator_text(model: str) -> str:
+    """How the quantiles of a model's rows are estimated (discrete-time: plain order statistics; continuous-time:
+    the Richardson extrapolant of its time grids' order statistics, or the finest grid's without extrapolation)."""
+    from density_engine.models import get_model_class, model_names
+
+    plain = "order statistic floor(p_j N) of the N = num_paths simulated cumulative returns"
+    if model not in model_names() or get_model_class(model).time_grid_defaults is None:
+        return plain
+    return f"{plain}, per horizon on its own time grid(s), Richardson-extrapolated between them (card: time grid)"
+
+
+def _error_field(name: str) -> dict[str, str]:
+    """Field metadata of an error-budget column (docs/accuracy.md, section 4)."""
+    level = name.rsplit("_", 1)[1]
+    where = {"p001": "nearest 0.001", "p50": "nearest 0.5", "p999": "nearest 0.999", "max": "max over all levels"}
+    what = "Monte Carlo standard error" if name.startswith("mc_se") else "time-discretisation error"
+    return {
+        "unit": "CDF units: |F(q_p) - p| at the published quantile q_p",
+        "level": f"level {where[level]} of the quantile levels p_j",
+        "description": f"{what} of the published quantiles (0 for an exact discrete-time model's discretisation)",
     }
 
 
@@ -363,6 +392,35 @@ def quantile_standard_errors(table: pa.Table) -> dict[str, Any]:
         "method": "sqrt(p(1-p)/N) / f(q_p), 1/f = (dq/dz)/phi(z), z = Phi^-1(p), differences of adjacent quantiles; "
         f"median over the rows of each horizon; not reported where min(p, 1-p) N < {MIN_TAIL_PATHS}",
         "min_tail_paths": MIN_TAIL_PATHS,
+        "horizons": per_horizon,
+    }
+
+
+def error_budget(table: pa.Table) -> dict[str, Any]:
+    """Per horizon: the fine steps, the max and median over rows of ``mc_se_cdf_max`` and ``disc_err_cdf_max``, the
+    max of every error column, and the fraction of rows whose ``disc_err_cdf_max`` exceeds :data:`DISC_ERROR_GOAL`."""
+    horizons = table.column("horizon").to_numpy()
+    columns = {name: table.column(name).to_numpy(zero_copy_only=False).astype(np.float64) for name in ERROR_COLUMNS}
+    steps = table.column("steps").to_numpy()
+    disc = columns["disc_err_cdf_max"]
+    per_horizon = []
+    for horizon in np.unique(horizons):
+        rows = horizons == horizon
+        entry: dict[str, Any] = {
+            "horizon": int(horizon),
+            "steps": sorted({int(v) for v in steps[rows]}),
+            "rows": int(rows.sum()),
+            "rows_above_goal": int((disc[rows] > DISC_ERROR_GOAL).sum()),
+        }
+        for name in ("mc_se_cdf_max", "disc_err_cdf_max"):
+            entry[f"median_{name}"] = float(np.median(columns[name][rows]))
+        entry["max"] = {name: float(values[rows].max()) for name, values in columns.items()}
+        per_horizon.append(entry)
+    return {
+        "goal": DISC_ERROR_GOAL,
+        "levels": list(ERROR_LEVELS),
+        "rows_above_goal": int((disc > DISC_ERROR_GOAL).sum()),
+        "rows": int(table.num_rows),
         "horizons": per_horizon,
     }
 

@@ -311,6 +311,7 @@ class Model:
             "description": cls.description,
             "parameters": [p.to_dict() for p in cls.parameters],
             "settings": {name: cls.default_settings.get(name) for name in cls.settings},
+            "time_grid": None if cls.time_grid_defaults is None else dict(cls.time_grid_defaults),
         }
 
     # ---- instance API ------------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ Model (time in years, zero rates, X = log(S_t / S_0))::
     V_t = xi0 exp(eta Y_t - eta^2/2 Var(Y_t)),   Y_t = sqrt(2a+1) int_0^t (t-u)^a dW_u,   a = hurst - 1/2,
     Var(Y_t) = t^(2 hurst),   dX = sqrt(V) (rho dW + sqrt(1 - rho^2) dW_perp) - V/2 dt
 
-Scheme on the fine grid t_i = i h, h = dt / substeps (dt = year fraction per model step, default 1/252)::
+Scheme on a uniform fine grid t_i = i h (the workflow: each horizon on its own grids, ``time_grid``; the model API:
+h = dt / substeps, dt = year fraction per model step, default 1/252)::
 
     (dW_i, Wt_i) ~ N(0, [[h, h^(a+1)/(a+1)], [., h^(2a+1)/(2a+1)]]),  Wt_i = int_{t_i}^{t_i+1} (t_{i+1}-s)^a dW_s
     Y_i = sqrt(2a+1) (Wt_{i-1} + sum_{k=2}^{i} g(b*_k h) dW_{i-k}),  g(x) = x^a,
@@ -33,8 +34,8 @@ The left side is monotone in each parameter (decreasing in eta, increasing in xi
 a box of parameter ranges is valid iff its corners are. Production's corners (eta 3, xi0 0.01) leave 60 of headroom.
 
 Step-size caveat: the tails converge slowly in the step count (e.g. q0.999 of X at T = 0.25: 0.338 with 13 steps,
-0.225 with 312), much more than Monte Carlo error at 1e7 paths. The quantiles are those of the *discretised* model
-with the given dt and substeps.
+0.225 with 312), much more than Monte Carlo error at 1e7 paths. The workflow extrapolates over coupled grids and
+publishes the remaining error per row (``time_grid``, docs/rough_bergomi.md).
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ Model (parameters kappa, theta, sigma, rho, alpha = H + 1/2, v0; zero rates; tim
     V_t = v0 + 1/Gamma(alpha) int_0^t (t-s)^(alpha-1) [kappa (theta - V_s) ds + sigma sqrt(V_s) dB_s]
     dX_t = -V_t/2 dt + sqrt(V_t) dW_t,    d<W, B>_t = rho dt,    X = log(S_t / S_0)
 
-Scheme (Abi Jaber et al., arXiv 2504.19885), on the uniform fine grid t_i = i * h, h = dt / substeps. With U = int V dt,
+Scheme (Abi Jaber et al., arXiv 2504.19885), on a uniform fine grid t_i = i * h (the workflow: each horizon on its own
+grids, ``time_grid``; the model API: h = dt / substeps). With U = int V dt,
 Z = int sqrt(V) dB, Kbar(t) = t^alpha / Gamma(alpha + 1), g0(t) = v0 t + kappa theta t^(alpha+1) / Gamma(alpha+2):
 
     a_i = g0(t_{i+1}) - g0(t_i) + sum_{j<i} w_{i-j} Y_j,  w_m = Kbar((m+1)h) - Kbar(mh),  Y_j = sigma dZ_j - kappa dU_j

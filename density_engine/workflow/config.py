@@ -92,9 +92,22 @@ def _describe_schema_error(error: Any) -> str:
     return f"config key {key}: {error.message}"
 
 
+def _substeps_replaced(prefix: str) -> str:
+    return (
+        f"config key {prefix}.substeps: replaced by {prefix}.time_grid (every horizon on its own grid of "
+        "`steps` fine steps, Richardson-extrapolated; config/README.md, docs/accuracy.md)"
+    )
+
+
 def validate_schema(config: Mapping[str, Any], schema_path: str | Path | None = None) -> None:
-    """Validate ``config`` against the JSON schema; raise :class:`ConfigError` describing the first problem."""
+    """Validate ``config`` against the JSON schema; raise :class:`ConfigError` describing the first problem (the
+    retired key ``substeps`` is named with its replacement rather than as an unknown key)."""
     import jsonschema
+
+    models = config.get("models") if isinstance(config, Mapping) else None
+    for name, model_cfg in (models or {}).items() if isinstance(models, Mapping) else ():
+        if isinstance(model_cfg, Mapping) and "substeps" in model_cfg:
+            raise ConfigError(_substeps_replaced(f"models.{name}"))
 
     schema = load_yaml(schema_path or find_schema())
     validator_cls = jsonschema.validators.validator_for(schema)
@@ -165,10 +178,7 @@ def check_model_config(model_name: str, model_cfg: Mapping[str, Any], base_dir: 
             raise ConfigError(f"config key {key}: {value} is outside the domain of {name}, {_domain_text(parameter)}")
     accepted = tuple(model_cls.settings)
     if "substeps" in model_cfg:
-        raise ConfigError(
-            f"config key {prefix}.substeps: replaced by {prefix}.time_grid (every horizon on its own grid of "
-            "`steps` fine steps, Richardson-extrapolated; config/README.md, docs/accuracy.md)"
-        )
+        raise ConfigError(_substeps_replaced(prefix))
     for setting in ("dt", "time_grid"):
         if setting in model_cfg and setting not in accepted and not (setting == "time_grid" and "dt" in accepted):
             raise ConfigError(

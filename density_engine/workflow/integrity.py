@@ -18,22 +18,30 @@ chunk and the check that failed:
     moment column may be NaN exactly where the model says that moment is infinite), and the joint moment rule
     kurt >= skew^2 - 2;
 ``moments``
-    the quantiles and the recorded mean/std are consistent (:func:`moment_violations`);
+    the quantiles and the recorded mean/std are consistent (:func:`moment_violations`; with a Monte Carlo tolerance
+    for Richardson-extrapolated rows);
 ``spec``
     the rows, settings and parameter values are those of the chunk's spec
     (:func:`density_engine.workflow.merge.check_against_spec`).
 
-Why the moment check has no statistical tolerance: the quantiles are order statistics of the same N simulated values
-whose mean and std are recorded, so nothing random separates them. Quantile j is the value with sorted index
-k_j = floor(p_j N); the values between two recorded order statistics lie between them, those below the first
+Why the moment check of plain rows has no statistical tolerance: the quantiles are order statistics of the same N
+simulated values whose mean and std are recorded, so nothing random separates them. Quantile j is the value with sorted
+index k_j = floor(p_j N); the values between two recorded order statistics lie between them, those below the first
 (above the last) are unbounded but have to fit in the recorded variance. :func:`moment_violations` checks the two
-consequences exactly: the spread the order statistics force (sum of squared distances from the mean of every value
-that is pinned or bracketed) cannot exceed N std^2, and the sum of (x - mean) over all values must be able to be 0
-(bracketed values give an interval, the unbounded tails at most sqrt(n_tails x remaining variance) by
-Cauchy-Schwarz). Both bounds hold for every possible sample, so a correct chunk never fails; the only slack is float
-rounding (1e-6 relative). Its power is close to a Monte Carlo test's: with 512 quantiles it catches a mean off by
-0.02 std (normal rows; 0.05 std with heavy tails) and quantiles rescaled by 2 % (normal rows; doubled quantiles always);
-with 64 quantiles about 0.1 std and 10 % (docs/architecture.md, "Integrity").
+consequences exactly: the spread the order statistics force (sum of squared distances from the mean of every value that
+is pinned or bracketed) cannot exceed N std^2, and the sum of (x - mean) over all values must be able to be 0 (bracketed
+values give an interval, the unbounded tails at most sqrt(n_tails x remaining variance) by Cauchy-Schwarz). Both bounds
+hold for every possible sample, so a correct chunk never fails; the only slack is float rounding (1e-6 relative). Its
+power is close to a Monte Carlo test's: with 512 quantiles it catches a mean off by 0.02 std (normal rows; 0.05 std with
+heavy tails) and quantiles rescaled by 2 % (normal rows; doubled quantiles always); with 64 quantiles about 0.1 std and
+10 % (docs/architecture.md, "Integrity").
+
+Richardson-extrapolated rows (the chunk metadata's ``time_grid.richardson`` is not ``none``: rough models,
+docs/accuracy.md) publish a combination of two samples' order statistics and moments, not one sample's: for them the tie
+rule is skipped and the mean and spread bounds are widened by :data:`MOMENT_Z` times the Monte Carlo standard error of
+the recorded moments, taken from the row's own ``mc_se_cdf_p50`` (an effective path count n_eff = 1 / (4 mc_se^2); the
+standard error of the mean is std / sqrt(n_eff), that of the std sqrt((kurt + 2) / 4) std / sqrt(n_eff)), counted twice
+(the recorded moment and the quantiles each carry that noise).
 
 A chunk that fails is moved aside by :func:`quarantine_chunk` (its parquet and manifest into the quarantine folder,
 with a ``.reason.txt``), so the next ``snakemake`` run re-simulates exactly that chunk.
@@ -41,6 +49,7 @@ with a ``.reason.txt``), so the next ``snakemake`` run re-simulates exactly that
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,6 +62,7 @@ import numpy as np
 from density_engine.atomic import file_sha256
 from density_engine.engine.chunkio import (
     CHECKSUM_KEY,
+    ERROR_COLUMNS,
     ChunkError,
     chunk_manifest_path,
     content_sha256,
@@ -70,6 +80,10 @@ if TYPE_CHECKING:
 CHECKS = ("readable", "checksum", "contract", "values", "moments", "spec")
 #: Relative float slack of the moment bounds (quantiles are float32 values, moments float64 sums).
 MOMENT_RTOL = 1e-6
+#: Standard errors of slack of the moment bounds of Richardson-extrapolated rows (module docstring).
+MOMENT_Z = 6.0
+#: Fraction of the levels at each end that the moment bounds of Richardson-extrapolated rows leave to the tails.
+TRIM_LEVELS = 0.01
 
 
 class ChunkIntegrityError(ValueError):
@@ -99,8 +113,10 @@ def _finite(values: np.ndarray) -> np.ndarray:
 
 FINITE = ValueRule("finite", _finite)
 #: Rules per column name. A float column that is not listed (and not a parameter, checked against the spec) must be
-#: finite; an error-budget column is added here with its own rule (e.g. ``"mc_se": (FINITE, NON_NEGATIVE)``).
+#: finite.
 NON_NEGATIVE = ValueRule("finite and >= 0", lambda v: np.isfinite(v) & (v >= 0))
+#: The error-budget columns are CDF errors: finite and in [0, 1].
+CDF_ERROR = ValueRule("finite and in [0, 1] (a CDF error)", lambda v: np.isfinite(v) & (v >= 0) & (v <= 1))
 VALUE_RULES: dict[str, tuple[ValueRule, ...]] = {
     "mean": (FINITE,),
     "std": (NON_NEGATIVE,),
@@ -108,9 +124,12 @@ VALUE_RULES: dict[str, tuple[ValueRule, ...]] = {
     "kurt": (ValueRule("finite and >= -2 (excess kurtosis)", lambda v: np.isfinite(v) & (v >= -2.0)),),
     "num_paths": (ValueRule(">= 2", lambda v: v >= 2),),
     "horizon": (ValueRule(">= 1", lambda v: v >= 1),),
+    "steps": (ValueRule(">= 1 (fine steps of the finest grid)", lambda v: v >= 1),),
+    **{name: (CDF_ERROR,) for name in ERROR_COLUMNS},
 }
-#: Columns the rules skip: identifiers and the quantile vector (checked by the contract and the moment check).
-_UNRULED = {"model", "param_id", "quantiles", "seed", "substeps", "dt"}
+#: Columns the rules skip: identifiers and the quantile vector (checked by the contract and the moment check); ``dt``
+#: (null for discrete-time models) and ``steps`` are checked against the spec.
+_UNRULED = {"model", "param_id", "quantiles", "seed", "dt"}
 
 
 def _row_label(table: pa.Table, row: int) -> str:
@@ -189,12 +208,17 @@ class MomentBounds:
     ties_ok: np.ndarray
 
 
-def moment_bounds(quantiles: np.ndarray, mean: np.ndarray, std: np.ndarray, num_paths: int) -> MomentBounds:
-    """Exact bounds (see the module docstring) for rows of quantiles of the same ``num_paths`` and width."""
+def moment_bounds(
+    quantiles: np.ndarray, mean: np.ndarray, std: np.ndarray, num_paths: int, trim: int = 0
+) -> MomentBounds:
+    """Exact bounds (see the module docstring) for rows of quantiles of the same ``num_paths`` and width; ``trim``
+    levels at each end are treated as unknown tail values (Richardson rows: their extreme quantiles are noisy)."""
     q = np.asarray(quantiles, dtype=np.float64)
-    rows, width = q.shape
     n = int(num_paths)
-    k = order_statistic_indices(n, width)
+    k = order_statistic_indices(n, q.shape[1])
+    if trim:
+        q, k = q[:, trim:-trim], k[trim:-trim]
+    rows = q.shape[0]
     same = k[1:] == k[:-1]  # two levels on one order statistic: their quantiles must be equal
     ties_ok = (q[:, 1:][:, same] == q[:, :-1][:, same]).all(axis=1) if same.any() else np.ones(rows, dtype=bool)
     distinct = np.r_[True, ~same]
@@ -220,20 +244,52 @@ def moment_bounds(quantiles: np.ndarray, mean: np.ndarray, std: np.ndarray, num_
     return MomentBounds(min_std=min_std, mean_low=mean + low / n, mean_high=mean + high / n, ties_ok=ties_ok)
 
 
+def extrapolated(table: pa.Table) -> bool:
+    """Whether the rows are Richardson extrapolants (the file metadata's ``time_grid.richardson`` is not ``none``; a
+    merged file whose chunks differ carries a list of grids: extrapolated if any is)."""
+    grids = decode_metadata(table.schema).get("time_grid")
+    grids = grids if isinstance(grids, list) else [grids]
+    return any(isinstance(g, dict) and g.get("richardson", "none") != "none" for g in grids)
+
+
+def moment_tolerance(
+    table: pa.Table, quantiles: np.ndarray, mean: np.ndarray, std: np.ndarray, kurt: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) slack per row: 0 for plain order statistics, :data:`MOMENT_Z` x twice the Monte Carlo standard
+    error of the recorded moment for extrapolated rows (module docstring; from the row's ``mc_se_cdf_p50``). The
+    kurtosis in the standard error of the std is the larger of the recorded one and the quantiles' own (an
+    extrapolated kurtosis, 2 k_N - k_N/2, can come out small exactly when one run's std is inflated by an outlier)."""
+    if not extrapolated(table) or "mc_se_cdf_p50" not in table.column_names:
+        return np.zeros_like(std), np.zeros_like(std)
+    se_cdf = table.column("mc_se_cdf_p50").to_numpy(zero_copy_only=False).astype(np.float64)
+    per_sqrt_n = 2.0 * se_cdf  # 1 / sqrt(n_eff), n_eff = p(1 - p) / se^2 at p = 1/2
+    mean_tol = MOMENT_Z * 2.0 * std * per_sqrt_n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kurt_q = np.nan_to_num(((quantiles - mean[:, None]) ** 4).mean(axis=1) / std**4 - 3.0, nan=0.0, posinf=0.0)
+    kurt_eff = np.maximum(np.nan_to_num(kurt), kurt_q)
+    std_tol = MOMENT_Z * 2.0 * std * np.sqrt(np.maximum(kurt_eff + 2.0, 0.0) / 4.0) * per_sqrt_n
+    return mean_tol, std_tol
+
+
 def moment_violations(table: pa.Table) -> list[str]:
     """Rows whose quantiles contradict the recorded mean/std (first offending row per kind)."""
     q = quantile_matrix(table).astype(np.float64)
     mean = table.column("mean").to_numpy(zero_copy_only=False).astype(np.float64)
     std = table.column("std").to_numpy(zero_copy_only=False).astype(np.float64)
+    kurt = table.column("kurt").to_numpy(zero_copy_only=False).astype(np.float64)
     paths = table.column("num_paths").to_numpy(zero_copy_only=False)
+    mean_tol, std_tol = moment_tolerance(table, q, mean, std, kurt)
+    plain = not extrapolated(table)
+    trim = 0 if plain else math.ceil(TRIM_LEVELS * q.shape[1])
     problems = []
     for n in np.unique(paths):
         rows = np.flatnonzero(paths == n)
-        bounds = moment_bounds(q[rows], mean[rows], std[rows], int(n))
+        bounds = moment_bounds(q[rows], mean[rows], std[rows], int(n), trim)
+        low, high = bounds.mean_low - mean_tol[rows], bounds.mean_high + mean_tol[rows]
         for kind, bad in (
-            ("ties", ~bounds.ties_ok),
-            ("spread", bounds.min_std > std[rows]),
-            ("mean", (mean[rows] < bounds.mean_low) | (mean[rows] > bounds.mean_high)),
+            ("ties", ~bounds.ties_ok & plain),
+            ("spread", bounds.min_std > std[rows] + std_tol[rows]),
+            ("mean", (mean[rows] < low) | (mean[rows] > high)),
         ):
             hits = np.flatnonzero(bad)
             if not hits.size:
@@ -248,8 +304,8 @@ def moment_violations(table: pa.Table) -> list[str]:
                 )
             else:
                 problems.append(
-                    f"the quantiles (with the recorded std) put the mean in [{bounds.mean_low[i]:.6g}, "
-                    f"{bounds.mean_high[i]:.6g}] but the recorded mean is {mean[row]:.6g} in {where}"
+                    f"the quantiles (with the recorded std) put the mean in [{low[i]:.6g}, "
+                    f"{high[i]:.6g}] but the recorded mean is {mean[row]:.6g} in {where}"
                 )
     return problems
 

@@ -4,14 +4,15 @@ The chunks to merge come from the model's chunk plan (:func:`planned_chunks`): f
 its ``chunk_NNNNN.<key>.parquet``, its chunk manifest and its ``chunk_NNNNN.<key>.json`` spec; chunk files of older
 configs (other keys) in the same folder are never merged. Every chunk passes the checks of
 :mod:`density_engine.workflow.integrity` (readable, checksum against the manifest written with it, the chunk contract,
-value rules, quantiles consistent with the moments, and :func:`check_against_spec`: exactly the spec's
-param_id x horizon rows, the same model, num_paths, seed, num_quantiles, dt, substeps and parameter values) before
-anything is written; the merge adds the checks across chunks (one model, the same columns, no parameter set in two
-chunks). A chunk that fails is moved to the quarantine folder and the merge fails naming it and the check, so the
-next run re-simulates exactly that chunk, while the last good densities file stays as it was. The output keeps the
-chunk schema and is written with :func:`density_engine.atomic.atomic_path` (temp file beside it, fsync, rename); file
-metadata carries the chunks' provenance keys (one value, or a JSON list of the distinct values), the summed
-``wall_time_s`` and a ``density_engine.merge`` record.
+value rules, quantiles consistent with the moments, and :func:`check_against_spec`: exactly the spec's param_id x
+horizon rows, the same model, num_paths, seed, num_quantiles, dt, time grid (file metadata) and fine steps per horizon,
+and parameter values) before anything is written; the merge adds the checks across chunks (one model, the same columns,
+no parameter set in two chunks). A chunk that fails is moved to the quarantine folder and the merge fails naming it and
+the check, so the next run re-simulates exactly that chunk, while the last good densities file stays as it was. The
+output keeps the chunk schema (with the error-budget columns ``steps``, ``mc_se_cdf_*``, ``disc_err_cdf_*``) and is
+written with :func:`density_engine.atomic.atomic_path` (temp file beside it, fsync, rename); file metadata carries the
+chunks' provenance keys (one value, or a JSON list of the distinct values), the summed ``wall_time_s`` and a
+``density_engine.merge`` record.
 
 :func:`merge_model` then writes the merge manifest ``densities.<plan key>.json`` beside the output (model, plan key,
 rows, the densities file's size and sha256, the merged chunk names). Its name changes with any change of the merged
@@ -31,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from density_engine.atomic import atomic_path, file_sha256, write_text_atomic
-from density_engine.engine.chunkio import CHECKSUM_KEY, ChunkSpec, SpecError, load_spec
+from density_engine.engine.chunkio import CHECKSUM_KEY, ChunkSpec, SpecError, decode_metadata, load_spec
 from density_engine.workflow.chunks import (
     KEY_PATTERN,
     ModelPlan,
@@ -86,8 +87,10 @@ def _row_difference(pairs: set[tuple[int, int]], expected: set[tuple[int, int]])
 
 def check_against_spec(table: Any, spec: ChunkSpec, chunk_path: Path, spec_path: Path) -> None:
     """Raise :class:`MergeError` naming ``chunk_path`` (and its spec) unless ``table`` holds exactly the spec's
-    param_id x horizon rows, simulated with the spec's model, num_paths, seed, num_quantiles, dt, substeps and
-    parameter values."""
+    param_id x horizon rows, simulated with the spec's model, num_paths, seed, num_quantiles, dt, time grid (the
+    ``time_grid`` file metadata) and fine steps per horizon (column ``steps``: the finest grid
+    :meth:`~density_engine.models.time_grid.TimeGridPolicy.fine_steps` of the horizon; the horizon itself for a
+    discrete-time model), and parameter values."""
     prefix = f"{chunk_path}: does not match its spec {spec_path}"
 
     def differs(what: str, values: list[Any], wanted: Any) -> MergeError:
@@ -103,10 +106,23 @@ def check_against_spec(table: Any, spec: ChunkSpec, chunk_path: Path, spec_path:
             f"{prefix}: {table.num_rows} rows, the spec asks for {len(sets)} parameter sets x {len(horizons)} "
             f"horizons = {len(expected)} rows ({_row_difference(pairs, expected)})"
         )
-    for column in ("model", "num_paths", "seed", "substeps", "dt"):
+    for column in ("model", "num_paths", "seed", "dt"):
         values = table.column(column).unique().to_pylist()
         if values != [getattr(spec, column)]:
             raise differs(column, values, getattr(spec, column))
+    grid = decode_metadata(table.schema).get("time_grid", "<missing>")
+    if grid != spec.time_grid:
+        raise MergeError(f"{prefix}: file metadata time_grid is {grid!r} in the chunk, {spec.time_grid!r} in the spec")
+    policy = spec.time_grid_policy()
+    row_horizons = table.column("horizon").to_numpy()
+    wanted_steps = {h: h if policy is None else policy.fine_steps(h) for h in horizons}
+    steps = table.column("steps").to_numpy()
+    bad_steps = np.flatnonzero(steps != np.array([wanted_steps[int(h)] for h in row_horizons], dtype=np.int64))
+    if bad_steps.size:
+        row = int(bad_steps[0])
+        raise differs(
+            f"column steps at horizon {int(row_horizons[row])}", [int(steps[row])], wanted_steps[row_horizons[row]]
+        )
     width = table.schema.field("quantiles").type.list_size
     if width != spec.num_quantiles:
         raise differs("num_quantiles", [width], spec.num_quantiles)

@@ -1,4 +1,5 @@
-"""Report figures of one model: parameter coverage, quantile fan charts, validation against references, runtimes.
+"""Report figures of one model: parameter coverage, quantile fan charts, validation against references, error budget,
+runtimes.
 
 All figures are PNG (matplotlib, Agg backend) written atomically; the validation table is a CSV. The Snakemake report
 rule marks them with ``report(...)`` and captions from ``workflow/report/*.rst``.
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from density_engine.atomic import atomic_path
-from density_engine.engine.chunkio import quantile_levels
+from density_engine.engine.chunkio import ERROR_COLUMNS, quantile_levels
 
 MAX_COVERAGE_POINTS = 5_000
 FAN_SETS = 4
@@ -44,8 +45,11 @@ MOMENT_AND_META_COLUMNS = {
     "num_paths",
     "seed",
     "dt",
-    "substeps",
+    "steps",
+    *ERROR_COLUMNS,
 }
+#: The accuracy goal drawn in the error-budget figure (sup-CDF discretisation error, issue 9).
+DISC_ERROR_GOAL = 1e-3
 
 
 def load_densities(path: str | Path) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
@@ -264,6 +268,59 @@ def plot_validation(table: pd.DataFrame, model: str, out: Path) -> None:
     plt.close(figure)
 
 
+def error_budget_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per horizon: the fine steps and the max and median over rows of ``mc_se_cdf_max`` and ``disc_err_cdf_max``."""
+    grouped = frame.groupby("horizon")
+    table = pd.DataFrame({"steps": grouped["steps"].max()})
+    for column in ("mc_se_cdf_max", "disc_err_cdf_max"):
+        table[f"max_{column}"] = grouped[column].max()
+        table[f"median_{column}"] = grouped[column].median()
+    table["rows_above_goal"] = grouped["disc_err_cdf_max"].apply(lambda v: int((v > DISC_ERROR_GOAL).sum()))
+    table["rows"] = grouped.size()
+    return table.reset_index()
+
+
+def error_budget_figure(table: pd.DataFrame, model: str) -> Any:
+    """Max and median over rows of the Monte Carlo (left) and discretisation (right) error columns per horizon, in CDF
+    units on log axes, with the 1e-3 goal; an all-zero discretisation column (an exact model) is said in words."""
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained", sharey=True)
+    panels = (("mc_se_cdf_max", "Monte Carlo standard error"), ("disc_err_cdf_max", "discretisation error"))
+    for ax, (column, label) in zip(axes, panels, strict=True):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.axhline(DISC_ERROR_GOAL, color="grey", linestyle=":", label=f"goal {DISC_ERROR_GOAL:g}")
+        for stat, style in (("max", "o-"), ("median", "s--")):
+            values = table[f"{stat}_{column}"]
+            positive = values > 0
+            if positive.any():
+                ax.plot(table["horizon"][positive], values[positive], style, label=f"{stat} over rows")
+        if not (table[f"max_{column}"] > 0).any():
+            ax.text(0.5, 0.5, "0 in every row (exact model)", ha="center", va="center", transform=ax.transAxes)
+        ax.set_xlabel("horizon (model steps)")
+        ax.set_title(f"{label} (`{column}`)", fontsize=10)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("CDF units |F(q_p) - p|")
+    above = int(table["rows_above_goal"].sum())
+    figure.suptitle(
+        f"{model}: error budget per horizon; {above} of {int(table['rows'].sum())} rows above the "
+        f"{DISC_ERROR_GOAL:g} goal in discretisation error"
+    )
+    return figure
+
+
+def plot_error_budget(frame: pd.DataFrame, model: str, out: Path) -> pd.DataFrame:
+    """Write :func:`error_budget_figure` as PNG; return its table."""
+    import matplotlib.pyplot as plt
+
+    table = error_budget_table(frame)
+    figure = error_budget_figure(table, model)
+    _save(figure, out)
+    plt.close(figure)
+    return table
+
+
 def read_benchmarks(benchmarks_dir: str | Path, chunk_stems: Sequence[str]) -> pd.DataFrame:
     """Per-chunk runtime (seconds) and peak memory from Snakemake's benchmark TSVs ``<chunk stem>.tsv`` of the current
     chunks (``ModelPlan.chunk_stems``; benchmarks of older configs are not read, missing files are skipped)."""
@@ -319,7 +376,8 @@ def plot_runtime(bench: pd.DataFrame, model: str, out: Path) -> None:
 def write_report_figures(
     model: str, densities: str | Path, benchmarks_dir: str | Path, chunk_stems: Sequence[str], out_dir: str | Path
 ) -> dict[str, Any]:
-    """Write coverage.png, fan.png, validation.png, validation.csv (+ .html) and runtime.png; return a summary."""
+    """Write coverage.png, fan.png, validation.png, validation.csv (+ .html), errors.png and runtime.png; return a
+    summary."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -334,6 +392,7 @@ def write_report_figures(
         out_dir / "validation.html",
     )
     plot_validation(table, model, out_dir / "validation.png")
+    budget = plot_error_budget(frame, model, out_dir / "errors.png")
     bench = read_benchmarks(benchmarks_dir, chunk_stems)
     plot_runtime(bench, model, out_dir / "runtime.png")
     summary = {
@@ -342,6 +401,8 @@ def write_report_figures(
         "rows": len(frame),
         "validation_rows": len(table),
         "max_abs_z": float(np.nanmax(np.abs(table["z"]))) if len(table) else None,
+        "max_mc_se_cdf": float(budget["max_mc_se_cdf_max"].max()),
+        "max_disc_err_cdf": float(budget["max_disc_err_cdf_max"].max()),
         "chunks_benchmarked": len(bench),
         "total_chunk_seconds": float(bench["seconds"].sum()) if len(bench) else 0.0,
     }

@@ -16,6 +16,7 @@ import torch
 from density_engine.atomic import file_sha256
 from density_engine.engine.chunkio import (
     CHECKSUM_KEY,
+    DISC_ERROR_COLUMNS,
     ChunkError,
     SpecError,
     chunk_schema,
@@ -34,12 +35,14 @@ from tests.engine.conftest import G1, make_spec
 
 def test_load_valid_spec(spec_file) -> None:
     spec = load_spec(spec_file())
-    assert spec.model == "gjrgarch_normalized" and spec.dt is None and spec.substeps == 1
+    assert spec.model == "gjrgarch_normalized" and spec.dt is None and spec.time_grid is None
     assert [s.param_id for s in spec.parameter_sets] == [12, 3]
     assert spec.parameter_sets[0].params == G1
     assert parse_spec(spec.to_dict()) == spec
     rough = parse_spec(make_spec("rough_bergomi"))
-    assert rough.model_settings() == {"dt": 1 / 252, "substeps": 1}
+    assert rough.model_settings() == {"dt": 1 / 252}
+    policy = rough.time_grid_policy()
+    assert policy is not None and (policy.steps, policy.richardson, policy.allow_coarse) == (4, "coupled", True)
 
 
 def test_missing_and_malformed_spec_files(tmp_path: Path) -> None:
@@ -58,7 +61,7 @@ def test_missing_and_malformed_spec_files(tmp_path: Path) -> None:
     ("change", "message"),
     [
         ({"model": "black_scholes"}, "key 'model' must be one of"),
-        ({"spec_version": 2}, "key 'spec_version' must be 1"),
+        ({"spec_version": 1}, "key 'spec_version' must be 2"),
         ({"num_paths": 0}, "key 'num_paths' must be an integer >= 1"),
         ({"seed": -1}, "key 'seed'"),
         ({"seed": 1.5}, "key 'seed'"),
@@ -66,7 +69,8 @@ def test_missing_and_malformed_spec_files(tmp_path: Path) -> None:
         ({"horizons": [1, 1]}, "duplicates"),
         ({"horizons": [0, 5]}, "key 'horizons'"),
         ({"dt": 0.004}, "key 'dt' must be null"),
-        ({"substeps": 2}, "key 'substeps' must be 1"),
+        ({"time_grid": {"steps": 4}}, "key 'time_grid' must be null for the discrete-time model"),
+        ({"substeps": 1}, r"unknown key\(s\) \['substeps'\]"),
         ({"parameter_sets": []}, "parameter_sets"),
         ({"extra": 1}, r"unknown key\(s\) \['extra'\]"),
         ({"parameter_sets": [{"param_id": 1, "params": G1}, {"param_id": 1, "params": G1}]}, "appears twice"),
@@ -126,7 +130,16 @@ def test_chunk_schema_and_metadata(small_chunk: pa.Table, tmp_path: Path) -> Non
     meta = decode_metadata(table.schema)
     assert meta["quantile_levels"] == list((np.arange(64) + 0.5) / 64)
     assert meta["density_engine.version"] and meta["torch.version"] == torch.__version__
-    assert meta["spec_version"] == 1 and meta["path_steps_per_s"] > 0 and "philox4x32-10" in meta["rng"]
+    assert meta["spec_version"] == 2 and meta["path_steps_per_s"] > 0 and "philox4x32-10" in meta["rng"]
+    assert meta["time_grid"] is None and set(meta["error_estimates"]) == {"mc_se", "disc_err"}
+    # GJR is exact: steps = the horizon, no discretisation error; the Monte Carlo error of plain order statistics
+    assert table.column("steps").to_pylist() == [1, 5, 20] * 2
+    for name in DISC_ERROR_COLUMNS:
+        assert table.column(name).to_pylist() == [0.0] * 6
+    levels = (np.arange(64) + 0.5) / 64
+    assert table.column("mc_se_cdf_p50").to_pylist() == pytest.approx(
+        [np.sqrt(levels[32] * (1 - levels[32]) / 2000)] * 6
+    )
 
 
 def test_content_checksum_covers_values_not_layout(small_chunk: pa.Table) -> None:

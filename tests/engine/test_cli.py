@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from density_engine.cli import main
 from density_engine.engine.chunkio import decode_metadata, read_chunk
-from tests.engine.conftest import G1, make_spec
+from tests.engine.conftest import G1, RB, make_spec
 
 
 def test_simulate_roundtrip(spec_file, tmp_path: Path) -> None:
@@ -85,7 +85,8 @@ def test_bench_prints_throughput() -> None:
 def test_console_script_logs_per_parameter_set(tmp_path: Path) -> None:
     """The installed entry point, in a real subprocess (non-interactive: log lines, no progress bar)."""
     spec = tmp_path / "spec.json"
-    spec.write_text(json.dumps(make_spec("rough_bergomi", num_paths=2000, horizons=[1, 4], substeps=2)))
+    grid = {"steps": 8, "steps_per_day": 0, "richardson": "coupled", "allow_coarse": True}
+    spec.write_text(json.dumps(make_spec("rough_bergomi", num_paths=2000, horizons=[1, 4], time_grid=grid)))
     out = tmp_path / "rb.parquet"
     env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "VAST_API_KEY")}
     exe = shutil.which("density-engine") or str(Path(sys.executable).parent / "density-engine")
@@ -94,7 +95,7 @@ def test_console_script_logs_per_parameter_set(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("path-steps/s") == 3  # one line per parameter set + the summary
     table = read_chunk(out)
-    assert table.column("substeps").to_pylist() == [2] * 4 and table.column("dt").to_pylist() == [1 / 252] * 4
+    assert table.column("steps").to_pylist() == [8] * 4 and table.column("dt").to_pylist() == [1 / 252] * 4
 
 
 def test_memory_budget_option_parsing() -> None:
@@ -132,12 +133,12 @@ def test_simulate_fails_before_compute_when_the_output_cannot_be_written(
     ]
 
     # a spec of 4e9 paths (made by hand, not by the workflow's checked config; the most a spec may hold, 32-bit path
-    # counters, is 4,294,967,232) would need 98 GB: one line
+    # counters, is 4,294,967,232) would need 162 GB (8e9 kept values x 20 bytes, job_memory): one line
     huge = spec_file(make_spec(num_paths=4 * 10**9, horizons=[1, 5]), name="huge.json")
     out = tmp_path / "chunks" / "chunk_00000.parquet"
     result = CliRunner().invoke(main, ["simulate", "--spec", str(huge), "--out", str(out), "--device", "cpu"])
     assert result.exit_code == 1
-    assert result.output.startswith(f"Error: {huge}: the chunk needs ~98.0 GB of memory (4,000,000,000 paths x 2 ")
+    assert result.output.startswith(f"Error: {huge}: the chunk needs ~162.0 GB of memory (4,000,000,000 paths x 2 ")
     assert result.output.strip().endswith("; nothing was simulated") and len(result.output.strip().splitlines()) == 1
 
     class Usage:
@@ -178,6 +179,20 @@ def test_simulate_one_prints_moments_and_quantiles(tmp_path: Path) -> None:
     assert (
         run_chunk(parse_spec(spec), device="cpu").table.column("mean").to_pylist() == table.column("mean").to_pylist()
     )
+
+
+def test_simulate_one_time_grid_options(tmp_path: Path) -> None:
+    """--steps/--richardson set the rough models' time_grid (coarse grids allowed: it is a one-off look); a
+    discrete-time model refuses them naming the option."""
+    args = ["simulate-one", "--model", "rough_bergomi", "--paths", "400", "--horizons", "1,2", "--device", "cpu"]
+    args += [f"--param={name}={value}" for name, value in RB.items()]
+    result = CliRunner().invoke(main, [*args, "--steps", "8", "--richardson", "coupled", "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output)
+    assert record["time_grid"]["steps"] == 8 and record["time_grid"]["richardson"] == "coupled"
+    garch = ["simulate-one", "--model", "gjrgarch_normalized", "--horizons", "1", "--steps", "8"]
+    refused = CliRunner().invoke(main, [*garch, *(f"--param={k}={v}" for k, v in G1.items())])
+    assert refused.exit_code != 0 and "--steps" in refused.output and "discrete-time model" in refused.output
 
 
 def test_simulate_one_names_a_bad_parameter() -> None:

@@ -1,7 +1,9 @@
 """Test inputs: chunk parquet files written by the engine's chunk writer (``density_engine.engine.chunkio``).
 
 The rows are a small real Monte Carlo (numpy): for parameter set ``param_id`` and horizon h, N cumulative log-returns
-X_h = sum of h scaled Student-t(5) returns; quantiles are the order statistics floor(p_j N), p_j = (j + 0.5) / Q.
+X_h = sum of h scaled Student-t(5) returns; quantiles are the order statistics floor(p_j N), p_j = (j + 0.5) / Q. The
+error budget: Monte Carlo columns sqrt(p(1 - p) / N) at the levels the engine reports; discretisation columns 0 for GJR
+(exact) and a made-up 1e-4 x (1 + param_id % 3) x sqrt(h) for rough Heston (the values the card and report tests read).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from density_engine.engine import chunkio
+from density_engine.models import get_model_class
 
 GARCH_PARAMETERS = ("alpha", "gamma", "beta", "eta", "lam", "sigma0_sq")
 ROUGH_HESTON_PARAMETERS = ("kappa", "theta", "sigma", "rho", "alpha", "v0")
@@ -66,6 +69,10 @@ def chunk_table(
     overrides file metadata values (e.g. the code version)."""
     levels = (np.arange(num_quantiles) + 0.5) / num_quantiles
     index = np.floor(levels * num_paths).astype(np.int64)
+    rough = model != "gjrgarch_normalized"
+    policy = get_model_class(model).time_grid_policy() if rough else None
+    mc_se = np.sqrt(levels * (1 - levels) / num_paths)
+    errors: dict[str, list[float]] = {name: [] for name in chunkio.ERROR_COLUMNS}
     names = GARCH_PARAMETERS if model == "gjrgarch_normalized" else ROUGH_HESTON_PARAMETERS
     rows: dict[str, list] = {k: [] for k in ("param_id", "horizon", "mean", "std", "skew", "kurt", *names)}
     quantiles = []
@@ -88,8 +95,12 @@ def chunk_table(
             for name in names:
                 rows[name].append(params[name])
             quantiles.append(x[index].astype(np.float32))
+            disc = 1e-4 * (1 + param_id % 3) * np.sqrt(h) if rough else 0.0
+            picked = (mc_se[0], mc_se[len(mc_se) // 2], mc_se[-1], mc_se.max())
+            for level, value in zip(chunkio.ERROR_LEVELS, picked, strict=True):
+                errors[f"mc_se_cdf_{level}"].append(float(value))
+                errors[f"disc_err_cdf_{level}"].append(disc)
     n = len(rows["param_id"])
-    rough = model != "gjrgarch_normalized"
     columns = {
         "model": pa.array([model] * n, pa.string()),
         "param_id": pa.array(rows["param_id"], pa.int64()),
@@ -102,7 +113,8 @@ def chunk_table(
         "num_paths": pa.array([num_paths] * n, pa.int64()),
         "seed": pa.array([seed] * n, pa.int64()),
         "dt": pa.array([1 / 252 if rough else None] * n, pa.float64()),
-        "substeps": pa.array([1] * n, pa.int32()),
+        "steps": pa.array([h if policy is None else policy.fine_steps(h) for h in rows["horizon"]], pa.int32()),
+        **{name: pa.array(values, pa.float64()) for name, values in errors.items()},
     }
     file_metadata = {
         "density_engine.version": "0.1.0",
@@ -113,8 +125,13 @@ def chunk_table(
         "quantile_levels": levels.tolist(),
         "wall_time_s": float(np.random.default_rng().random()),  # differs per run, must not reach the dataset
         "path_steps_per_s": 1.0e6,
-        "spec_version": 1,
+        "spec_version": chunkio.SPEC_VERSION,
         "rng": "test-numpy",
+        "time_grid": None if policy is None else policy.to_dict(),
+        "error_estimates": {
+            "mc_se": "sqrt(p(1-p)/n) at the published level (order statistics of n independent paths)",
+            "disc_err": "made-up test values" if rough else get_model_class(model).discretisation_error_method,
+        },
         **(metadata or {}),
     }
     schema = chunkio.chunk_schema(names, num_quantiles)

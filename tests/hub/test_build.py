@@ -174,7 +174,8 @@ def _production_table(num_sets: int, horizons: list[int]) -> ModelTable:
         "num_paths": pa.array([10_000_000] * rows, pa.int64()),
         "seed": pa.array([1] * rows, pa.int64()),
         "dt": pa.array([None] * rows, pa.float64()),
-        "substeps": pa.array([1] * rows, pa.int32()),
+        "steps": pa.array(np.tile(horizons, num_sets), pa.int32()),
+        **{name: pa.array(rng.uniform(0, 1e-3, rows)) for name in chunkio.ERROR_COLUMNS},
     }
     schema = chunkio.chunk_schema(list(GARCH_PARAMETERS), 512)
     table = pa.Table.from_pydict({f.name: columns[f.name] for f in schema}, schema=schema)
@@ -424,6 +425,12 @@ def test_partial_grids_are_refused(tmp_path: Path, make_chunks) -> None:
     with pytest.raises(DatasetInputError, match=expected):
         build_dataset(make_chunks(GARCH, [list(range(8))]), tmp_path / "hf2", wrong_horizons)
     assert not (tmp_path / "hf2").exists()
+
+    other_grid = config(heston=2)  # the data was simulated on the model's default grid (chunks.py)
+    other_grid["models"][HESTON]["time_grid"] = {"steps": 128}
+    with pytest.raises(DatasetInputError, match=rf"model '{HESTON}': the data was simulated on time grid\(s\) .*"):
+        build_dataset(make_chunks(HESTON, [[0, 1]]), tmp_path / "hf3", other_grid)
+    assert not (tmp_path / "hf3").exists()
 
 
 def test_observed_parameters_outside_the_configured_ranges_are_refused(tmp_path: Path, make_chunks) -> None:

@@ -82,3 +82,46 @@ def test_card_units_and_field_metadata(tmp_path: Path, make_chunks) -> None:
     garch_schema = pq.read_schema(next((folder / "data" / GARCH).iterdir()))
     assert b"unconditional standard deviation" in garch_schema.field("mean").metadata[b"unit"]
     assert garch_schema.field("horizon").metadata[b"unit"].startswith(b"number of returns")
+
+
+def test_card_states_the_error_budget(tmp_path: Path, make_chunks) -> None:
+    """Per model and horizon the card gives the max over rows of mc_se_cdf_max and disc_err_cdf_max (the values of
+    the chunks), how each was estimated (the chunks' error_estimates metadata), the time-grid policy and the rows above
+    the 1e-3 goal; the shards carry steps and the eight error columns with their units in the field metadata."""
+    from density_engine.engine.chunkio import ERROR_COLUMNS
+    from density_engine.models import get_model_class
+
+    folder = tmp_path / "hf"
+    chunks = make_chunks(GARCH, [[0, 1]]) + make_chunks(HESTON, [[0, 1, 2]], first_chunk=1)
+    build_dataset(chunks, folder, config(garch=2, heston=3), PARAMS_PER_SHARD)
+    readme = (folder / "README.md").read_text()
+    heston = readme.split(f"### `{HESTON}`", 1)[1].split("## ", 1)[0]
+    rows = pq.read_table(chunks[1])
+    header = "| horizon | fine steps N | max `mc_se_cdf_max` | max `disc_err_cdf_max` | median `disc_err_cdf_max` |"
+    assert header in heston
+    horizons = rows.column("horizon").to_numpy()
+    for horizon in sorted(set(horizons.tolist())):
+        at = horizons == horizon
+        mc = rows.column("mc_se_cdf_max").to_numpy()[at].max()
+        disc = rows.column("disc_err_cdf_max").to_numpy()[at]
+        steps = get_model_class(HESTON).time_grid_policy().fine_steps(horizon)
+        above = int((disc > 1e-3).sum())
+        line = f"| {horizon} | {steps} | {mc:.2e} | {disc.max():.2e} | {np.median(disc):.2e} | {above} of 3 |"
+        assert line in heston, (line, heston)
+    assert "- Discretisation error: made-up test values." in heston
+    assert "- Monte Carlo error: sqrt(p(1-p)/n) at the published level" in heston
+    assert "- Time grid (`time_grid`): N = max(64, 0 x days) steps per horizon; Richardson 2 q_N - q_N/2" in heston
+    total = int((rows.column("disc_err_cdf_max").to_numpy() > 1e-3).sum())
+    assert f"- Rows whose discretisation error exceeds the 0.001 goal: {total} of {rows.num_rows} (" in heston
+    garch = readme.split(f"### `{GARCH}`", 1)[1].split("### ", 1)[0]
+    assert "- Time grid: none (an exact discrete-time model" in garch and "| 1 | 1 | " in garch
+    assert "0: exact simulation of the discrete-time model" in garch
+    assert "fine substeps per model step" not in readme and "| `substeps` |" not in readme
+    for model in (GARCH, HESTON):
+        shard = pq.read_table(next((folder / "data" / model).iterdir()))
+        assert {"steps", *ERROR_COLUMNS} <= set(shard.column_names)
+        for name in ERROR_COLUMNS:
+            assert shard.schema.field(name).metadata[b"unit"].startswith(b"CDF units")
+        assert shard.column("disc_err_cdf_max").to_pylist() == (
+            [0.0] * shard.num_rows if model == GARCH else shard.column("disc_err_cdf_p50").to_pylist()
+        )

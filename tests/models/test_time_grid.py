@@ -98,3 +98,18 @@ def test_nested_coarse_grids_are_left_point_schemes() -> None:
     fine, half, quarter = (values[name][0].numpy() for name in outputs)
     assert 0 < np.std(fine - half) < np.std(fine - quarter)  # coupled: the coarser grid is further away
     assert np.corrcoef(fine, half)[0, 1] > np.corrcoef(fine, quarter)[0, 1] > 0.5  # the same paths
+
+
+def test_richardson_none_publishes_the_fine_grid_with_an_error_estimate() -> None:
+    """Rough Bergomi without extrapolation: q_N of the fine grid, plain Monte Carlo error, and the nested N/2 grid's
+    difference as its discretisation estimate (rough Heston: the exact Fourier column of q_N)."""
+    from density_engine.engine.estimators import error_methods, estimate_parameter_set
+
+    for cls, params in ((RB, {"eta": 1.9, "rho": -0.9, "hurst": 0.07, "xi0": 0.05}), (RH, {"kappa": 0.3, "theta": 0.02,
+                        "sigma": 0.3, "rho": -0.7, "alpha": 0.6, "v0": 0.02})):  # fmt: skip
+        policy = cls.time_grid_policy({"steps": 16, "richardson": "none", "allow_coarse": True})
+        (row,) = estimate_parameter_set(cls(dt=1 / 252, **params), policy, [5], 2000, 64, 1, 0, device="cpu")
+        assert row.steps == 16 and row.disc_err.max() > 0
+        levels = (np.arange(64) + 0.5) / 64
+        np.testing.assert_allclose(row.mc_se, np.sqrt(levels * (1 - levels) / 2000))
+    assert error_methods(RB, RB.time_grid_policy({"richardson": "none"}))["disc_err"].startswith("|q_N - q_N/2|")

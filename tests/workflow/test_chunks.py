@@ -55,7 +55,7 @@ def test_specs_follow_the_engine_contract(tmp_path: Path) -> None:
     specs = [load_spec(p) for p in paths]  # the engine's own validating parser
     assert [len(s.parameter_sets) for s in specs] == [2, 2, 1]
     assert [ps.param_id for s in specs for ps in s.parameter_sets] == [0, 1, 2, 3, 4]
-    assert specs[0].dt is None and specs[0].substeps == 1 and specs[0].num_quantiles == 64
+    assert specs[0].dt is None and specs[0].time_grid is None and specs[0].num_quantiles == 64
     raw = json.loads(paths[0].read_text())
     assert set(raw) == {
         "spec_version",
@@ -66,7 +66,7 @@ def test_specs_follow_the_engine_contract(tmp_path: Path) -> None:
         "num_quantiles",
         "horizons",
         "dt",
-        "substeps",
+        "time_grid",
         "parameter_sets",
     }
     grid = tmp_path.parent / "grid.parquet"
@@ -74,7 +74,9 @@ def test_specs_follow_the_engine_contract(tmp_path: Path) -> None:
     again = write_specs(GARCH, model_cfg, tmp_path, grid_path=grid, chunks=[1])
     assert again == paths[1:2] and json.loads(again[0].read_text()) == json.loads(paths[1].read_text())
     heston = build_specs("rough_heston", TINY_CONFIG["models"]["rough_heston"])
-    assert heston[0]["dt"] == 1.0 / 252.0 and heston[0]["substeps"] == 1
+    assert heston[0]["dt"] == 1.0 / 252.0 and heston[0]["spec_version"] == 2
+    grid = heston[0]["time_grid"]  # the tiny config's steps, the model's other defaults
+    assert (grid["steps"], grid["steps_per_day"], grid["richardson"]) == (16, 0, "independent")
 
 
 def test_grid_is_written_only_under_its_current_key(tmp_path: Path) -> None:

@@ -74,7 +74,28 @@ def test_shipped_configs_are_valid(repo_root: Path, config_file: str) -> None:
         (
             ["models", "gjrgarch_normalized", "dt"],
             0.01,
-            r"models.gjrgarch_normalized.dt: gjrgarch_normalized has no setting 'dt'; its settings: none",
+            r"models.gjrgarch_normalized.dt: gjrgarch_normalized is a discrete-time model without 'dt'; its settings: "
+            r"none",
+        ),
+        (
+            ["models", "gjrgarch_normalized", "time_grid"],
+            {"steps": 4},
+            r"models.gjrgarch_normalized.time_grid: gjrgarch_normalized is a discrete-time model without 'time_grid'",
+        ),
+        (
+            ["models", "rough_heston", "substeps"],
+            4,
+            r"models.rough_heston.substeps: replaced by models.rough_heston.time_grid",
+        ),
+        (
+            ["models", "rough_heston", "time_grid"],
+            {"steps": 8},
+            r"models.rough_heston.time_grid.steps: 8 is too coarse \(at least 16",
+        ),
+        (
+            ["models", "rough_heston", "time_grid"],
+            {"steps": 64, "richardson": "coupled"},
+            r"models.rough_heston.time_grid.richardson: 'coupled' is not allowed for this model; allowed: independent",
         ),
         (["models", "rough_heston", "horizons"], [5, 2], r"models.rough_heston.horizons: \[5, 2\] must be strictly"),
         (["models", "rough_heston", "parameters", "kappa"], [2.0, 1.0], r"must have low <= high"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import subprocess
 
 import pytest
@@ -13,9 +14,11 @@ import yaml
 from density_engine.workflow.config import ConfigError, apply_defaults, validate_config
 from density_engine.workflow.estimate import (
     MAX_CHUNKS,
+    SetWork,
     _block_bytes_per_path,
     estimate_run,
     job_memory,
+    set_work,
     throughput_table,
 )
 
@@ -32,10 +35,14 @@ def _validate(config: dict) -> dict:
 def test_estimate_counts_and_hours() -> None:
     run = estimate_run(apply_defaults(TINY_CONFIG), REPO_ROOT)
     garch, heston = run.models
-    # GARCH: 4 sets in chunks of 2, 4000 paths, horizons 1 and 3 (fine steps 3); rough Heston: 2 sets, horizon 5 x 1
+    # GARCH: 4 sets in chunks of 2, 4000 paths, horizons 1 and 3 (fine steps 3); rough Heston: 2 sets, horizons 2 and
+    # 5 each on its own grids of 16 and 8 steps (time_grid steps 16, Richardson of independent runs of 5.41 and 3.83 x
+    # 4000 paths, rounded up)
     assert (garch.parameter_sets, garch.chunks, garch.fine_steps) == (4, 2, 3)
     assert garch.path_steps == 4 * 4000 * 3 and garch.path_steps_per_chunk == 2 * 4000 * 3
-    assert (heston.chunks, heston.fine_steps, heston.path_steps) == (1, 5, 2 * 4000 * 5)
+    per_horizon = math.ceil((4 + math.sqrt(2)) * 4000) * 16 + math.ceil((1 + 2 * math.sqrt(2)) * 4000) * 8
+    assert (heston.chunks, heston.fine_steps, heston.path_steps) == (1, 16, 2 * 2 * per_horizon)
+    assert heston.time_grid == "16+0/day,independent,5.414:3.828" and garch.time_grid == "exact"
     table = throughput_table()
     rate = table["cpu"]["path_steps_per_s"][GARCH]
     summary = table["cpu"]["summary_s_per_path_horizon"] * 4000 * 2  # per parameter set: 2 horizons
@@ -59,7 +66,7 @@ def test_estimate_json_structure() -> None:
     assert data["estimate_version"] == 1 and data["resources"] == {"mem_mb": 16000, "runtime_min": 60, "threads": 1}
     gpus = {"RTX_4090", "A100", "H100"}
     model_keys = {
-        "parameter_sets", "chunk_size", "chunks", "num_paths", "num_horizons", "max_horizon", "substeps",
+        "parameter_sets", "chunk_size", "chunks", "num_paths", "num_horizons", "max_horizon", "time_grid",
         "fine_steps", "path_steps", "path_steps_per_chunk", "memory_mb_per_chunk", "cpu", "gpus",
     }  # fmt: skip
     production = yaml.safe_load((REPO_ROOT / "config/production.yaml").read_text())
@@ -102,7 +109,8 @@ def test_memory_table_matches_the_engine() -> None:
                 for device in ("cpu", "cuda"):
                     [(start, stop), *_] = paths.plan_blocks(num_paths, per_path, memory["block_budget_bytes"][device])
                     block = -(-(stop - start) // paths.PATH_ALIGN) * paths.PATH_ALIGN  # the engine pads the block
-                    job = job_memory(name, num_paths, 1, steps)
+                    work = SetWork(num_paths * steps, num_paths, steps, num_paths, num_paths, 0)
+                    job = job_memory(name, work)
                     kept = num_paths * (memory["kept_bytes_per_path_horizon"] + memory["summary_bytes_per_path"])
                     expected = (kept + block * per_path) / 1e6
                     got = job.gpu if device == "cuda" else job.cpu_job - memory["process_mb"]["cpu"]
@@ -110,19 +118,34 @@ def test_memory_table_matches_the_engine() -> None:
 
 
 def test_job_memory_grows_with_paths_and_horizons() -> None:
-    """Process + values kept at every horizon (4 B) + the float64 copies of the quantile/moment step (16 B per path) +
-    one compute block of 328 B per GARCH path (CPU: 4,910,400 paths fill the 1.5 GiB budget; CUDA: up to 6 GiB)."""
-    memory = job_memory(GARCH, 10_000_000, 9, 252)
-    assert memory.cpu_job == pytest.approx(400 + (10_000_000 * (4 * 9 + 16) + 328 * 4_910_400) / 1e6)
-    assert memory.gpu == pytest.approx((10_000_000 * (4 * 9 + 16) + 328 * 10_000_000) / 1e6)  # under the budget
-    assert job_memory(GARCH, 10**8, 9, 252).gpu == pytest.approx((10**8 * 52 + 328 * 19_641_600) / 1e6)  # budget
+    """Process + the values kept at every horizon of a discrete-time model (4 B each) + their float64 copies in the
+    quantile/moment step (16 B per value) + one compute block of 328 B per GARCH path (CPU: 4,910,400 paths fill the
+    1.5 GiB budget; CUDA: up to 6 GiB). A rough model keeps one horizon's runs at a time."""
+    horizons = [1, 2, 5, 10, 21, 42, 63, 126, 252]
+    memory = job_memory(GARCH, set_work(GARCH, 10_000_000, horizons, None))
+    assert memory.cpu_job == pytest.approx(400 + (10_000_000 * 9 * (4 + 16) + 328 * 4_910_400) / 1e6)
+    assert memory.gpu == pytest.approx((10_000_000 * 9 * (4 + 16) + 328 * 10_000_000) / 1e6)  # under the budget
+    big = job_memory(GARCH, set_work(GARCH, 10**8, horizons, None))
+    assert big.gpu == pytest.approx((10**8 * 9 * 20 + 328 * 19_641_600) / 1e6)  # block at the budget
+    # rough Heston at its default policy: each horizon's two runs (5.41 and 3.83 x the paths) are kept, one horizon
+    # at a time, so more horizons do not add kept values
+    from density_engine.models import get_model_class
+
+    grid = get_model_class("rough_heston").time_grid_policy().to_dict()
+    one, nine = (set_work("rough_heston", 10**6, hs, grid) for hs in ([252], horizons))
+    assert (
+        one.kept_values
+        == nine.kept_values
+        == math.ceil((4 + math.sqrt(2)) * 10**6) + math.ceil((1 + 2 * math.sqrt(2)) * 10**6)
+    )
+    assert job_memory("rough_heston", nine).cpu_job == job_memory("rough_heston", one).cpu_job
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"num_paths": 1e12}, "config key models.gjrgarch_normalized.num_paths: a simulate job needs ~24.0 TB"),
-        ({"num_paths": 10**10}, "config key models.gjrgarch_normalized.num_paths: a simulate job needs ~242.0 GB"),
+        ({"num_paths": 1e12}, "config key models.gjrgarch_normalized.num_paths: a simulate job needs ~40.0 TB"),
+        ({"num_paths": 10**10}, "config key models.gjrgarch_normalized.num_paths: a simulate job needs ~402.0 GB"),
         ({"n_samples": 10**9}, "config key models.gjrgarch_normalized.n_samples: 1,000,000,000 parameter sets"),
         (
             {"n_samples": 10**6, "chunk_size": 4},
@@ -130,9 +153,9 @@ def test_job_memory_grows_with_paths_and_horizons() -> None:
             f"gjrgarch_normalized), above the limit of {MAX_CHUNKS:,}",
         ),
         (
-            {"num_paths": 10**7, "chunk_size": 2, "horizons": [1, 2520]},
-            "config key models.gjrgarch_normalized.chunk_size: one chunk is 5.04e+10 path-steps (2 sets x 10,000,000 "
-            "paths x 2520 fine steps), ~",
+            {"num_paths": 10**7, "chunk_size": 2, "horizons": [1, 5040]},  # ~7 min at the CPU table's GJR rate
+            "config key models.gjrgarch_normalized.chunk_size: one chunk is 1.01e+11 path-steps (2 sets x 10,000,000 "
+            "paths, grids exact), ~",
         ),
     ],
 )
@@ -152,9 +175,9 @@ def test_cuda_memory_is_checked_against_the_largest_gpu() -> None:
     config = copy.deepcopy(TINY_CONFIG)
     config.update(device="cuda", resources={"mem_mb": 4000, "runtime": 600})
     config["models"][GARCH].update(num_paths=4 * 10**9, chunk_size=1, n_samples=1)
-    with pytest.raises(ConfigError, match=r"needs ~102\.4 GB of GPU memory .*, above the largest GPU memory of the "):
+    with pytest.raises(ConfigError, match=r"needs ~166\.4 GB of GPU memory .*, above the largest GPU memory of the "):
         _validate(config)
-    config["models"][GARCH]["num_paths"] = 10**9  # 30 GB: fits an 80 GiB card
+    config["models"][GARCH]["num_paths"] = 10**9  # 46 GB: fits an 80 GiB card
     assert _validate(config)
 
 
@@ -169,7 +192,7 @@ def test_validate_config_prints_the_run_size(tmp_path) -> None:
     )
     lines = result.stdout.splitlines()
     assert lines[0] == "gjrgarch_normalized: 4 parameter sets in 2 chunks of 2, 4.8e+04 path-steps"
-    assert lines[2].startswith("run size: 2 model(s), 3 chunks, 8.8e+04 path-steps; ~")
+    assert lines[2].startswith("run size: 2 model(s), 3 chunks, 1.92e+06 path-steps; ~")
     assert lines[-1] == "configuration is valid"
 
 

@@ -54,6 +54,12 @@ def _impossible_kurtosis(table):
     return with_column(table, "kurt", kurt)
 
 
+def _set_value(table, column: str, value: float):
+    values = table.column(column).to_numpy().copy()
+    values[2] = value
+    return with_column(table, column, values)
+
+
 # (how the chunk is damaged, the check that must name it, a phrase of the message). "forged" chunks carry checksums
 # that match their (wrong) values, as a buggy engine would write them: the value checks have to catch them.
 CASES = {
@@ -65,6 +71,21 @@ CASES = {
     "non-monotone quantiles": ("forged", lambda t, _: _swap_two_quantiles(t), None, "contract", "quantiles decrease"),
     "kurt < skew^2 - 2": ("forged", lambda t, _: _impossible_kurtosis(t), None, "values", "impossible"),
     "negative std": ("forged", lambda t, _: with_column(t, "std", -t.column("std").to_numpy()), None, "values", "std"),
+    "CDF error above 1": (
+        "forged",
+        lambda t, _: _set_value(t, "mc_se_cdf_max", 1.5),
+        None,
+        "contract",
+        "'mc_se_cdf_max'",
+    ),
+    "negative CDF error": (
+        "forged",
+        lambda t, _: _set_value(t, "disc_err_cdf_p50", -1e-3),
+        None,
+        "contract",
+        "disc_err",
+    ),
+    "steps differ from the spec": ("forged", lambda t, _: _set_value(t, "steps", 7), None, "spec", "column steps at"),
     "edited after its checksum": ("edited", _quantiles_times, 2.0, "checksum", "changed after it was written"),
     "truncated file": ("truncated", None, None, "readable", "not a readable parquet file"),
     "manifest missing": ("no manifest", None, None, "checksum", "chunk manifest not found"),
@@ -134,6 +155,68 @@ def test_value_rules_are_schema_driven(chunks: list[tuple[Path, Path]]) -> None:
     values[1] = np.inf
     problems = value_violations(table.append_column("mc_se", pa.array(values)), set())
     assert problems == ["column 'mc_se' must be finite, got inf in row 1 (param_id 0, horizon 3)"]
+    errors = table.column("disc_err_cdf_max").to_numpy().copy()
+    errors[3] = 1.25
+    problems = value_violations(with_column(table, "disc_err_cdf_max", errors), set())
+    assert problems == [
+        "column 'disc_err_cdf_max' must be finite and in [0, 1] (a CDF error), got 1.25 in row 3 "
+        "(param_id 1, horizon 3)"
+    ]
+
+
+def _richardson_table(rows: list[tuple[np.ndarray, float, float, float, float]], num_paths: int) -> pa.Table:
+    """A table of extrapolated rows (quantiles, mean, std, kurt, mc_se at the median) whose metadata says so."""
+    grid = {"policy": "per_horizon", "steps": 16, "steps_per_day": 0, "richardson": "independent"}
+    width = len(rows[0][0])
+    return pa.table(
+        {
+            "param_id": pa.array(range(len(rows)), pa.int64()),
+            "horizon": pa.array([1] * len(rows), pa.int32()),
+            "quantiles": pa.FixedSizeListArray.from_arrays(
+                pa.array(np.concatenate([r[0] for r in rows]).astype(np.float32)), width
+            ),
+            **{name: pa.array([r[i] for r in rows]) for i, name in enumerate(("mean", "std", "kurt"), start=1)},
+            "mc_se_cdf_p50": pa.array([r[4] for r in rows]),
+            "num_paths": pa.array([num_paths] * len(rows), pa.int64()),
+        }
+    ).replace_schema_metadata({"time_grid": json.dumps(grid)})
+
+
+@pytest.mark.parametrize(
+    "sample",
+    [
+        lambda rng, n: rng.standard_normal(n),
+        lambda rng, n: rng.standard_t(4, n),
+        lambda rng, n: rng.lognormal(0.0, 1.0, n),
+    ],
+)
+@pytest.mark.parametrize(("num_paths", "num_quantiles"), [(20_000, 512), (4_000, 64), (1_000, 512)])
+def test_moment_check_of_richardson_rows(sample, num_paths: int, num_quantiles: int) -> None:
+    """Richardson rows (2 q_N - q_N/2 of two independent runs of 5.41 and 3.83 x num_paths paths, moments
+    extrapolated alike, as the engine publishes them): the Monte Carlo tolerance taken from the row's mc_se column
+    never rejects a correct row (whatever the distribution), and a mean off by 10 such tolerances is caught."""
+    from density_engine.workflow.integrity import MOMENT_Z, moment_violations
+
+    rng = np.random.default_rng([num_paths, num_quantiles, 9])
+    paths = (int(np.ceil(5.4142 * num_paths)), int(np.ceil(3.8284 * num_paths)))
+    rows = []
+    for _ in range(10):
+        parts = []
+        for n in paths:
+            x = np.sort(sample(rng, n).astype(np.float32)).astype(np.float64)
+            c = x - x.mean()
+            parts.append(
+                (x[order_statistic_indices(n, num_quantiles)], x.mean(), x.std(), (c**4).mean() / x.var() ** 2 - 3)
+            )
+        (qa, ma, sa, ka), (qb, mb, sb, kb) = parts
+        se = np.sqrt(0.25 * (4 / paths[0] + 1 / paths[1]))
+        rows.append((np.sort(2 * qa - qb), 2 * ma - mb, 2 * sa - sb, 2 * ka - kb, se))
+    assert moment_violations(_richardson_table(rows, num_paths)) == []
+    shifted = [(q, m + 10 * MOMENT_Z * 4 * s * se, s, k, se) for q, m, s, k, se in rows]
+    assert moment_violations(_richardson_table(shifted, num_paths))
+    # the same rows without the Richardson metadata get no tolerance (plain rows: the exact bounds)
+    plain = _richardson_table(shifted, num_paths).replace_schema_metadata(None)
+    assert moment_violations(plain)
 
 
 @pytest.mark.parametrize(

@@ -64,7 +64,8 @@ def test_merge_keeps_rows_schema_and_provenance(garch_chunks: list[tuple[Path, P
     assert json.loads(metadata["density_engine.merge"]) == {"num_chunks": 2}
     walls = [float(json.loads(p.schema.metadata[b"wall_time_s"])) for p in parts]
     assert float(metadata["wall_time_s"]) == pytest.approx(sum(walls))
-    assert metadata["spec_version"] == "1"
+    assert metadata["spec_version"] == "2"
+    assert json.loads(metadata["time_grid"]) is None and "disc_err" in json.loads(metadata["error_estimates"])
     assert sorted(p.name for p in out.parent.iterdir()) == ["densities.parquet"]  # no temporary file left
 
 
@@ -131,7 +132,7 @@ def test_chunk_with_dropped_rows_is_named(garch_folder: Path, garch_chunks: list
     [
         ("num_paths", 3000, "num_paths is 3000 in the chunk, 4000 in the spec"),
         ("seed", 99, "seed is 99 in the chunk, 11 in the spec"),
-        ("substeps", 2, "substeps is 2 in the chunk, 1 in the spec"),
+        ("steps", 2, "column steps at horizon 1 is 2 in the chunk, 1 in the spec"),
         ("alpha", 0.5, "parameter alpha of param_id 2 is 0.5 in the chunk, "),
     ],
 )
@@ -160,6 +161,32 @@ def test_chunk_of_other_dt_is_named(finished_workflow: Path, tmp_path: Path) -> 
     with pytest.raises(
         MergeError, match=rf"{re.escape(str(bad))}: .* dt is 0.01 in the chunk, {re.escape(repr(1 / 252))} in the spec"
     ):
+        _merge(pairs, tmp_path / "out.parquet", model="rough_heston")
+
+
+def test_rough_merge_carries_the_error_budget_and_checks_the_grid(finished_workflow: Path, tmp_path: Path) -> None:
+    """The merged rough Heston densities keep steps and the error columns of the chunks (Richardson rows: steps 16 of
+    the tiny config's grid, Monte Carlo and Fourier columns in (0, 1)); a chunk whose time_grid metadata is not its
+    spec's is named."""
+    from density_engine.engine.chunkio import ERROR_COLUMNS
+
+    heston = apply_defaults(TINY_CONFIG)["models"]["rough_heston"]
+    for kind in ("chunks", "specs"):
+        shutil.copytree(finished_workflow / "results" / kind / "rough_heston", tmp_path / kind)
+    pairs = planned_chunks(plan_model("rough_heston", heston), tmp_path / "chunks", tmp_path / "specs")
+    merged = tmp_path / "densities.parquet"
+    _merge(pairs, merged, model="rough_heston")
+    table = pq.read_table(merged)
+    assert set(table.column("steps").to_pylist()) == {16}
+    for name in ERROR_COLUMNS:
+        values = table.column(name).to_numpy()
+        assert ((values > 0) & (values < 1)).all(), name
+    assert json.loads(table.schema.metadata[b"time_grid"])["richardson"] == "independent"
+    bad = pairs[0][0]
+    chunk = pq.read_table(bad)
+    metadata = {**chunk.schema.metadata, b"time_grid": json.dumps({"steps": 8}).encode()}
+    _rewrite(bad, chunk.replace_schema_metadata(metadata))
+    with pytest.raises(MergeError, match=rf"{re.escape(str(bad))}: .* file metadata time_grid is \{{'steps': 8\}}"):
         _merge(pairs, tmp_path / "out.parquet", model="rough_heston")
 
 

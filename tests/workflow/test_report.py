@@ -18,6 +18,8 @@ from density_engine.workflow.report import (
     LedgerError,
     cost_table,
     coverage_figure,
+    error_budget_figure,
+    error_budget_table,
     fan_figure,
     html_table,
     read_benchmarks,
@@ -120,6 +122,37 @@ def test_runtime_chunk_axis_has_integer_ticks() -> None:
     ticks = [t for t in bar.get_xticks() if low <= t <= high]
     assert ticks and all(float(t).is_integer() for t in ticks), ticks
     plt.close(figure)
+
+
+def test_error_budget_per_horizon() -> None:
+    """The error-budget figure's table: per horizon the fine steps, max and median over rows of both error columns,
+    the rows above the 1e-3 goal; both panels on log axes; an all-zero discretisation column (GJR) is said in words."""
+    import matplotlib.pyplot as plt
+
+    frame = pd.DataFrame(
+        {
+            "horizon": [1, 1, 1, 20, 20, 20],
+            "steps": [128, 128, 128, 128, 128, 128],
+            "mc_se_cdf_max": [1e-4, 2e-4, 3e-4, 1e-4, 1e-4, 4e-4],
+            "disc_err_cdf_max": [5e-4, 2e-3, 1e-4, 3e-3, 4e-3, 1e-5],
+        }
+    )
+    table = error_budget_table(frame)
+    assert table["horizon"].tolist() == [1, 20] and table["steps"].tolist() == [128, 128]
+    assert table["max_mc_se_cdf_max"].tolist() == [3e-4, 4e-4] and table["median_mc_se_cdf_max"].tolist() == [
+        2e-4,
+        1e-4,
+    ]
+    assert table["max_disc_err_cdf_max"].tolist() == [2e-3, 4e-3]
+    assert table["median_disc_err_cdf_max"].tolist() == [5e-4, 3e-3]
+    assert table["rows_above_goal"].tolist() == [1, 2] and table["rows"].tolist() == [3, 3]
+    figure = error_budget_figure(table, "rough_bergomi")
+    assert [ax.get_yscale() for ax in figure.axes] == ["log", "log"]
+    assert "3 of 6 rows above the 0.001 goal" in figure._suptitle.get_text()
+    plt.close(figure)
+    exact = error_budget_figure(error_budget_table(frame.assign(disc_err_cdf_max=0.0)), "gjrgarch_normalized")
+    assert "0 in every row (exact model)" in [t.get_text() for t in exact.axes[1].texts]
+    plt.close(exact)
 
 
 def test_benchmarks_are_read_for_the_current_chunks_only(tmp_path: Path) -> None:

@@ -116,7 +116,11 @@ def test_environment_files_parse_and_pin_what_pyproject_pins() -> None:
         for name, spec in _listed(env).items():
             assert name in pinned, f"{env}.yaml: {name} is not a dependency of density-engine"
             assert spec == pinned[name], f"{env}.yaml: {name} {spec}, pyproject.toml: {pinned[name]}"
-    assert "build='cpu*'" in (ENVS / "workflow.yaml").read_text()  # CPU-only rules never pull a CUDA build
+    for env in (
+        "workflow",
+        "dataset",
+    ):  # torch-free rules (the model declarations need no torch): no torch build at all
+        assert not any(d.startswith("pytorch") for d in _env(env)["dependencies"]), env
     torch_entry = next(d for d in _env("simulate")["dependencies"] if d.startswith("pytorch"))
     assert "cpu" not in torch_entry  # the simulate env takes a CUDA torch where there is one
 

@@ -70,7 +70,7 @@ def test_end_to_end_outputs(finished_workflow: Path) -> None:
         # z = (simulated - exact) / Monte Carlo s.e.: |z| < 5 for all of these <= 8 rows fails by chance with
         # probability < 8 * 6e-7 (heavier GARCH tails make the variance s.e. approximate, hence 5 rather than 4).
         assert validation["z"].abs().max() < 5, validation
-        for figure in ("coverage", "fan", "validation", "runtime"):
+        for figure in ("coverage", "fan", "validation", "errors", "runtime"):
             assert (finished_workflow / f"results/report/{model}/{figure}.png").stat().st_size > 5_000
         for stem in chunk_stems(TINY_CONFIG, model):  # every per-chunk file is named after the chunk's content key
             for folder, extension in (("chunks", "parquet"), ("benchmarks/simulate", "tsv"), ("logs/simulate", "log")):
@@ -158,7 +158,7 @@ def test_simulate_params_and_log_carry_the_model_settings(finished_workflow: Pat
     key = stem.split(".")[1]
     assert log[0] == (
         f"{GARCH} chunk 00001 key {key}: sampler=sobol seed={model_cfg['seed']} num_paths={model_cfg['num_paths']} "
-        f"num_quantiles=64 horizons=1,3 dt=None substeps=1 chunk_size={model_cfg['chunk_size']}"
+        f"num_quantiles=64 horizons=1,3 dt=None time_grid=exact chunk_size={model_cfg['chunk_size']}"
     )
     target = chunk_file(TINY_CONFIG, GARCH, 1)
     dry = run_snakemake(finished_workflow, "-n", "--forcerun", "simulate", "--printshellcmds", target)
@@ -175,7 +175,7 @@ def test_simulate_params_and_log_carry_the_model_settings(finished_workflow: Pat
             "models.gjrgarch_normalized.sampler: 'sobel' is not a sampler; allowed values: sobol, lhs",
         ),
         # run size: 1e12 paths (as YAML writes it, a float) would need terabytes per chunk job
-        ("num_paths", 1e12, "config key models.gjrgarch_normalized.num_paths: a simulate job needs ~24.0 TB ("),
+        ("num_paths", 1e12, "config key models.gjrgarch_normalized.num_paths: a simulate job needs ~40.0 TB ("),
         # a billion parameter sets: planning alone would take hours; it stops at once
         ("n_samples", 10**9, "config key models.gjrgarch_normalized.n_samples: 1,000,000,000 parameter sets, above"),
     ],
@@ -236,7 +236,8 @@ def test_html_report(finished_workflow: Path, tmp_path: Path) -> None:
     run_snakemake(finished_workflow, "--report", str(report))
     html = report.read_text(errors="replace")
     assert report.stat().st_size > 50_000
-    for caption_phrase in ("Parameter-space coverage", "Quantile fan charts", "z-score", "Per-chunk runtime", "Costs"):
+    captions = ("Parameter-space coverage", "Quantile fan charts", "z-score", "Error budget of", "Per-chunk runtime")
+    for caption_phrase in (*captions, "Costs"):
         assert caption_phrase in html
     assert "read from the 64 stored quantile" in html  # the config's num_quantiles (Jinja), not a hard-coded 512
     assert "64 for gjrgarch_normalized, 64 for rough_heston" in html  # workflow.rst: per enabled model

@@ -1,11 +1,11 @@
 # Report figures per model: parameter-space coverage, quantile fan charts, validation against the model references,
-# per-chunk runtimes (benchmark files of the merged chunks, chunk_NNNNN.<key>.tsv, named by the merge manifest), and
+# the error budget per horizon (Monte Carlo and discretisation error columns), per-chunk runtimes (benchmark files of the merged chunks, chunk_NNNNN.<key>.tsv, named by the merge manifest), and
 # one cost table of the run (from the vast executor's cost ledger, or a "local run" row). Tables are CSV files plus an
 # HTML rendering of each, which `snakemake --report report.html` shows inline (a CSV would only be a download link).
 
 
 rule report_figures:
-    """Draw one model's report figures: parameter coverage, quantile fans, validation, per-chunk runtimes."""
+    """Draw one model's report figures: parameter coverage, quantile fans, validation, error budget, per-chunk runtimes."""
     input:
         densities="results/{model}/densities.parquet",
         manifest=model_densities_manifest,
@@ -34,6 +34,12 @@ rule report_figures:
             caption="../report/validation_table.rst",
             category="{model}",
             subcategory="validation",
+        ),
+        errors=report(
+            "results/report/{model}/errors.png",
+            caption="../report/errors.rst",
+            category="{model}",
+            subcategory="error budget",
         ),
         runtime=report(
             "results/report/{model}/runtime.png",

@@ -110,7 +110,8 @@ def test_card_states_the_error_budget(tmp_path: Path, make_chunks) -> None:
         assert line in heston, (line, heston)
     assert "- Discretisation error: made-up test values." in heston
     assert "- Monte Carlo error: sqrt(p(1-p)/n) at the published level" in heston
-    assert "- Time grid (`time_grid`): N = max(64, 0 x days) steps per horizon; Richardson 2 q_N - q_N/2" in heston
+    described = get_model_class(HESTON).time_grid_policy().describe()  # the model's default policy, as the chunks ran
+    assert f"- Time grid (`time_grid`): {described}" in heston and "Richardson 2 q_N - q_N/2" in described
     total = int((rows.column("disc_err_cdf_max").to_numpy() > 1e-3).sum())
     assert f"- Rows whose discretisation error exceeds the 0.001 goal: {total} of {rows.num_rows} (" in heston
     garch = readme.split(f"### `{GARCH}`", 1)[1].split("### ", 1)[0]

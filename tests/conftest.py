@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,3 +20,17 @@ os.environ.pop("HF_TOKEN", None)
 def repo_root() -> Path:
     """The checkout's root folder."""
     return REPO_ROOT
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _finished_workflow_in_background(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """When tests of this session use ``finished_workflow`` (the tiny workflow run once end to end), start that run at
+    the session's start, in the background, so that it runs beside the first tests (tests/workflow/finished.py)."""
+    from tests.workflow import finished
+
+    wanted = any("finished_workflow" in getattr(item, "fixturenames", ()) for item in request.session.items)
+    process = finished.start(tmp_path_factory) if wanted else None
+    yield
+    finished.finish(process)

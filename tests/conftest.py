@@ -34,3 +34,13 @@ def _finished_workflow_in_background(
     process = finished.start(tmp_path_factory) if wanted else None
     yield
     finished.finish(process)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, the files that hold `slow` tests go first (each file kept whole, in its own order): the
+    workers take tests in collection order, so the session ends on short tests instead of one worker finishing a long
+    one while the other has nothing left. A plain run keeps pytest's order."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)

@@ -172,6 +172,7 @@ def set_a_daily() -> torch.Tensor:
     return simulate(SET_A, [63, 252], SET_A_PATHS)
 
 
+@pytest.mark.xdist_group("rough_heston_set_a")  # one pytest-xdist worker simulates set_a_daily once
 @pytest.mark.parametrize(("row", "maturity", "bias"), [(0, 0.25, 0.0015), (1, 1.0, 0.0005)])
 def test_set_a_cdf_matches_fourier(set_a_daily: torch.Tensor, row: int, maturity: float, bias: float) -> None:
     assert bool(torch.isfinite(set_a_daily).all())

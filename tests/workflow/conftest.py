@@ -129,7 +129,9 @@ def make_workflow(tmp_path: Path) -> Callable[[dict], Path]:
 
 @pytest.fixture(scope="session")
 def finished_workflow(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny workflow run once end to end (`snakemake -c2`), shared by the read-only tests of the session."""
-    workdir = copy_workflow(tmp_path_factory.mktemp("finished") / "wf", TINY_CONFIG)
-    run_snakemake(workdir, "-c", "2", timeout=600)
-    return workdir
+    """The tiny workflow run once end to end (`snakemake -c2`), shared by the read-only tests of the session (tests
+    that change it work on a copy). It starts in the background when the session starts (tests/workflow/finished.py);
+    under pytest-xdist it runs once for all workers and each worker gets its own copy."""
+    from .finished import own_copy
+
+    return own_copy(tmp_path_factory)

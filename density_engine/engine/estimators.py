@@ -21,7 +21,8 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -54,7 +55,13 @@ class HorizonEstimate:
     quantiles: np.ndarray
     moments: dict[str, float]
     mc_se: np.ndarray
-    disc_err: np.ndarray
+    disc_err: np.ndarray | Future
+
+    def resolved(self) -> HorizonEstimate:
+        """The row with its discretisation column computed (waits for a column still running in a pool)."""
+        if isinstance(self.disc_err, Future):
+            return replace(self, disc_err=self.disc_err.result())
+        return self
 
 
 def error_methods(model: type[Model] | Model, policy: TimeGridPolicy | None) -> dict[str, str]:
@@ -109,10 +116,13 @@ def estimate_parameter_set(
     param_id: int,
     progress: Callable[[int], None] | None = None,
     info: dict[str, Any] | None = None,
+    column_pool: Executor | None = None,
     **options: Any,
 ) -> list[HorizonEstimate]:
     """The published rows of one parameter set, in the order of ``horizons``. ``options`` go to the engine's
-    simulation (device, dtype, memory budget, compiled); ``info`` receives ``compiled`` and ``path_steps``."""
+    simulation (device, dtype, memory budget, compiled); ``info`` receives ``compiled`` and ``path_steps``. With a
+    ``column_pool`` the model's own error columns run there, and the rows hold futures
+    (:meth:`HorizonEstimate.resolved`)."""
     hs = normalize_horizons(horizons)
     levels = quantile_levels(num_quantiles)
     if policy is None:
@@ -137,11 +147,11 @@ def estimate_parameter_set(
             samples.append(torch.cat([values[name] for name in outputs]))
             path_steps += run.paths * run.steps
         if policy.richardson == "independent":
-            rows.append(_independent(model, days, maturity, policy, samples, num_quantiles, levels))
+            rows.append(_independent(model, days, maturity, policy, samples, num_quantiles, levels, column_pool))
         elif policy.richardson == "coupled":
             rows.append(_coupled(model, days, policy, samples[0], num_quantiles, levels))
         else:
-            rows.append(_single(model, days, maturity, policy, samples[0], num_quantiles, levels))
+            rows.append(_single(model, days, maturity, policy, samples[0], num_quantiles, levels, column_pool))
         del samples
     if info is not None:
         info.update(compiled=bool(runs_info.get("compiled")), path_steps=path_steps)
@@ -170,12 +180,18 @@ def _plain(model, horizons, num_paths, num_quantiles, seed, param_id, levels, pr
     return rows
 
 
-def _model_error(model, maturity, steps, richardson, quantiles, bracket) -> np.ndarray | None:
-    error = model.discretisation_error(maturity, steps, richardson, quantiles, bracket)
-    return None if error is None else np.asarray(error, dtype=np.float64)
+def _model_error(model, pool, maturity, steps, richardson, quantiles, bracket) -> np.ndarray | Future | None:
+    """The model's own discretisation column (None if it has none), in line or as a future of ``pool``."""
+    if not model.computes_discretisation_error:
+        return None
+
+    def column() -> np.ndarray:
+        return np.asarray(model.discretisation_error(maturity, steps, richardson, quantiles, bracket), np.float64)
+
+    return column() if pool is None else pool.submit(column)
 
 
-def _independent(model, days, maturity, policy, samples, num_quantiles, levels) -> HorizonEstimate:
+def _independent(model, days, maturity, policy, samples, num_quantiles, levels, pool) -> HorizonEstimate:
     """2 q_N - q_{N/2} of two independent runs."""
     fine_sorted, fine_q, fine_m = _summary(samples[0], num_quantiles)
     half_sorted, half_q, half_m = _summary(samples[1], num_quantiles)
@@ -188,17 +204,17 @@ def _independent(model, days, maturity, policy, samples, num_quantiles, levels) 
         float(min(fine_sorted[0, 0], half_sorted[0, 0])),
         float(max(fine_sorted[0, -1], half_sorted[0, -1])),
     )
-    error = _model_error(model, maturity, steps, "independent", quantiles, bracket)
+    error = _model_error(model, pool, maturity, steps, "independent", quantiles, bracket)
     if error is None:  # no exact column: the N vs N/2 difference bounds the extrapolant's error from above
         error = _cdf_units(fine_q[0] - half_q[0], density_at(levels, quantiles))
     return HorizonEstimate(days, steps, quantiles, moments, se, error)
 
 
-def _single(model, days, maturity, policy, samples, num_quantiles, levels) -> HorizonEstimate:
+def _single(model, days, maturity, policy, samples, num_quantiles, levels, pool) -> HorizonEstimate:
     """q_N of one run (richardson none)."""
     ordered, q, m = _summary(samples[:1], num_quantiles)
     steps = policy.fine_steps(days)
-    error = _model_error(model, maturity, steps, "none", q[0], (float(ordered[0, 0]), float(ordered[0, -1])))
+    error = _model_error(model, pool, maturity, steps, "none", q[0], (float(ordered[0, 0]), float(ordered[0, -1])))
     if error is None and samples.shape[0] >= 2:  # the N vs N/2 difference of the nested grid, at the rate r
         _, q_all, _ = _summary(samples[:2], num_quantiles)
         scale = 2.0 ** model.richardson_rate() - 1.0

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,11 +28,34 @@ from density_engine.engine.chunkio import (
     quantile_levels,
 )
 from density_engine.engine.counters import RNG_SCHEME
-from density_engine.engine.estimators import error_methods, estimate_parameter_set
+from density_engine.engine.estimators import HorizonEstimate, error_methods, estimate_parameter_set
 from density_engine.engine.paths import disable_tf32, resolve_device
 from density_engine.models import get_model_class
 
 log = logging.getLogger(__name__)
+
+
+COLUMN_WORKERS_ENV = "DENSITY_ENGINE_COLUMN_WORKERS"
+#: Threads computing model-side error columns (rough Heston: Fourier) while a GPU simulates the next sets.
+DEFAULT_GPU_COLUMN_WORKERS = 8
+
+
+def column_workers(device: torch.device) -> int:
+    """Threads for the model-side error columns: ``$DENSITY_ENGINE_COLUMN_WORKERS``, else none on CPU (a CPU chunk
+    job has one core: the columns run in line) and on CUDA up to :data:`DEFAULT_GPU_COLUMN_WORKERS`, one core left for
+    driving the GPU. The columns are pure functions: the values do not depend on the threads."""
+    raw = os.environ.get(COLUMN_WORKERS_ENV, "").strip()
+    if raw:
+        try:
+            workers = int(raw)
+        except ValueError:
+            raise ValueError(f"{COLUMN_WORKERS_ENV} must be an integer >= 0, got {raw!r}") from None
+        if workers < 0:
+            raise ValueError(f"{COLUMN_WORKERS_ENV} must be an integer >= 0, got {raw!r}")
+        return workers
+    if device.type != "cuda":
+        return 0
+    return max(1, min(DEFAULT_GPU_COLUMN_WORKERS, (os.cpu_count() or 2) - 1))
 
 
 def error_summary(values: np.ndarray) -> dict[str, float]:
@@ -98,35 +123,46 @@ def run_chunk(
     modes: set[bool] = set()
     ordered = sorted(spec.parameter_sets, key=lambda s: s.param_id)
     policy = spec.time_grid_policy()
-    for index, pset in enumerate(ordered, start=1):
-        t0 = time.perf_counter()
-        model = model_cls(**pset.params, **settings)
-        info: dict[str, Any] = {}
-        try:
-            rows = estimate_parameter_set(
-                model, policy, horizons, spec.num_paths, spec.num_quantiles, spec.seed, pset.param_id,
-                progress=progress, info=info, device=torch_device, dtype=dtype,
-                memory_budget_bytes=memory_budget_bytes, compiled=compiled,
-            )  # fmt: skip
-        except FloatingPointError as exc:
-            raise FloatingPointError(f"{spec.source}: param_id {pset.param_id} {pset.params}: {exc}") from exc
-        modes.add(bool(info["compiled"]))
-        if torch_device.type == "cuda":
-            torch.cuda.synchronize(torch_device)
-        seconds = time.perf_counter() - t0
-        path_steps += info["path_steps"]
-        sim_time += seconds
-        log.info(
-            "%s chunk %d: param_id %d (%d/%d): %d path-steps in %.2f s (%.3g path-steps/s incl. quantiles and errors)",
-            spec.model,
-            spec.chunk_id,
-            pset.param_id,
-            index,
-            len(ordered),
-            info["path_steps"],
-            seconds,
-            info["path_steps"] / max(seconds, 1e-9),
-        )
+    workers = column_workers(torch_device)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="error-column") if workers else None
+    results: list[tuple[Any, list[HorizonEstimate]]] = []
+    try:
+        for index, pset in enumerate(ordered, start=1):
+            t0 = time.perf_counter()
+            model = model_cls(**pset.params, **settings)
+            info: dict[str, Any] = {}
+            try:
+                rows = estimate_parameter_set(
+                    model, policy, horizons, spec.num_paths, spec.num_quantiles, spec.seed, pset.param_id,
+                    progress=progress, info=info, column_pool=pool, device=torch_device, dtype=dtype,
+                    memory_budget_bytes=memory_budget_bytes, compiled=compiled,
+                )  # fmt: skip
+            except FloatingPointError as exc:
+                raise FloatingPointError(f"{spec.source}: param_id {pset.param_id} {pset.params}: {exc}") from exc
+            modes.add(bool(info["compiled"]))
+            if torch_device.type == "cuda":
+                torch.cuda.synchronize(torch_device)
+            seconds = time.perf_counter() - t0
+            path_steps += info["path_steps"]
+            sim_time += seconds
+            log.info(
+                "%s chunk %d: param_id %d (%d/%d): %d path-steps in %.2f s (%.3g path-steps/s incl. quantiles)",
+                spec.model,
+                spec.chunk_id,
+                pset.param_id,
+                index,
+                len(ordered),
+                info["path_steps"],
+                seconds,
+                info["path_steps"] / max(seconds, 1e-9),
+            )
+            results.append((pset, rows))
+        # error columns still running on the host's CPU cores (GPU jobs) are collected here
+        results = [(pset, [row.resolved() for row in rows]) for pset, rows in results]
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    for pset, rows in results:
         for row in rows:
             columns["model"].append(spec.model)
             columns["param_id"].append(pset.param_id)

@@ -173,6 +173,8 @@ class Model:
     min_grid_steps: ClassVar[int] = 1
     """Fewer fine steps per horizon are refused as too coarse (unless ``allow_coarse``)."""
     discretisation_error_method: ClassVar[str] = "0: exact simulation of the discrete-time model"
+    computes_discretisation_error: ClassVar[bool] = False
+    """True where :meth:`discretisation_error` computes the column (else the engine estimates it from grids)."""
     joint_check_monotone: ClassVar[bool] = False
     """True when :meth:`_check_joint` is monotone in each parameter separately, so a box of parameter ranges is valid
     iff its corners are: the workflow's config check then refuses ranges with an invalid corner."""

@@ -92,6 +92,7 @@ class RoughHeston(Model):
     time_grid_defaults: ClassVar[Mapping[str, Any]] = {"steps": 44, "steps_per_day": 0, "richardson": "independent"}
     richardson_modes: ClassVar[tuple[str, ...]] = ("independent", "none")
     min_grid_steps: ClassVar[int] = 16
+    computes_discretisation_error: ClassVar[bool] = True
     discretisation_error_method: ClassVar[str] = (
         "exact up to Fourier accuracy: the iVi scheme's characteristic functions on the row's grids "
         "(backward recursion) against the continuous model's (implicit fractional Adams), "

@@ -206,11 +206,20 @@ class ModelEstimate:
     gpus: dict[str, DeviceEstimate] = field(default_factory=dict)
 
 
-def _device_estimate(rates: Mapping[str, Any], model: str, sets: int, chunk_sets: int, work: SetWork) -> DeviceEstimate:
+#: Host threads of a GPU job computing model-side error columns while the GPU simulates (engine/runner.py).
+GPU_COLUMN_WORKERS = 8
+
+
+def _device_estimate(
+    rates: Mapping[str, Any], model: str, sets: int, chunk_sets: int, work: SetWork, gpu: bool = False
+) -> DeviceEstimate:
     rate = float(rates["path_steps_per_s"][model])
     summary = float(rates["summary_s_per_path_horizon"]) * work.sorted_values
     column = throughput_table()["error_column_s_per_row"].get(model, {}).get("discretisation_error", 0.0)
-    per_set = work.path_steps / rate + summary + column * work.model_error_rows  # the column runs on the host CPU
+    column_s = column * work.model_error_rows  # CPU-seconds on the host
+    simulate_s = work.path_steps / rate + summary
+    # a CPU job computes the columns in line; a GPU job on host threads while the GPU simulates the next sets
+    per_set = max(simulate_s, column_s / GPU_COLUMN_WORKERS) if gpu else simulate_s + column_s
 
     return DeviceEstimate(rate, chunk_sets * per_set / 60.0, sets * per_set / 3600.0)
 
@@ -244,7 +253,7 @@ def estimate_model(model: str, model_cfg: Mapping[str, Any], base_dir: str | Pat
         memory_mb_per_chunk=job_memory(model, work),
         cpu=_device_estimate(table["cpu"], model, sets, chunk_sets, work),
         gpus={  # a GPU type recorded for some models only has no estimate for the others
-            name: _device_estimate(gpu, model, sets, chunk_sets, work)
+            name: _device_estimate(gpu, model, sets, chunk_sets, work, gpu=True)
             for name, gpu in table["gpus"].items()
             if model in gpu["path_steps_per_s"]
         },

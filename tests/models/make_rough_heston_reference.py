@@ -37,7 +37,7 @@ from scipy.special import gamma as gamma_fn
 
 OUTPUT = Path(__file__).resolve().parent / "data" / "rough_heston_reference.json"
 
-# Parameter sets (docs: /work/shared/reference/models.md §1.3 / §2.3). Keys follow the model's parameter names.
+# Parameter sets (the project reference models.md §1.3 / §2.3). Keys follow the model's parameter names.
 PARAMETER_SETS: dict[str, dict[str, float]] = {
     "A": {"kappa": 0.3, "theta": 0.02, "sigma": 0.3, "rho": -0.7, "alpha": 0.6, "v0": 0.02},
     "C": {"kappa": 0.3, "theta": 0.05, "sigma": 0.4, "rho": -0.6, "alpha": 0.55, "v0": 0.03},

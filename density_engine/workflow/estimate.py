@@ -142,15 +142,20 @@ def set_work(model: str, num_paths: int, horizons: list[int], time_grid: Mapping
     if time_grid is None:
         n = len(horizons) * num_paths
         return SetWork(num_paths * max(horizons), n, max(horizons), num_paths, n, 0)
+    from density_engine.models import get_model_class
+
     policy = TimeGridPolicy.from_dict(time_grid)
     runs = [policy.runs(days, num_paths) for days in horizons]
-    exact_column = "discretisation_error" in throughput_table()["error_column_s_per_row"].get(model, {})
+    exact_column = get_model_class(model).computes_discretisation_error
+    # richardson none without a model-computed column still records the nested grids for its error estimate
+    plain_nested = policy.richardson == "none" and not exact_column
+    sorts = {True: COUPLED_SORTS, False: 1}
     return SetWork(
         path_steps=policy.path_steps(horizons, num_paths),
-        sorted_values=sum(r.paths * (COUPLED_SORTS if r.nested else 1) for rs in runs for r in rs),
+        sorted_values=sum(r.paths * (2 if plain_nested else sorts[r.nested]) for rs in runs for r in rs),
         max_steps=max(r.steps for rs in runs for r in rs),
         run_paths=max(r.paths for rs in runs for r in rs),
-        kept_values=max(sum(r.paths * (3 if r.nested else 1) for r in rs) for rs in runs),
+        kept_values=max(sum(r.paths * (3 if r.nested or plain_nested else 1) for r in rs) for rs in runs),
         model_error_rows=len(horizons) if exact_column else 0,
     )
 

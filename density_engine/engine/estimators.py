@@ -30,7 +30,7 @@ import torch
 
 from density_engine.engine.chunkio import quantile_levels
 from density_engine.engine.paths import load_kernel, normalize_horizons, simulate_grid, simulate_horizons
-from density_engine.engine.quantiles import order_statistic_indices, sorted_rows, summarize_sorted
+from density_engine.engine.quantiles import sample_quantiles, sorted_rows, summarize_sorted
 from density_engine.models.base import Model, TimeGrid
 from density_engine.models.time_grid import TimeGridPolicy
 
@@ -212,13 +212,13 @@ def _independent(model, days, maturity, policy, samples, num_quantiles, levels, 
 
 def _single(model, days, maturity, policy, samples, num_quantiles, levels, pool) -> HorizonEstimate:
     """q_N of one run (richardson none)."""
-    ordered, q, m = _summary(samples[:1], num_quantiles)
+    nested = not model.computes_discretisation_error and samples.shape[0] >= 2
+    ordered, q, m = _summary(samples[:2] if nested else samples[:1], num_quantiles)  # one sort per grid
     steps = policy.fine_steps(days)
     error = _model_error(model, pool, maturity, steps, "none", q[0], (float(ordered[0, 0]), float(ordered[0, -1])))
-    if error is None and samples.shape[0] >= 2:  # the N vs N/2 difference of the nested grid, at the rate r
-        _, q_all, _ = _summary(samples[:2], num_quantiles)
+    if nested:  # the N vs N/2 difference of the nested grid, at the rate r
         scale = 2.0 ** model.richardson_rate() - 1.0
-        error = np.minimum(_cdf_units(q_all[0] - q_all[1], density_at(levels, q[0])) / scale, 1.0)
+        error = np.minimum(_cdf_units(q[0] - q[1], density_at(levels, q[0])) / scale, 1.0)
     if error is None:
         raise ValueError(f"{model.model_name}: no discretisation-error estimate for richardson none")
     se = np.sqrt(levels * (1.0 - levels) / samples.shape[1])
@@ -249,16 +249,14 @@ def _coupled(model, days, policy, samples, num_quantiles, levels) -> HorizonEsti
     bounds = [n * b // BATCHES for b in range(BATCHES + 1)]
     batch_q = []
     for lo, hi in itertools.pairwise(bounds):
-        ordered = sorted_rows(samples[:2, lo:hi])
-        index = order_statistic_indices(hi - lo, num_quantiles)
-        rows = np.asarray(ordered[:, index].cpu() if isinstance(ordered, torch.Tensor) else ordered[:, index])
-        batch_q.append(np.sort(_extrapolate(rows[0].astype(np.float64), rows[1].astype(np.float64), weight)))
+        rows = sample_quantiles(samples[:2, lo:hi], num_quantiles).to(device="cpu", dtype=torch.float64).numpy()
+        batch_q.append(np.sort(_extrapolate(rows[0], rows[1], weight)))
     spread = np.sqrt(moving_average(np.var(np.stack(batch_q), axis=0, ddof=1)) / BATCHES)
     batch_se = spread * density
     # small batches bias the tail levels low: floor them with the body's inflation over the plain sqrt(p(1-p)/n)
-    plain = np.sqrt(levels * (1.0 - levels) / n)
+    plain_se = np.sqrt(levels * (1.0 - levels) / n)
     body = (levels >= BODY_LEVELS[0]) & (levels <= BODY_LEVELS[1])
-    se = np.minimum(np.maximum(batch_se, plain * float(np.median(batch_se[body] / plain[body]))), 1.0)
+    se = np.minimum(np.maximum(batch_se, plain_se * float(np.median(batch_se[body] / plain_se[body]))), 1.0)
     return HorizonEstimate(days, policy.fine_steps(days), quantiles, moments, se, error)
 
 

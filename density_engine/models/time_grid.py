@@ -168,6 +168,11 @@ class TimeGridPolicy:
         return f"{grid}; no extrapolation"
 
 
+def compact_text(time_grid: Mapping[str, Any] | None) -> str:
+    """:meth:`TimeGridPolicy.compact` of a spec's ``time_grid`` dict, ``exact`` for a discrete-time model (None)."""
+    return "exact" if time_grid is None else TimeGridPolicy.from_dict(time_grid).compact()
+
+
 def _step_multiple(richardson: str) -> int:
     return {"independent": 2, "coupled": 4}.get(richardson, 1)
 
@@ -179,4 +184,4 @@ def _integer(value: Any, key: str, minimum: int) -> int:
     return int(value)
 
 
-__all__ = ["OPTIMAL_PATH_SPLIT", "RICHARDSON_MODES", "GridRun", "TimeGridError", "TimeGridPolicy"]
+__all__ = ["OPTIMAL_PATH_SPLIT", "RICHARDSON_MODES", "GridRun", "TimeGridError", "TimeGridPolicy", "compact_text"]

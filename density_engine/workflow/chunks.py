@@ -29,7 +29,7 @@ from typing import Any
 
 from density_engine.atomic import atomic_path, write_text_atomic
 from density_engine.engine.chunkio import SPEC_VERSION
-from density_engine.models.time_grid import TimeGridPolicy
+from density_engine.models.time_grid import compact_text
 
 CHUNK_NAME = "chunk_{chunk:05d}"
 #: Length of a content key (hex digits of a SHA-256) and the pattern of one (a Snakemake wildcard constraint).
@@ -249,7 +249,7 @@ def chunk_settings(model_name: str, model_cfg: Mapping[str, Any]) -> str:
         "num_quantiles": int(model_cfg.get("num_quantiles", 512)),
         "horizons": ",".join(str(int(h)) for h in model_cfg["horizons"]),
         "dt": dt,
-        "time_grid": "exact" if time_grid is None else TimeGridPolicy.from_dict(time_grid).compact(),
+        "time_grid": compact_text(time_grid),
         "chunk_size": int(model_cfg["chunk_size"]),
     }
     return " ".join(f"{name}={value}" for name, value in fields.items())

@@ -231,7 +231,7 @@ def _device_estimate(
 
 def estimate_model(model: str, model_cfg: Mapping[str, Any], base_dir: str | Path = ".") -> ModelEstimate:
     """The size of one model's run from its (validated) config section."""
-    from density_engine.models.time_grid import TimeGridPolicy
+    from density_engine.models.time_grid import compact_text
     from density_engine.workflow.config import model_settings
     from density_engine.workflow.samplers import count_parameter_sets
 
@@ -251,7 +251,7 @@ def estimate_model(model: str, model_cfg: Mapping[str, Any], base_dir: str | Pat
         num_paths=paths,
         num_horizons=len(horizons),
         max_horizon=max(horizons),
-        time_grid="exact" if time_grid is None else TimeGridPolicy.from_dict(time_grid).compact(),
+        time_grid=compact_text(time_grid),
         fine_steps=work.max_steps,
         path_steps=sets * work.path_steps,
         path_steps_per_chunk=chunk_sets * work.path_steps,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,12 @@ import pyarrow.parquet as pq
 from density_engine.atomic import file_sha256, write_bytes_atomic
 from density_engine.dataset.inputs import DatasetInputError, ModelTable, distinct_metadata
 from density_engine.dataset.layout import default_params_per_shard, id_runs, shard_name
-from density_engine.engine.chunkio import ERROR_COLUMNS, ERROR_LEVELS, MOMENT_COLUMNS, quantile_levels
+from density_engine.engine.chunkio import (
+    ERROR_COLUMNS,
+    ERROR_LEVELS,
+    MOMENT_COLUMNS,
+    quantile_levels,
+)
 
 MANIFEST_VERSION = 3
 #: Files that do not belong in data/<model>/ and are removed there (Snakemake's marker of directory outputs).
@@ -366,13 +372,14 @@ def quantile_standard_errors(table: pa.Table) -> dict[str, Any]:
     num_paths = table.column("num_paths").to_numpy().astype(np.float64)
     std = table.column("std").to_numpy().astype(np.float64)
     horizons = table.column("horizon").to_numpy() if "horizon" in table.column_names else np.zeros(table.num_rows)
+    inflation = _cdf_error_inflation(table, levels, scores, num_paths)
     columns: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for level in REPORTED_LEVELS:
         j = min(width - 1, max(0, round(level * width - 0.5)))
         near = slice(max(0, j - 1), min(width, j + 2))  # np.gradient on the neighbours only: same value at j
         slope = np.gradient(flat[:, near].astype(np.float64), scores[near], axis=1)[:, j - near.start]
         slope /= np.exp(-0.5 * scores[j] ** 2) / np.sqrt(2.0 * np.pi)
-        errors = np.sqrt(levels[j] * (1.0 - levels[j]) / num_paths) * slope
+        errors = np.sqrt(levels[j] * (1.0 - levels[j]) / num_paths) * slope * inflation(j)
         columns[j] = (errors, errors / np.where(std > 0, std, np.nan))
     per_horizon = []
     for horizon in np.unique(horizons):
@@ -389,11 +396,42 @@ def quantile_standard_errors(table: pa.Table) -> dict[str, Any]:
             entries.append(entry)
         per_horizon.append({"horizon": int(horizon), "num_paths_min": int(fewest), "levels": entries})
     return {
-        "method": "sqrt(p(1-p)/N) / f(q_p), 1/f = (dq/dz)/phi(z), z = Phi^-1(p), differences of adjacent quantiles; "
+        "method": "se_F(p) / f(q_p): se_F the row's own Monte Carlo standard error of the CDF (columns mc_se_cdf_p001, "
+        "_p50, _p999, interpolated in z; sqrt(p(1-p)/N) for plain order statistics, larger for coupled Richardson), "
+        "1/f = (dq/dz)/phi(z), z = Phi^-1(p), differences of adjacent quantiles; "
         f"median over the rows of each horizon; not reported where min(p, 1-p) N < {MIN_TAIL_PATHS}",
         "min_tail_paths": MIN_TAIL_PATHS,
         "horizons": per_horizon,
     }
+
+
+def _cdf_error_inflation(
+    table: pa.Table, levels: np.ndarray, scores: np.ndarray, num_paths: np.ndarray
+) -> Callable[[int], np.ndarray]:
+    """Per row, the ratio of its own CDF standard error (``mc_se_cdf_p001/_p50/_p999``) to sqrt(p(1-p)/N) at those
+    levels, as a function of the level index: linear in the normal score between the three (constant beyond). Rows
+    of plain order statistics read 1; coupled Richardson rows (rough Bergomi) read their measured inflation."""
+    names = ("p001", "p50", "p999")
+    if not all(f"mc_se_cdf_{name}" in table.column_names for name in names):
+        return lambda j: np.ones(table.num_rows)
+    anchors = (0, len(levels) // 2, len(levels) - 1)
+    ratios = np.stack(
+        [
+            table.column(f"mc_se_cdf_{name}").to_numpy(zero_copy_only=False).astype(np.float64)
+            / np.sqrt(levels[j] * (1.0 - levels[j]) / num_paths)
+            for name, j in zip(names, anchors, strict=True)
+        ]
+    )
+    ratios = np.where(np.isfinite(ratios) & (ratios > 0), ratios, 1.0)
+    knots = scores[list(anchors)]
+
+    def at(j: int) -> np.ndarray:
+        z = float(np.clip(scores[j], knots[0], knots[-1]))
+        side = 0 if z <= knots[1] else 1
+        w = (z - knots[side]) / (knots[side + 1] - knots[side])
+        return (1.0 - w) * ratios[side] + w * ratios[side + 1]
+
+    return at
 
 
 def error_budget(table: pa.Table) -> dict[str, Any]:

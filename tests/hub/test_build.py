@@ -533,3 +533,38 @@ def test_the_card_refuses_shards_that_do_not_match_the_manifests(tmp_path: Path,
         build_card(out, [garch], cfg)
     extra.unlink()
     build_card(out, [garch], cfg)
+
+
+def test_quantile_standard_errors_use_the_rows_own_cdf_errors() -> None:
+    """Coupled Richardson rows carry a CDF standard error above sqrt(p(1-p)/N) (rough Bergomi: 1.9-2.6x): the card's
+    quantile standard errors scale with each row's ``mc_se_cdf_*`` (exactly at the columns' levels, linear in the
+    normal score between them), not with the plain order-statistic formula."""
+    from scipy.stats import norm
+
+    width, num_paths, sigma = 512, 1_000_000, 0.2
+    levels = (np.arange(width) + 0.5) / width
+    anchors = {"p001": (0, 1.5), "p50": (width // 2, 2.5), "p999": (width - 1, 1.5)}
+    plain = {name: np.sqrt(levels[j] * (1 - levels[j]) / num_paths) for name, (j, _) in anchors.items()}
+    table = pa.table(
+        {
+            "horizon": pa.array([1, 1], pa.int32()),
+            "quantiles": pa.FixedSizeListArray.from_arrays(
+                pa.array(np.tile((sigma * norm.ppf(levels)).astype(np.float32), 2), pa.float32()), width
+            ),
+            "num_paths": pa.array([num_paths] * 2, pa.int64()),
+            "std": pa.array([sigma] * 2, pa.float64()),
+            **{
+                f"mc_se_cdf_{name}": pa.array([plain[name] * ratio] * 2, pa.float64())
+                for name, (_, ratio) in anchors.items()
+            },
+        }
+    )
+    by_level = {item["level"]: item["median_se"] for item in quantile_standard_errors(table)["horizons"][0]["levels"]}
+    z_mid, z_last = norm.ppf(levels[width // 2]), norm.ppf(levels[-1])
+    for p, se in by_level.items():
+        z = norm.ppf(p)
+        ratio = 2.5 + (1.5 - 2.5) * (abs(z) - z_mid) / (z_last - z_mid)
+        exact = np.sqrt(p * (1 - p) / num_paths) * sigma / norm.pdf(z)
+        assert se == pytest.approx(ratio * exact, rel=1e-3), p
+    middle = levels[width // 2]  # the reported median is the published level nearest 0.5, the p50 column's level
+    assert by_level[middle] == pytest.approx(2.5 * plain["p50"] * sigma / norm.pdf(z_mid), rel=1e-3)

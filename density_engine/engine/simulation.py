@@ -12,10 +12,13 @@ It replaces the model-instance API of earlier versions (``get_model_class(name)(
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import torch
 
+from density_engine.engine.chunkio import MOMENT_ORDERS
 from density_engine.engine.paths import resolve_device, simulate_grid, simulate_horizons
 from density_engine.engine.quantiles import PathSummary, summarize
 from density_engine.models import get_model_class
@@ -96,8 +99,14 @@ class Simulation:
     def path_summary(
         self, horizons: Sequence[int], num_paths: int, num_quantiles: int = DEFAULT_NUM_QUANTILES
     ) -> PathSummary:
-        """Quantiles and moments (mean, std, skew, excess kurtosis) per horizon."""
-        return summarize(self.simulate_horizons(horizons, num_paths), num_quantiles)
+        """Quantiles and moments (mean, std, skew, excess kurtosis) per horizon; a moment the model says is infinite
+        for these parameters (GJR-GARCH: kurtosis where eta <= 4, skewness where eta <= 3) is NaN, as in the chunks."""
+        summary = summarize(self.simulate_horizons(horizons, num_paths), num_quantiles)
+        finite = type(self.model).finite_moments(self.model.parameter_dict)
+        infinite = {
+            name: np.full_like(getattr(summary, name), np.nan) for name, k in MOMENT_ORDERS.items() if k > finite
+        }
+        return replace(summary, **infinite)
 
     def path_quantiles(
         self, horizons: Sequence[int], num_paths: int, num_quantiles: int = DEFAULT_NUM_QUANTILES

@@ -124,3 +124,12 @@ def test_runner_writes_nan_exactly_where_the_moment_is_infinite() -> None:
     infinite[0] = math.inf
     with pytest.raises(ChunkError, match=r"column 'skew' must be NaN in row 0"):
         validate_chunk(with_column("skew", infinite))
+
+
+@pytest.mark.parametrize(("eta", "blank"), [(3.0, {"skew", "kurt"}), (3.5, {"kurt"}), (6.0, set())])
+def test_path_summary_blanks_the_moments_the_model_says_are_infinite(eta: float, blank: set[str]) -> None:
+    """The user API gives the same NaN as the chunk rows: a sample kurtosis where eta <= 4 is noise, not an estimate."""
+    summary = Simulation("gjrgarch_normalized", seed=3, device="cpu", **{**G1, "eta": eta}).path_summary([1, 5], 4096)
+    for name in ("mean", "std", "skew", "kurt"):
+        values = getattr(summary, name)
+        assert (np.isnan(values).all() if name in blank else np.isfinite(values).all()), name

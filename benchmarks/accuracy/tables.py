@@ -54,16 +54,20 @@ def rb_table() -> None:
 def rb_reference_table() -> None:
     data = json.loads((RESULTS.parents[2] / "tests" / "models" / "data" / "rough_bergomi_quantiles.json").read_text())
     columns = ["set (η, ρ, H, ξ0)", "days", "n_f", "extrapolation (rate)", "accuracy", "residual", "2 se"]
-    columns += ["finest grid vs ref.", "cell scheme vs ref."]
+    columns += ["finest grid vs ref.", "cell scheme vs ref.", "estimator"]
     print("| " + " | ".join(columns) + " |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for c in sorted(data["cases"], key=lambda c: (list(data["parameter_sets"]).index(c["name"]), c["days"])):
         p = c["params"]
         rate = c["fitted_rate"] if c["extrapolation"] == "fitted rate" else c["rate"]
         head = f"| {c['name']} ({p['eta']:g}, {p['rho']:g}, {p['hurst']:g}, {p['xi0']:.3g}) | {c['days']} "
         body = f"| {c['fine_steps']} | {c['extrapolation']} ({rate:.2f}) | {fmt(c['accuracy'])} "
         tail = f"| {fmt(c['residual_max'])} | {fmt(2 * c['se_max'])} | {fmt(c['fine_minus_extrapolated_max'])} "
-        print(head + body + tail + f"| {fmt(c['cell_scheme_max_abs_cdf_diff'])} |")
+        cells = c.get("cell_scheme_by_cells")
+        cell = " / ".join(fmt(v) for v in cells.values()) + f" ({'/'.join(cells)})" if cells else ""
+        cell = cell or fmt(c["cell_scheme_max_abs_cdf_diff"])
+        estimator = c.get("estimator", "W-conditional")
+        print(head + body + tail + f"| {cell} | {estimator}, {c['paths'] >> 10}k paths, {c['seconds'] / 60:.0f} min |")
 
 
 def rb_hybrid_small_n() -> None:

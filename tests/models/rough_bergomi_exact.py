@@ -265,3 +265,63 @@ def cell_conditional_moments(
         means.append(p.rho * lev - 0.5 * q)
         sds.append(torch.sqrt((1.0 - p.rho**2) * q + p.rho**2 * orth))
     return ConditionalMoments(torch.stack(means), torch.stack(sds))
+
+
+# ---- conditioning on the Volterra path only (dW integrated out given Y): the same left-point rule, less noise --------
+
+
+@dataclass
+class YConditionalFactor:
+    """For the point-value grid: Y = L z (z standard normal, dimension n - 1), E[dW | Y] = B z, Cov(dW | Y) = C.
+
+    Given the Volterra values Y_{t_1}..Y_{t_{n-1}} (hence V on the grid), the increments dW are Gaussian with mean A Y
+    (A = Cov(dW, Y) Cov(Y)^-1) and covariance C = dt I - A Cov(Y, dW): the left-point log-price is then exactly normal
+    given Y, with the leverage sum's conditional variance added to the W_perp part. ``stacked`` = [L; B] (one GEMM)."""
+
+    steps: int
+    stacked: torch.Tensor  # (2n - 1, n - 1): rows 0..n-2 give Y, rows n-1.. give E[dW | Y]
+    cond_cov: torch.Tensor  # (n, n) float64
+
+
+def y_conditional_factor(steps: int, maturity: float, hurst: float) -> YConditionalFactor:
+    n = steps
+    cov = joint_covariance(n, maturity, hurst)
+    s_ww, s_yw, s_yy = cov[:n, :n], cov[n:, :n], cov[n:, n:]
+    lam, vec = np.linalg.eigh(s_yy)
+    if lam.min() <= 0:
+        raise ValueError(f"Cov(Y) not positive definite (min eigenvalue {lam.min():.3g})")
+    order = np.argsort(lam)[::-1]
+    lam, vec = lam[order], vec[:, order]
+    lower = vec * np.sqrt(lam)  # Y = lower z
+    # A = S_wy S_yy^-1;  B = A lower = S_wy vec lam^-1/2
+    b = s_yw.T @ (vec / np.sqrt(lam))
+    cond = s_ww - b @ b.T
+    cond = 0.5 * (cond + cond.T)
+    return YConditionalFactor(n, torch.from_numpy(np.vstack([lower, b])).float(), torch.from_numpy(cond))
+
+
+def y_conditional_moments(
+    z: torch.Tensor, fac: YConditionalFactor, maturity: float, p: RBParams, strides: tuple[int, ...]
+) -> ConditionalMoments:
+    """(m, s) of the left-point X_T given the Volterra path on the fine grid, on each nested grid of ``strides``:
+    X | Y ~ N(rho sum sqrt(V_k) E[dW_k | Y] - Q/2, (1 - rho^2) Q + rho^2 u^T Cov(dW | Y) u), u = sqrt(V) per fine step
+    (piecewise constant on coarse grids). z: (paths, n - 1) standard normals."""
+    n = fac.steps
+    g = (z.float() @ fac.stacked.T).double()
+    y = torch.cat([torch.zeros_like(g[:, :1]), g[:, : n - 1]], dim=1)  # Y at t_0..t_{n-1}
+    mu = g[:, n - 1 :]  # E[dW_j | Y], j = 0..n-1
+    dt = maturity / n
+    t = torch.arange(n, dtype=g.dtype) * dt
+    var_v = p.xi0 * torch.exp(p.eta * y - 0.5 * p.eta**2 * t ** (2.0 * p.hurst))
+    means, sds = [], []
+    for stride in strides:
+        m = n // stride
+        vs = var_v[:, ::stride]
+        root = vs.sqrt()
+        mus = mu.reshape(mu.shape[0], m, stride).sum(-1)
+        cs = fac.cond_cov.reshape(m, stride, m, stride).sum((1, 3))
+        quad = ((root @ cs) * root).sum(1)
+        integrated = vs.sum(1) * (dt * stride)
+        means.append(p.rho * (root * mus).sum(1) - 0.5 * integrated)
+        sds.append(torch.sqrt((1.0 - p.rho**2) * integrated + p.rho**2 * quad.clamp_min(0.0)))
+    return ConditionalMoments(torch.stack(means), torch.stack(sds))

@@ -24,7 +24,10 @@ from tests.models.rough_bergomi_exact import (
     factor,
     joint_cell_covariance,
     joint_covariance,
+    mixture_cdf,
     volterra_cov,
+    y_conditional_factor,
+    y_conditional_moments,
 )
 
 DATA = Path(__file__).parent / "data" / "rough_bergomi_quantiles.json"
@@ -88,6 +91,36 @@ def test_left_point_rule_on_exact_draws_keeps_the_exact_identities() -> None:
     pair = 0.5 * (exp_x[:, : 1 << 14] + exp_x[:, 1 << 14 :])
     se = pair.std(1) / math.sqrt(pair.shape[1])
     assert torch.all((pair.mean(1) - 1).abs() < 4.5 * se), (pair.mean(1) - 1, se)
+
+
+def test_y_conditional_estimator_agrees_with_the_w_conditional_one() -> None:
+    """The hard-corner estimator (dW integrated out given the Volterra path) and the W-conditional one estimate the same
+    left-point CDF on every nested grid (independent draws, 4.5 combined standard errors), the Y-conditional one with
+    less noise; and E[exp X] = 1 holds under it (exact identity)."""
+    p = RBParams(eta=3.0, rho=-0.95, hurst=0.03, xi0=0.04)
+    n, maturity, half = 16, 1 / 252, 1 << 13
+    strides = (4, 2, 1)
+    gen = torch.Generator().manual_seed(5)
+    zw = torch.randn((half, 2 * n - 1), dtype=torch.float64, generator=gen)
+    zy = torch.randn((half, n - 1), dtype=torch.float64, generator=gen)
+    fac_w = torch.from_numpy(factor(joint_covariance(n, maturity, p.hurst), "cholesky"))
+    cm_w = conditional_moments(torch.cat([zw, -zw]), fac_w, n, maturity, p, strides)
+    cm_y = y_conditional_moments(torch.cat([zy, -zy]), y_conditional_factor(n, maturity, p.hurst), maturity, p, strides)
+    x = torch.tensor([-0.02, -0.01, -0.005, 0.0, 0.003, 0.006])
+
+    def pair_means(cm):  # antithetic pair means of Phi((x - m)/s): (grids, pairs, x)
+        per_path = torch.special.ndtr((x[None, None, :] - cm.mean[..., None]) / cm.sd[..., None])
+        return 0.5 * (per_path[:, :half] + per_path[:, half:])
+
+    w, y = pair_means(cm_w), pair_means(cm_y)
+    se_w, se_y = w.std(1) / math.sqrt(half), y.std(1) / math.sqrt(half)
+    diff = (w.mean(1) - y.mean(1)).abs()
+    assert torch.all(diff < 4.5 * torch.sqrt(se_w**2 + se_y**2)), (diff, se_w, se_y)
+    assert torch.allclose(y.mean(1), mixture_cdf(x, cm_y.mean, cm_y.sd), atol=1e-12)
+    assert float(se_y.max()) < 0.7 * float(se_w.max())
+    exp_x = torch.exp(cm_y.mean + 0.5 * cm_y.sd**2)
+    pair = 0.5 * (exp_x[:, :half] + exp_x[:, half:])
+    assert torch.all((pair.mean(1) - 1).abs() < 4.5 * pair.std(1) / math.sqrt(half)), pair.mean(1)
 
 
 def test_reference_file_records_its_accuracy() -> None:

@@ -8,6 +8,12 @@ extrapolants can be compared directly (a candidate is credible only where two di
 the same CDF). Also recorded per grid: E[e^X] - 1 (martingale defect, from the conditional moments exactly) and the
 RQMC standard error.
 
+``--variant v`` runs P6 with its Ito variance corrected ("P6v"): the mean part d_i sqrt(Vbar_i) (dW_i - eta c_i/2) has
+second moment xi0 d_i^2 (dt + eta^2 c_i^2/4) (Stein: under the tilt by Vbar_i, dW_i has mean eta c_i), so P6's
+E[I^2] exceeds the exact E[Q] = xi0 T by sum xi0 d_i^2 eta^2 c_i^2 / 4, a fraction ~ h^2H (3-6 % at 256 cells); P6v
+shrinks the independent remainder to s_i^2 = 1 - d_i^2 (1 + eta^2 c_i^2 / (4 dt)) (d_i lowered where that would be
+negative) so that E[I^2] = xi0 T exactly.
+
     python -m benchmarks.accuracy.rb_cell_convergence --cases eta3_H003:1,eta3_H01:1 --cells 512
 """
 
@@ -36,7 +42,31 @@ from tests.models.rough_bergomi_exact import (
 OUT = Path(__file__).resolve().parent / "measurements" / "rb_cell_convergence.json"
 
 
-def cell_cdfs(p: RBParams, maturity: float, cells: int, x: torch.Tensor, scrambles: int, log2_points: int, seed: int):
+def variance_matched_moments(dw: torch.Tensor, ybar: torch.Tensor, maturity: float, p: RBParams, grids) -> tuple:
+    """P6v: as cell_conditional_moments, with the remainder variance that makes E[I^2] = E[Q] (module docstring)."""
+    n = dw.shape[1]
+    dt = maturity / n
+    means, sds = [], []
+    for g in grids:
+        st = g.stride
+        h = dt * st
+        yb = ybar.reshape(ybar.shape[0], n // st, st).mean(-1)
+        dwc = dw.reshape(dw.shape[0], n // st, st).sum(-1)
+        vbar = p.xi0 * torch.exp(p.eta * yb - 0.5 * p.eta**2 * g.var)
+        excess = 1.0 + p.eta**2 * g.cov_dw**2 / (4.0 * h)
+        damp = torch.minimum(torch.exp(-(p.eta**2) * (g.mean_t2h - g.var) / 8.0), excess.rsqrt())
+        rest = 1.0 - damp**2 * excess
+        q_cells = vbar * h
+        q = q_cells.sum(1)
+        lev = (damp * vbar.sqrt() * (dwc - 0.5 * p.eta * g.cov_dw)).sum(1)
+        means.append(p.rho * lev - 0.5 * q)
+        sds.append(torch.sqrt((1.0 - p.rho**2) * q + p.rho**2 * (rest * q_cells).sum(1)))
+    return torch.stack(means), torch.stack(sds)
+
+
+def cell_cdfs(
+    p: RBParams, maturity: float, cells: int, x: torch.Tensor, scrambles: int, log2_points: int, seed: int, variant=""
+):
     """Per scramble and nested cell grid (coarsest first): CDF at x and E[e^X] (arrays (R, G, X), (R, G))."""
     cov = joint_cell_covariance(cells, maturity, p.hurst)
     fac = torch.from_numpy(factor(cov, "pca")).float()
@@ -47,9 +77,13 @@ def cell_cdfs(p: RBParams, maturity: float, cells: int, x: torch.Tensor, scrambl
         means, sds = [], []
         for z in sobol_normals(2 * cells, log2_points, seed=seed + r, chunk=8192):
             v = (z.float() @ fac.T).double()
-            cm = cell_conditional_moments(v[:, :cells], v[:, cells:], maturity, p, grids)
-            means.append(cm.mean)
-            sds.append(cm.sd)
+            if variant == "v":
+                m, sd = variance_matched_moments(v[:, :cells], v[:, cells:], maturity, p, grids)
+            else:
+                cm = cell_conditional_moments(v[:, :cells], v[:, cells:], maturity, p, grids)
+                m, sd = cm.mean, cm.sd
+            means.append(m)
+            sds.append(sd)
         mean, sd = torch.cat(means, 1), torch.cat(sds, 1)
         cdf.append(mixture_cdf(x, mean, sd).numpy())
         mart.append(torch.exp(mean + 0.5 * sd**2).mean(1).numpy())
@@ -62,6 +96,7 @@ def main() -> None:
     parser.add_argument("--cells", type=int, default=512)
     parser.add_argument("--scrambles", type=int, default=8)
     parser.add_argument("--log2-points", type=int, default=14)
+    parser.add_argument("--variant", default="", help="'' (P6) or 'v' (P6 with the Ito variance matched)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     payload = reference_payload()
@@ -72,15 +107,18 @@ def main() -> None:
         p = RBParams.of(case["params"])
         x = torch.tensor(case["x"], dtype=torch.float64)
         t0 = time.process_time()
-        cdf, mart, grids = cell_cdfs(p, case["maturity"], args.cells, x, args.scrambles, args.log2_points, 7 + len(key))
+        cdf, mart, grids = cell_cdfs(
+            p, case["maturity"], args.cells, x, args.scrambles, args.log2_points, 7 + len(key), args.variant
+        )
         mean = cdf.mean(0)
         se = cdf.std(0, ddof=1) / math.sqrt(args.scrambles)
         point = np.asarray(case["cdf_by_grid"])
         central = (point[-1] > 1e-3) & (point[-1] < 1 - 1e-3)
-        store[f"{key}:{args.cells}"] = {
+        store[f"{key}:{args.cells}" + (f":{args.variant}" if args.variant else "")] = {
             "params": case["params"],
             "days": case["days"],
             "cells": args.cells,
+            "variant": args.variant or "P6",
             "paths": args.scrambles << args.log2_points,
             "grids": grids,
             "x": case["x"],

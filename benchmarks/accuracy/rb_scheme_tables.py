@@ -30,7 +30,7 @@ def cell_tables() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     summary = {}
     for key, entry in cells.items():
-        if entry["cells"] != 512:
+        if entry["cells"] < 512:
             continue
         name, days = key.split(":")[:2]
         ref = refs[f"{name}:{days}"]
@@ -41,6 +41,8 @@ def cell_tables() -> None:
         err = np.abs(rows - f_ref)[:, central].max(1)
         moves = np.abs(np.diff(rows, axis=0))[:, central].max(1)
         variant = entry.get("variant", "P6")
+        if entry["cells"] != 512:
+            variant += f" (N={entry['grids'][0]}..{entry['cells']})"
         row = {"err_vs_ref": err.tolist(), "moves": moves.tolist(), "se_max": entry["se_by_grid_max"]}
         point = refine.get(f"{name}:{days}:1024")
         if point is not None:

@@ -132,4 +132,4 @@ def test_path_summary_blanks_the_moments_the_model_says_are_infinite(eta: float,
     summary = Simulation("gjrgarch_normalized", seed=3, device="cpu", **{**G1, "eta": eta}).path_summary([1, 5], 4096)
     for name in ("mean", "std", "skew", "kurt"):
         values = getattr(summary, name)
-        assert (np.isnan(values).all() if name in blank else np.isfinite(values).all()), name
+        assert np.isnan(values).all() if name in blank else np.isfinite(values).all(), name

@@ -28,6 +28,7 @@ from density_engine.engine.chunkio import (
     ERROR_COLUMNS,
     ERROR_LEVELS,
     MOMENT_COLUMNS,
+    error_level_indices,
     quantile_levels,
 )
 
@@ -411,19 +412,18 @@ def _cdf_error_inflation(
     """Per row, the ratio of its own CDF standard error (``mc_se_cdf_p001/_p50/_p999``) to sqrt(p(1-p)/N) at those
     levels, as a function of the level index: linear in the normal score between the three (constant beyond). Rows
     of plain order statistics read 1; coupled Richardson rows (rough Bergomi) read their measured inflation."""
-    names = ("p001", "p50", "p999")
-    if not all(f"mc_se_cdf_{name}" in table.column_names for name in names):
+    anchors = error_level_indices(len(levels))  # p001, p50, p999: increasing level indices
+    if not all(f"mc_se_cdf_{name}" in table.column_names for name in anchors):
         return lambda j: np.ones(table.num_rows)
-    anchors = (0, len(levels) // 2, len(levels) - 1)
     ratios = np.stack(
         [
             table.column(f"mc_se_cdf_{name}").to_numpy(zero_copy_only=False).astype(np.float64)
             / np.sqrt(levels[j] * (1.0 - levels[j]) / num_paths)
-            for name, j in zip(names, anchors, strict=True)
+            for name, j in anchors.items()
         ]
     )
     ratios = np.where(np.isfinite(ratios) & (ratios > 0), ratios, 1.0)
-    knots = scores[list(anchors)]
+    knots = scores[list(anchors.values())]
 
     def at(j: int) -> np.ndarray:
         z = float(np.clip(scores[j], knots[0], knots[-1]))

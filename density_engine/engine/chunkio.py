@@ -44,6 +44,14 @@ MOMENT_COLUMNS = ("mean", "std", "skew", "kurt")
 ERROR_LEVELS = ("p001", "p50", "p999", "max")
 MC_ERROR_COLUMNS = tuple(f"mc_se_cdf_{level}" for level in ERROR_LEVELS)
 DISC_ERROR_COLUMNS = tuple(f"disc_err_cdf_{level}" for level in ERROR_LEVELS)
+
+
+def error_level_indices(num_quantiles: int) -> dict[str, int]:
+    """The published level each per-level error column is taken at: the levels nearest 0.001, 0.5 and 0.999, i.e.
+    the first, middle and last of ``(j + 0.5) / M`` (``max`` is over all levels)."""
+    return {"p001": 0, "p50": num_quantiles // 2, "p999": num_quantiles - 1}
+
+
 ERROR_COLUMNS = MC_ERROR_COLUMNS + DISC_ERROR_COLUMNS
 #: The moment order behind each moment column: a column is NaN exactly in the rows where the model says its moment of
 #: that order is infinite (``Model.finite_moments``; e.g. GJR-GARCH ``kurt`` where eta <= 4).

@@ -25,6 +25,7 @@ from density_engine.engine.chunkio import (
     blank_infinite_moments,
     chunk_schema,
     encode_metadata,
+    error_level_indices,
     quantile_levels,
 )
 from density_engine.engine.counters import RNG_SCHEME
@@ -61,7 +62,7 @@ def column_workers(device: torch.device) -> int:
 def error_summary(values: np.ndarray) -> dict[str, float]:
     """A row's error budget at the levels nearest 0.001, 0.5 and 0.999 (first, middle, last of ``(j + 0.5) / M``) and
     its maximum over all levels (:data:`~density_engine.engine.chunkio.ERROR_LEVELS`)."""
-    picked = {"p001": values[0], "p50": values[len(values) // 2], "p999": values[-1], "max": values.max()}
+    picked = {name: values[j] for name, j in error_level_indices(len(values)).items()} | {"max": values.max()}
     return {level: float(picked[level]) for level in ERROR_LEVELS}
 
 

@@ -4,7 +4,7 @@ the same for measurements/rb_cell_convergence.json (P6 and P6v on 16 .. 512 cell
 P6v grid to the left-point rule's coupled Richardson (N/2, N) at its finest grid of rb_point_refine.json.
 
     python -m benchmarks.accuracy.rb_scheme_tables [--schemes point,cell,lag]
-    python -m benchmarks.accuracy.rb_scheme_tables --cells
+    python -m benchmarks.accuracy.rb_scheme_tables --cells [--column]
 """
 
 from __future__ import annotations
@@ -64,13 +64,44 @@ def cell_tables() -> None:
     (measurements / "rb_cell_tables.json").write_text(json.dumps(summary, indent=1) + "\n")
 
 
+def cell_column_table() -> None:
+    """The cell scheme's production error column at infinite paths, from the P6v moves of rb_cell_tables.json (run
+    ``--cells`` first): at the policy's N (128 cells; 512 for 252 days, the policy's 504), |F_N - F_N/2| / (2^r' - 1)
+    with r' = log2 of the ratio of the last two moves clipped to [MIN_RATE, CELL_RATE] (the estimator's rule), against
+    the measured error."""
+    from density_engine.engine.estimators import MIN_RATE
+    from density_engine.models.rough_bergomi import CELL_RATE
+
+    measurements = OUT.parent
+    tables = json.loads((measurements / "rb_cell_tables.json").read_text())
+    cells = json.loads((measurements / "rb_cell_convergence.json").read_text())
+    grids = [16, 32, 64, 128, 256, 512]
+    print("| set | days | N | move N/2 -> N | move N/4 -> N/2 | r' | column | measured | column / measured |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for key, row in tables.items():
+        if cells[key].get("variant") != "v" or cells[key]["grids"][0] != grids[0]:
+            continue
+        name, days = key.split(":")[:2]
+        k = grids.index(512 if int(days) == 252 else 128)
+        fine, coarse = row["moves"][k - 1], row["moves"][k - 2]
+        rate = min(max(np.log2(coarse / fine), MIN_RATE), CELL_RATE)
+        column, measured = fine / (2.0**rate - 1.0), row["err_vs_ref"][k]
+        print(
+            f"| {name} | {days} | {grids[k]} | {fine:.1e} | {coarse:.1e} | {rate:.2f} | {column:.1e} | {measured:.1e} "
+            f"| {column / measured:.1f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--schemes", default=",".join(SCHEMES))
     parser.add_argument("--cells", action="store_true")
+    parser.add_argument("--column", action="store_true", help="with --cells: the cell scheme's error column")
     args = parser.parse_args()
     if args.cells:
         cell_tables()
+        if args.column:
+            cell_column_table()
         return
     schemes = args.schemes.split(",")
     store = json.loads(OUT.read_text())

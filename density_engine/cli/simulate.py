@@ -212,6 +212,11 @@ def _parse_horizons(text: str) -> list[int]:
     type=click.Choice(["independent", "coupled", "none"]),
     help="Rough models: time_grid.richardson (default: the model's).",
 )
+@click.option(
+    "--scheme",
+    type=click.Choice(["auto", "cell", "hybrid"]),
+    help="Rough Bergomi: time_grid.scheme (default: auto; cell publishes without Richardson).",
+)
 @click.option("--seed", type=click.IntRange(min=0), default=1, show_default=True)
 @click.option("--num-quantiles", type=click.IntRange(min=2), default=512, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
@@ -225,6 +230,7 @@ def simulate_one_command(
     dt: float | None,
     steps: int | None,
     richardson: str | None,
+    scheme: str | None,
     seed: int,
     num_quantiles: int,
     device: str,
@@ -248,8 +254,12 @@ def simulate_one_command(
     for name, value in (("dt", dt), ("steps", steps), ("richardson", richardson)):
         if value is not None and "dt" not in settings:
             raise click.BadParameter(f"{model} is a discrete-time model without {name!r}", param_hint=f"--{name}")
+    if scheme is not None and not model_cls.time_grid_schemes:
+        raise click.BadParameter(f"{model} has one scheme", param_hint="--scheme")
     defaults = dict(model_cls.default_settings)
-    grid = {k: v for k, v in (("steps", steps), ("richardson", richardson)) if v is not None}
+    if scheme == "cell" and richardson is None:
+        richardson = "none"  # the cell scheme publishes q_N
+    grid = {k: v for k, v in (("steps", steps), ("richardson", richardson), ("scheme", scheme)) if v is not None}
     if model_cls.time_grid_defaults is not None:
         grid = {**model_cls.time_grid_defaults, "allow_coarse": True, **grid}
     data = {
@@ -458,6 +468,10 @@ def _bench_policy(names: list[str], num_paths: int, rounds: int, device: str) ->
             click.echo(
                 f"{name:<16} round {index}: previous {row['previous_s']:9.1f} CPU-s/set, new {row['new_s']:9.1f} "
                 f"CPU-s/set (error column {row['column_s']:.1f} s), ratio {row['ratio']:.2f}"
+                + "".join(
+                    f"; {label}: {peer['s']:.1f} CPU-s/set, ratio {peer['ratio']:.2f}"
+                    for label, peer in row["peers"].items()
+                )
             )
 
 

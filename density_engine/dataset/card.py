@@ -23,6 +23,7 @@ import yaml
 from density_engine.dataset.checks import check_against_config
 from density_engine.dataset.shards import ModelManifest, verify_shards, write_if_changed
 from density_engine.dataset.units import model_units
+from density_engine.models.rough_bergomi import CELL_MAX_HURST
 
 LICENSE = "cc-by-4.0"
 TAGS = ["finance", "stochastic-volatility", "simulation", "synthetic", "quantiles", "monte-carlo", "rough-volatility"]
@@ -343,9 +344,10 @@ def error_budget_lines(name: str, record: Mapping[str, Any]) -> list[str]:
     )
     if name == "rough_bergomi":
         lines.append(
-            f"- The {goal:g} goal is not met everywhere for rough Bergomi: where eta is near 3 and H <= 0.1 no "
-            "affordable grid reaches it (docs/accuracy.md, section 3.3); those rows say so in `disc_err_cdf_max` "
-            "(the estimate reads 1e-2 to 6e-2 there). Filter on it where accuracy matters."
+            f"- The {goal:g} goal is not met everywhere for rough Bergomi: where eta is near 3 and H <= 0.1 the "
+            "cell-average scheme leaves 1.2e-3 to 2.5e-3 (measured against exact simulation; the earlier hybrid "
+            "scheme left up to 1.6e-2) and no affordable grid does better (docs/accuracy.md, sections 4.4 and 4.5); "
+            "those rows say so in `disc_err_cdf_max`. Filter on it where accuracy matters."
         )
     return lines
 
@@ -480,8 +482,10 @@ def render_card(
         "Each quantile is an order statistic of N independent paths (GARCH), or a Richardson extrapolant of the "
         "order statistics of two time grids (rough models), so its standard error is about se_F(p) / f(q_p) and "
         "falls as 1/sqrt(N): se_F is sqrt(p(1-p)/N) for order statistics of N paths and for rough Heston's "
-        "independent runs (their path counts keep that promise), and 1.9-2.6 times larger for rough Bergomi's coupled "
-        "grids (measured by replication; the rows' `mc_se_cdf_*` carry it). Adjacent quantiles are strongly "
+        "independent runs (their path counts keep that promise) and rough Bergomi's cell-scheme rows (hurst <= "
+        f"{CELL_MAX_HURST:g}), and 1.9-2.6 times larger for rough Bergomi's coupled hybrid-scheme grids (hurst above "
+        f"{CELL_MAX_HURST:g}; measured by "
+        "replication; the rows' `mc_se_cdf_*` carry it). Adjacent quantiles are strongly "
         "positively correlated. The first table of each model gives, per horizon, the median over rows at selected "
         "levels. Every row also carries its own error budget: "
         "the Monte Carlo standard error (`mc_se_cdf_*`) and the time-discretisation error of the rough models' grids "

@@ -239,6 +239,10 @@ def run_bench(
 #: per day up to the last horizon, no extrapolation (config/production.yaml until then).
 PREVIOUS_SUBSTEPS = {"rough_heston": 4, "rough_bergomi": 2}
 PRODUCTION_HORIZONS = (1, 2, 5, 10, 21, 42, 63, 126, 252)
+#: Other time grids measured in the same interleaved rounds as the production policy (name: ``time_grid`` overrides).
+POLICY_PEERS: dict[str, dict[str, dict[str, Any]]] = {
+    "rough_bergomi": {"hybrid scheme, coupled Richardson (the policy before the cell scheme)": {"scheme": "hybrid"}},
+}
 
 
 def policy_cost(
@@ -253,7 +257,8 @@ def policy_cost(
     :data:`PREVIOUS_SUBSTEPS` fine steps a day, plain order statistics) against the per-horizon policy (``time_grid``,
     default the model's: Richardson grids, error columns), measured at ``num_paths`` and scaled linearly in the paths;
     the model-computed error column (rough Heston: Fourier) is a cost per row, timed separately and not scaled.
-    Policies interleaved for ``rounds`` rounds; returns per-round figures and the ratio new / previous. CPU time of
+    Policies (and the model's :data:`POLICY_PEERS`, in ``peers`` of each round) interleaved for ``rounds`` rounds;
+    returns per-round figures and the ratio new / previous. CPU time of
     this process (all threads) by ``time.process_time``: :func:`cpu_seconds` counts 10 ms clock ticks, which reads 0
     for the small runs of a quick check."""
     from density_engine.engine.estimators import estimate_parameter_set
@@ -276,6 +281,10 @@ def policy_cost(
 
     model.discretisation_error = timed_column  # type: ignore[method-assign]
     scale = 1e7 / num_paths
+    peers = {
+        label: model_cls.time_grid_policy({**(time_grid or {}), **grid})
+        for label, grid in POLICY_PEERS.get(name, {}).items()
+    }
     rows = []
     for _ in range(rounds):
         start = time.process_time()
@@ -288,6 +297,12 @@ def policy_cost(
         new_sim = (total - column_s[0]) * scale
         rows.append({"previous_s": old, "new_s": new_sim + column_s[0], "column_s": column_s[0], "ratio": 0.0})
         rows[-1]["ratio"] = rows[-1]["new_s"] / old
+        rows[-1]["peers"] = {}
+        for label, peer in peers.items():
+            start = time.process_time()
+            estimate_parameter_set(model, peer, horizons, num_paths, 512, 1, 0, device=dev)
+            peer_s = (time.process_time() - start) * scale
+            rows[-1]["peers"][label] = {"s": peer_s, "ratio": peer_s / old}
     return {
         "model": name,
         "device": device_description(dev),
@@ -295,5 +310,6 @@ def policy_cost(
         "horizons": list(horizons),
         "previous": f"one grid of {PREVIOUS_SUBSTEPS[name]} fine steps a day",
         "new": policy.describe() if policy is not None else "",
+        "peers": {label: peer.describe() for label, peer in peers.items()},
         "rounds": rows,
     }

@@ -72,10 +72,24 @@ def error_methods(model: type[Model] | Model, policy: TimeGridPolicy | None) -> 
         mc = "sqrt(p(1-p)(4/P_N + 1/P_N/2)) (independent runs of P_N and P_N/2 paths)"
     else:
         mc = f"batch means over {BATCHES} contiguous path batches of the extrapolant, times the density"
+    nested = (
+        "|q_N - q_N/2| of the nested grids of the same paths in CDF units / (2^r' - 1), r' the rate the grids N, N/2, "
+        f"N/4 show, clipped to [{MIN_RATE:g}, r]"
+    )
     if policy is not None and policy.richardson == "none" and model.discretisation_error_method.startswith("three"):
-        disc = "|q_N - q_N/2| of the nested grids of the same paths in CDF units / (2^r - 1), r = min(3H + 1/2, 1)"
+        disc = f"{nested}, r = min(3H + 1/2, 1)"
     else:
         disc = model.discretisation_error_method
+    if policy is not None and policy.scheme in ("cell", "auto"):
+        plain_mc = "sqrt(p(1-p)/n) at the published level (order statistics of n independent paths)"
+        cell_disc = f"{nested}, r = {model.cell_rate:g} (cell scheme, no extrapolation)"
+        if policy.scheme == "cell":
+            return {"mc_se": plain_mc, "disc_err": cell_disc}
+        rule = model.auto_scheme_rule
+        return {
+            "mc_se": f"{rule}: {plain_mc}; other rows: {mc}",
+            "disc_err": f"{rule}: {cell_disc}; other rows: {disc}",
+        }
     return {"mc_se": mc, "disc_err": disc}
 
 
@@ -132,8 +146,9 @@ def estimate_parameter_set(
     rows = []
     runs_info: dict[str, Any] = {}
     path_steps = 0
+    model, richardson = model.for_time_grid(policy)  # the scheme of this parameter set (rough Bergomi: by hurst)
     # richardson none on a model without its own error column: the nested grids still give the error estimate
-    nest_plain = policy.richardson == "none" and set(NESTED_OUTPUTS) <= set(load_kernel(model).outputs)
+    nest_plain = richardson == "none" and set(NESTED_OUTPUTS) <= set(load_kernel(model).outputs)
     for days in hs:
         maturity = days * model.dt
         samples = []
@@ -146,9 +161,9 @@ def estimate_parameter_set(
             )  # fmt: skip
             samples.append(torch.cat([values[name] for name in outputs]))
             path_steps += run.paths * run.steps
-        if policy.richardson == "independent":
+        if richardson == "independent":
             rows.append(_independent(model, days, maturity, policy, samples, num_quantiles, levels, column_pool))
-        elif policy.richardson == "coupled":
+        elif richardson == "coupled":
             rows.append(_coupled(model, days, policy, samples[0], num_quantiles, levels))
         else:
             rows.append(_single(model, days, maturity, policy, samples[0], num_quantiles, levels, column_pool))
@@ -211,18 +226,29 @@ def _independent(model, days, maturity, policy, samples, num_quantiles, levels, 
 
 
 def _single(model, days, maturity, policy, samples, num_quantiles, levels, pool) -> HorizonEstimate:
-    """q_N of one run (richardson none)."""
-    nested = not model.computes_discretisation_error and samples.shape[0] >= 2
-    ordered, q, m = _summary(samples[:2] if nested else samples[:1], num_quantiles)  # one sort per grid
+    """q_N of one run (richardson none); with nested grids the error estimate |q_N - q_N/2| / (2^r' - 1), r' the
+    rate the grids (N, N/2, N/4) show, clipped to [MIN_RATE, the model's rate r]."""
+    nested = not model.computes_discretisation_error and samples.shape[0] >= 3
+    ordered, q, m = _summary(samples[:3] if nested else samples[:1], num_quantiles)  # one sort per grid
     steps = policy.fine_steps(days)
     error = _model_error(model, pool, maturity, steps, "none", q[0], (float(ordered[0, 0]), float(ordered[0, -1])))
-    if nested:  # the N vs N/2 difference of the nested grid, at the rate r
-        scale = 2.0 ** model.richardson_rate() - 1.0
-        error = np.minimum(_cdf_units(q[0] - q[1], density_at(levels, q[0])) / scale, 1.0)
+    if nested:
+        density = density_at(levels, q[0])
+        fine = _cdf_units(q[0] - q[1], density)
+        rate = _shown_rate(
+            float(np.max(fine)), float(np.max(_cdf_units(q[1] - q[2], density))), model.richardson_rate()
+        )
+        error = np.minimum(fine / (2.0**rate - 1.0), 1.0)
     if error is None:
         raise ValueError(f"{model.model_name}: no discretisation-error estimate for richardson none")
     se = np.sqrt(levels * (1.0 - levels) / samples.shape[1])
     return HorizonEstimate(days, steps, q[0], {k: float(v[0]) for k, v in m.items()}, se, error)
+
+
+def _shown_rate(d_fine: float, d_coarse: float, rate: float) -> float:
+    """The rate the nested grids show, log2 of the ratio of their sup differences, clipped to [MIN_RATE, rate]."""
+    shown = math.log2(d_coarse / d_fine) if d_fine > 0 and d_coarse > 0 else rate
+    return min(max(shown, MIN_RATE), rate)
 
 
 def _extrapolate(fine: np.ndarray, coarse: np.ndarray, weight: float) -> np.ndarray:
@@ -240,9 +266,7 @@ def _coupled(model, days, policy, samples, num_quantiles, levels) -> HorizonEsti
     # discretisation: |E(N) - E(N/2)| in CDF units, scaled up where the grids converge more slowly than the rate r
     plain = _cdf_units(quantiles - np.sort(_extrapolate(q[1], q[2], weight)), density)
     d_fine = float(np.max(_cdf_units(q[0] - q[1], density)))
-    d_coarse = float(np.max(_cdf_units(q[1] - q[2], density)))
-    shown = math.log2(d_coarse / d_fine) if d_fine > 0 and d_coarse > 0 else rate
-    shown = min(max(shown, MIN_RATE), rate)
+    shown = _shown_rate(d_fine, float(np.max(_cdf_units(q[1] - q[2], density))), rate)
     error = np.minimum(plain * (2.0**rate - 1.0) / (2.0**shown - 1.0), 1.0)
     # Monte Carlo: batch means of the extrapolant over contiguous path batches
     n = samples.shape[1]

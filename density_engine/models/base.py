@@ -170,6 +170,8 @@ class Model:
     """Continuous-time models: the default ``time_grid`` policy (:mod:`density_engine.models.time_grid`); None for
     discrete-time models, which are simulated exactly on their own steps."""
     richardson_modes: ClassVar[tuple[str, ...]] = ()
+    time_grid_schemes: ClassVar[tuple[str, ...]] = ()
+    """The ``time_grid.scheme`` choices of a model with several schemes (empty: one scheme)."""
     min_grid_steps: ClassVar[int] = 1
     """Fewer fine steps per horizon are refused as too coarse (unless ``allow_coarse``)."""
     discretisation_error_method: ClassVar[str] = "0: exact simulation of the discrete-time model"
@@ -292,7 +294,14 @@ class Model:
             if values:
                 raise TimeGridError(f"{cls.model_name} is a discrete-time model without a time grid")
             return None
-        return TimeGridPolicy.parse(values, cls.time_grid_defaults, cls.richardson_modes, cls.min_grid_steps)
+        return TimeGridPolicy.parse(
+            values, cls.time_grid_defaults, cls.richardson_modes, cls.min_grid_steps, cls.time_grid_schemes
+        )
+
+    def for_time_grid(self, policy: TimeGridPolicy) -> tuple[Model, str]:
+        """The model instance that simulates this parameter set under ``policy`` and the Richardson mode of its rows
+        (a model with several schemes picks one here; the default: this instance and the policy's mode)."""
+        return self, policy.richardson
 
     def richardson_rate(self) -> float:
         """The convergence rate r of coupled Richardson extrapolation (error ~ N^-r)."""

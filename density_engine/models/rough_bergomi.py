@@ -47,6 +47,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from density_engine.models.base import Model, Parameter, SchemeTables, TimeGrid
+from density_engine.models.rough_bergomi_cell import cell_scheme
+from density_engine.models.time_grid import TimeGridPolicy
 
 
 def hybrid_weights(num_steps: int, hurst: float, h: float) -> np.ndarray:
@@ -57,6 +59,18 @@ def hybrid_weights(num_steps: int, hurst: float, h: float) -> np.ndarray:
     w[:2] = 0.0
     return w
 
+
+#: The schemes of the model (setting ``scheme``): the hybrid scheme with the variance at the left point, and the
+#: variance-matched cell-average scheme (:mod:`density_engine.models.rough_bergomi_cell`).
+SCHEMES = ("hybrid", "cell")
+HYBRID_KERNEL = "density_engine.models.kernels.rough_bergomi:RoughBergomiKernel"
+CELL_KERNEL = "density_engine.models.kernels.rough_bergomi:RoughBergomiCellKernel"
+#: ``time_grid.scheme: auto`` simulates parameter sets with hurst up to this on the cell scheme (no extrapolation) and
+#: those above on the hybrid scheme (with the configured Richardson): docs/accuracy.md 4.5.
+CELL_MAX_HURST = 0.15
+#: The rate the cell scheme's error estimate assumes at most (|q_N - q_N/2| / (2^r - 1), r the nested grids' own
+#: rate clipped to [0.3, this]): measured 0.3 - 0.6 at the production corners (docs/accuracy.md 4.4).
+CELL_RATE = 0.5
 
 #: The time (years) at which :meth:`RoughBergomi.check_parameters` checks for variance underflow: 1 year = 252 days,
 #: the longest production horizon.
@@ -127,14 +141,22 @@ class RoughBergomi(Model):
             default_range=(0.01, 0.1),
         ),
     )
-    settings: ClassVar[tuple[str, ...]] = ("dt", "substeps")
-    default_settings: ClassVar[Mapping[str, Any]] = {"dt": 1.0 / 252.0, "substeps": 1}
+    settings: ClassVar[tuple[str, ...]] = ("dt", "substeps", "scheme")
+    default_settings: ClassVar[Mapping[str, Any]] = {"dt": 1.0 / 252.0, "substeps": 1, "scheme": "hybrid"}
 
-    kernel: ClassVar[str] = "density_engine.models.kernels.rough_bergomi:RoughBergomiKernel"
-    # per-horizon grids of max(128, 2 x days) steps, coupled Richardson: docs/accuracy.md, section 3.3 (meets 1e-3 at
-    # the moderate production corners, not where eta ~ 3 and H <= 0.1: the error column says so per row)
-    time_grid_defaults: ClassVar[Mapping[str, Any]] = {"steps": 128, "steps_per_day": 2, "richardson": "coupled"}
+    kernel: ClassVar[str] = HYBRID_KERNEL  # the instance's scheme may replace it (``scheme="cell"``)
+    # per-horizon grids of max(128, 2 x days) steps; the cell scheme for hurst <= CELL_MAX_HURST, the hybrid scheme
+    # with coupled Richardson above: docs/accuracy.md, sections 3.3, 4.4 and 4.5
+    time_grid_defaults: ClassVar[Mapping[str, Any]] = {
+        "steps": 128,
+        "steps_per_day": 2,
+        "richardson": "coupled",
+        "scheme": "auto",
+    }
     richardson_modes: ClassVar[tuple[str, ...]] = ("coupled", "none")
+    time_grid_schemes: ClassVar[tuple[str, ...]] = ("auto", "cell", "hybrid")
+    auto_scheme_rule: ClassVar[str] = f"rows with hurst <= {CELL_MAX_HURST:g} (cell scheme)"
+    cell_rate: ClassVar[float] = CELL_RATE
     min_grid_steps: ClassVar[int] = 32
     discretisation_error_method: ClassVar[str] = (
         "three coupled grids (N, N/2, N/4 on the same paths): |E(N) - E(N/2)| of the extrapolants in CDF units, scaled "
@@ -143,8 +165,35 @@ class RoughBergomi(Model):
         "noise floor ~6e-4-1e-3 at 1e7 paths"
     )
 
+    @classmethod
+    def check_settings(cls, values: Mapping[str, Any]) -> dict[str, Any]:
+        out = super().check_settings(values)
+        if out["scheme"] not in SCHEMES:
+            raise ValueError(
+                f"{cls.model_name}: setting 'scheme' must be one of {', '.join(SCHEMES)}, got {out['scheme']!r}"
+            )
+        return out
+
+    def _prepare(self) -> None:
+        if self.setting_values["scheme"] == "cell":
+            self.kernel = CELL_KERNEL
+
+    def for_time_grid(self, policy: TimeGridPolicy) -> tuple[RoughBergomi, str]:
+        """``scheme: auto``: the cell scheme without extrapolation for hurst <= :data:`CELL_MAX_HURST`, the hybrid
+        scheme with the policy's Richardson above; ``cell`` / ``hybrid``: that scheme everywhere."""
+        scheme = policy.scheme or "hybrid"
+        if scheme == "auto":
+            scheme = "cell" if self.params["hurst"] <= CELL_MAX_HURST else "hybrid"
+        model = self
+        if scheme != self.setting_values["scheme"]:
+            model = type(self)(**self.params, **{**self.setting_values, "scheme": scheme})
+        return model, ("none" if scheme == "cell" else policy.richardson)
+
     def richardson_rate(self) -> float:
-        """Weak rate of the hybrid scheme's distribution error, min(3H + 1/2, 1) (docs/accuracy.md, section 3.3)."""
+        """The rate of the scheme's distribution error: min(3H + 1/2, 1) for the hybrid scheme (docs/accuracy.md,
+        section 3.3); :data:`CELL_RATE` at most for the cell scheme (section 4.4: its error estimate's rate)."""
+        if self.setting_values["scheme"] == "cell":
+            return CELL_RATE
         return min(3.0 * self.params["hurst"] + 0.5, 1.0)
 
     joint_check_monotone: ClassVar[bool] = True  # underflow_headroom is monotone in each parameter at t = 1 year
@@ -164,17 +213,67 @@ class RoughBergomi(Model):
             return underflow_headroom(eta, hurst, xi0, UNDERFLOW_CHECK_YEARS) >= 0
 
     def scheme_tables(self, grid: TimeGrid) -> SchemeTables:
+        """The constants of the instance's scheme on a uniform grid (hybrid: :meth:`_hybrid_tables`; cell:
+        :meth:`_cell_tables`)."""
+        h = grid.uniform_step
+        scheme = self.setting_values["scheme"]
+        if h is None:
+            raise ValueError(f"{self.model_name}: the {scheme} scheme needs a uniform time grid")
+        p = self.params
+        end = float(grid.times[-1])
+        if end > UNDERFLOW_CHECK_YEARS and not underflow_headroom(p["eta"], p["hurst"], p["xi0"], end) >= 0:
+            raise ValueError(underflow_message(p["eta"], p["hurst"], p["xi0"], end))
+        if scheme == "cell":
+            return self._cell_tables(grid.num_steps, h)
+        return self._hybrid_tables(grid.num_steps, h)
+
+    def _cell_tables(self, n: int, h: float) -> SchemeTables:
+        """Cell-scheme constants (:func:`~density_engine.models.rough_bergomi_cell.cell_scheme`): the local factor on
+        (z0, z1, z2), the Volterra matrix of the far part (history z0), and per step and grid (fine, every 2nd and
+        4th cell) the compensator, the damped leverage rho d, the shift eta c / 2, the drift and the spread of X given
+        the paths (zero except at a coarse cell's last step) and the reset of the coarse sums. A cell's constants
+        depend on the earlier cells only, so any step can be recorded (the nested grids are complete at multiples of
+        4 steps: the workflow's grids)."""
+        p = self.params
+        eta, rho, hurst = p["eta"], p["rho"], p["hurst"]
+        scheme = cell_scheme(-(-n // 4) * 4, h, hurst, eta)
+        factor, scale = scheme.local_factor, math.sqrt(2.0 * hurst)
+        lag = np.arange(n).reshape(-1, 1) - np.arange(n).reshape(1, -1)  # [i, j] = i - j
+        volterra = np.where(lag >= 2, scheme.far[np.clip(lag, 0, n)], 0.0) * factor[0, 0]  # weight of z0_j in Ybar_i
+        per_step: dict[str, np.ndarray] = {}
+        step = np.arange(n)
+        for suffix, grid in zip(("", "_half", "_quarter"), scheme.grids, strict=True):  # truncated to n steps
+            stride = round(grid.width / h)
+            cell = step // stride
+            last = (step % stride == stride - 1).astype(np.float64)  # a coarse cell's terms enter at its last step
+            per_step["compensator" + suffix] = 0.5 * eta**2 * grid.variance[cell]
+            per_step["leverage" + suffix] = last * rho * grid.damping[cell]
+            per_step["shift" + suffix] = 0.5 * eta * grid.leverage_cov[cell]
+            per_step["drift" + suffix] = last * 0.5 * grid.width
+            per_step["spread" + suffix] = last * grid.width * (1.0 - rho**2 + rho**2 * grid.remainder[cell])
+            per_step["keep" + suffix] = 1.0 - last if stride > 1 else np.ones(n)
+        return SchemeTables(
+            scalars={
+                "dw_on_z0": factor[0, 0],
+                "a_on_z0": scale * factor[1, 0],
+                "a_on_z1": scale * factor[1, 1],
+                "b_on_z0": scale * factor[2, 0],
+                "b_on_z1": scale * factor[2, 1],
+                "b_on_z2": scale * factor[2, 2],
+                "eta": eta,
+                "eta_half": eta / 2.0,
+                "eta_quarter": eta / 4.0,
+                "log_xi0": math.log(p["xi0"]),
+            },
+            per_step=per_step,
+            volterra=volterra,
+        )
+
+    def _hybrid_tables(self, n: int, h: float) -> SchemeTables:
         """Hybrid-scheme constants on a uniform grid: the Toeplitz Volterra matrix of the convolution part of Y, the
         weights of the last interval Wt_{i-1} on (z1, z2), the compensator eta^2/2 Var(Y_i) of the scheme."""
-        h = grid.uniform_step
-        if h is None:
-            raise ValueError(f"{self.model_name}: the hybrid scheme needs a uniform time grid")
-        n = grid.num_steps
         p = self.params
         hurst, rho = p["hurst"], p["rho"]
-        end = float(grid.times[-1])
-        if end > UNDERFLOW_CHECK_YEARS and not underflow_headroom(p["eta"], hurst, p["xi0"], end) >= 0:
-            raise ValueError(underflow_message(p["eta"], hurst, p["xi0"], end))
         a = hurst - 0.5
         w = hybrid_weights(n, hurst, h)
         lag = np.arange(n).reshape(-1, 1) - np.arange(n).reshape(1, -1)  # [i, j] = i - j

@@ -15,6 +15,10 @@ uniform fine steps, rounded up to the multiple the Richardson mode needs. Measur
   2nd and every 4th grid point (the same paths); published q = q_N + (q_N - q_{N/2}) / (2^r - 1), r = min(3H + 1/2, 1);
   the N/4 grid gives the discretisation-error estimate.
 * ``none``: q_N of one run.
+
+A model with several schemes (rough Bergomi) also takes ``scheme``: ``cell`` (the cell-average scheme, published
+without extrapolation: ``richardson: none``), ``hybrid``, or ``auto`` (the model picks per parameter set:
+:meth:`~density_engine.models.base.Model.for_time_grid`). Both nested-grid schemes need N a multiple of 4.
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ RICHARDSON_MODES = ("independent", "coupled", "none")
 OPTIMAL_PATH_SPLIT = (4.0 + math.sqrt(2.0), 1.0 + 2.0 * math.sqrt(2.0))
 #: Slack on ``4/a + 1/b <= 1`` for rounded path splits (5.41, 3.83 gives 1.0005).
 PATH_SPLIT_SLACK = 1e-3
-TIME_GRID_KEYS = ("steps", "steps_per_day", "richardson", "path_split", "allow_coarse")
+TIME_GRID_KEYS = ("steps", "steps_per_day", "richardson", "path_split", "allow_coarse", "scheme")
+#: Schemes whose nested grids (every 2nd and 4th point) give the error estimate: N a multiple of 4.
+NESTED_SCHEMES = ("cell", "auto")
 
 
 class TimeGridError(ValueError):
@@ -56,29 +62,52 @@ class TimeGridPolicy:
     richardson: str
     path_split: tuple[float, float] | None
     allow_coarse: bool = False
+    scheme: str | None = None
+    """The model's scheme choice (rough Bergomi: ``hybrid``, ``cell`` or ``auto``); None for a model with one scheme."""
 
     @classmethod
     def parse(
-        cls, values: Mapping[str, Any] | None, defaults: Mapping[str, Any], modes: Sequence[str], min_steps: int
+        cls,
+        values: Mapping[str, Any] | None,
+        defaults: Mapping[str, Any],
+        modes: Sequence[str],
+        min_steps: int,
+        schemes: Sequence[str] = (),
     ) -> TimeGridPolicy:
-        """Validate a ``time_grid`` mapping (missing keys from ``defaults``); :class:`TimeGridError` names the key."""
+        """Validate a ``time_grid`` mapping (missing keys from ``defaults``); :class:`TimeGridError` names the key.
+        ``schemes``: the model's scheme choices (empty: one scheme, no ``scheme`` key)."""
         values = dict(values or {})
         unknown = sorted(set(values) - set(TIME_GRID_KEYS))
         if unknown:
             raise TimeGridError(f"unknown key(s) {unknown}; allowed: {', '.join(TIME_GRID_KEYS)}")
         merged = {**defaults, **values}
+        if merged.get("scheme") == "cell" and "richardson" not in values:
+            merged["richardson"] = "none"  # the cell scheme's rows are not extrapolated
         richardson = merged.get("richardson", "none")
         if richardson not in modes:
             allowed = ", ".join(modes)
             raise TimeGridError(f"richardson: {richardson!r} is not allowed for this model; allowed: {allowed}")
-        multiple = _step_multiple(richardson)
+        scheme = merged.get("scheme")
+        if not schemes and scheme is not None:
+            raise TimeGridError(f"scheme: this model has one scheme (got {scheme!r})")
+        if schemes and scheme not in schemes:
+            raise TimeGridError(f"scheme: {scheme!r} is not a scheme of this model; allowed: {', '.join(schemes)}")
+        if scheme == "cell" and richardson != "none":
+            raise TimeGridError(
+                f"richardson: {richardson!r} is not used with scheme cell (its rows are published without "
+                "extrapolation); set richardson: none, or scheme: auto to extrapolate the hybrid scheme's rows"
+            )
+        multiple = _step_multiple(richardson, scheme)
         steps = _integer(merged.get("steps"), "steps", 1)
         steps_per_day = _integer(merged.get("steps_per_day", 0), "steps_per_day", 0)
         allow_coarse = merged.get("allow_coarse", False)
         if not isinstance(allow_coarse, bool):
             raise TimeGridError(f"allow_coarse: must be true or false, got {allow_coarse!r}")
         if steps % multiple:
-            raise TimeGridError(f"steps: {steps} must be a multiple of {multiple} with richardson {richardson}")
+            raise TimeGridError(
+                f"steps: {steps} must be a multiple of {multiple} with richardson {richardson}"
+                + (f" and scheme {scheme}" if scheme in NESTED_SCHEMES else "")
+            )
         if steps < min_steps and not allow_coarse:
             raise TimeGridError(
                 f"steps: {steps} is too coarse (at least {min_steps}: the measured discretisation error below that "
@@ -100,7 +129,7 @@ class TimeGridPolicy:
             split = (a, b)
         elif "path_split" in values:
             raise TimeGridError(f"path_split: only used with richardson independent (richardson is {richardson})")
-        return cls(steps, steps_per_day, richardson, split, allow_coarse)
+        return cls(steps, steps_per_day, richardson, split, allow_coarse, scheme)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TimeGridPolicy:
@@ -112,10 +141,11 @@ class TimeGridPolicy:
             str(data["richardson"]),
             None if split is None else (float(split[0]), float(split[1])),
             bool(data.get("allow_coarse", False)),
+            None if data.get("scheme") is None else str(data["scheme"]),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "policy": "per_horizon",
             "steps": self.steps,
             "steps_per_day": self.steps_per_day,
@@ -123,10 +153,13 @@ class TimeGridPolicy:
             "path_split": None if self.path_split is None else list(self.path_split),
             "allow_coarse": self.allow_coarse,
         }
+        if self.scheme is not None:  # only models with a choice (the content keys of the others are unchanged)
+            data["scheme"] = self.scheme
+        return data
 
     def fine_steps(self, days: int) -> int:
         """N: the fine steps of the finest grid of a horizon of ``days`` model steps."""
-        multiple = _step_multiple(self.richardson)
+        multiple = _step_multiple(self.richardson, self.scheme)
         wanted = max(self.steps, self.steps_per_day * int(days))
         return -(-wanted // multiple) * multiple
 
@@ -155,11 +188,24 @@ class TimeGridPolicy:
         text = f"{self.steps}+{self.steps_per_day}/day,{self.richardson}"
         if self.path_split is not None:
             text += f",{self.path_split[0]:.4g}:{self.path_split[1]:.4g}"
+        if self.scheme is not None:
+            text += f",{self.scheme}"
         return text + (",coarse" if self.allow_coarse else "")
 
     def describe(self) -> str:
         """One line for logs and the card."""
         grid = f"N = max({self.steps}, {self.steps_per_day} x days) steps per horizon"
+        if self.scheme == "cell":
+            return f"{grid}; cell-average scheme (P6v), no extrapolation"
+        if self.scheme == "auto":
+            return (
+                f"{grid}; cell-average scheme (P6v, no extrapolation) up to the model's hurst threshold, above it "
+                + (
+                    "the hybrid scheme with coupled Richardson (N/2 grid of the same paths)"
+                    if self.richardson == "coupled"
+                    else "the hybrid scheme without extrapolation"
+                )
+            )
         if self.richardson == "independent":
             a, b = self.path_split or OPTIMAL_PATH_SPLIT
             return f"{grid}; Richardson 2 q_N - q_N/2 of independent runs ({a:.4g} and {b:.4g} x num_paths paths)"
@@ -173,7 +219,9 @@ def compact_text(time_grid: Mapping[str, Any] | None) -> str:
     return "exact" if time_grid is None else TimeGridPolicy.from_dict(time_grid).compact()
 
 
-def _step_multiple(richardson: str) -> int:
+def _step_multiple(richardson: str, scheme: str | None = None) -> int:
+    if scheme in NESTED_SCHEMES:
+        return 4
     return {"independent": 2, "coupled": 4}.get(richardson, 1)
 
 

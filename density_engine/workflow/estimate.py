@@ -152,7 +152,7 @@ def set_work(model: str, num_paths: int, horizons: list[int], time_grid: Mapping
     sorts = {True: COUPLED_SORTS, False: 1}
     return SetWork(
         path_steps=policy.path_steps(horizons, num_paths),
-        sorted_values=sum(r.paths * (2 if plain_nested else sorts[r.nested]) for rs in runs for r in rs),
+        sorted_values=sum(r.paths * (3 if plain_nested else sorts[r.nested]) for rs in runs for r in rs),
         max_steps=max(r.steps for rs in runs for r in rs),
         run_paths=max(r.paths for rs in runs for r in rs),
         kept_values=max(sum(r.paths * (3 if r.nested or plain_nested else 1) for r in rs) for rs in runs),

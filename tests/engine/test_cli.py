@@ -50,7 +50,7 @@ def test_models_json_and_text() -> None:
     garch = described["gjrgarch_normalized"]
     assert [p["name"] for p in garch["parameters"]] == ["alpha", "gamma", "beta", "eta", "lam", "sigma0_sq"]
     assert garch["settings"] == {}
-    assert described["rough_bergomi"]["settings"] == {"dt": 1 / 252, "substeps": 1}
+    assert described["rough_bergomi"]["settings"] == {"dt": 1 / 252, "substeps": 1, "scheme": "hybrid"}
     eta = next(p for p in garch["parameters"] if p["name"] == "eta")
     assert eta["lower"] == 2.0 and eta["lower_open"] and eta["upper"] is None
     text = CliRunner().invoke(main, ["models"])

@@ -24,7 +24,12 @@ from tests.engine.conftest import G1, RB, RH, make_spec
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
-MODELS = [("gjrgarch_normalized", G1), ("rough_bergomi", RB), ("rough_heston", RH)]
+MODELS = [
+    ("gjrgarch_normalized", G1),
+    ("rough_bergomi", RB),
+    ("rough_bergomi", {**RB, "scheme": "cell"}),  # the cell-average scheme's kernel
+    ("rough_heston", RH),
+]
 HORIZONS = [3, 41, 71]  # beyond two history groups
 
 

@@ -22,7 +22,12 @@ from density_engine.engine.runner import run_chunk
 from density_engine.models import get_model_class
 from tests.engine.conftest import G1, G2, RB, RH, make_spec
 
-MODELS = [("gjrgarch_normalized", G1), ("rough_bergomi", RB), ("rough_heston", RH)]
+MODELS = [
+    ("gjrgarch_normalized", G1),
+    ("rough_bergomi", RB),
+    ("rough_bergomi", {**RB, "scheme": "cell"}),  # the cell-average scheme's kernel
+    ("rough_heston", RH),
+]
 DATA_COLUMNS = ["param_id", "horizon", "quantiles", "mean", "std", "skew", "kurt"]
 # more steps than one history group, so the history GEMMs (whose shapes follow the block size) are exercised
 HORIZONS = [3, HISTORY_GROUP + 9, 2 * HISTORY_GROUP + 7]
@@ -86,15 +91,21 @@ def test_rerun_and_chunk_position_invariance() -> None:
 @pytest.mark.parametrize(("model", "params"), MODELS)
 def test_chunk_position_invariance_for_every_model(model: str, params: dict) -> None:
     """A parameter set gives the same rows alone in chunk 0 and as the second set of chunk 5 (stream keyed by
-    (seed, param_id) only), for every model."""
+    (seed, param_id) only), for every model (and both rough Bergomi schemes, chosen by the spec's time grid)."""
+    params = dict(params)
+    scheme = params.pop("scheme", "hybrid" if model == "rough_bergomi" else None)
+    grid = {} if scheme is None else {"time_grid": {**make_spec(model)["time_grid"], "scheme": scheme}}
+    if scheme == "cell":
+        grid["time_grid"]["richardson"] = "none"
     moved_params = {**params, params_key(model): params[params_key(model)] * 0.9}
-    alone = make_spec(model, [{"param_id": 4, "params": params}], num_paths=3000, chunk_id=0, horizons=[1, 5])
+    alone = make_spec(model, [{"param_id": 4, "params": params}], num_paths=3000, chunk_id=0, horizons=[1, 5], **grid)
     second = make_spec(
         model,
         [{"param_id": 9, "params": moved_params}, {"param_id": 4, "params": params}],
         num_paths=3000,
         chunk_id=5,
         horizons=[1, 5],
+        **grid,
     )
     first = run_chunk(parse_spec(alone), device="cpu").table
     moved = run_chunk(parse_spec(second), device="cpu").table

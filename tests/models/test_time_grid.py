@@ -112,4 +112,12 @@ def test_richardson_none_publishes_the_fine_grid_with_an_error_estimate() -> Non
         assert row.steps == 16 and row.disc_err.max() > 0
         levels = (np.arange(64) + 0.5) / 64
         np.testing.assert_allclose(row.mc_se, np.sqrt(levels * (1 - levels) / 2000))
-    assert error_methods(RB, RB.time_grid_policy({"richardson": "none"}))["disc_err"].startswith("|q_N - q_N/2|")
+    hybrid = error_methods(RB, RB.time_grid_policy({"richardson": "none", "scheme": "hybrid"}))
+    assert hybrid["disc_err"].startswith("|q_N - q_N/2|") and hybrid["disc_err"].endswith("r = min(3H + 1/2, 1)")
+    cell = error_methods(RB, RB.time_grid_policy({"scheme": "cell"}))
+    assert cell["disc_err"].endswith("r = 0.5 (cell scheme, no extrapolation)") and cell["mc_se"].startswith(
+        "sqrt(p(1-p)/n)"
+    )
+    auto = error_methods(RB, RB.time_grid_policy({}))  # per row: the cell scheme up to the hurst threshold
+    assert auto["disc_err"].startswith("rows with hurst <= 0.15 (cell scheme): |q_N - q_N/2|")
+    assert "other rows: three coupled grids" in auto["disc_err"] and "other rows: batch means" in auto["mc_se"]

@@ -479,8 +479,9 @@ def render_card(
     body += [
         "## Monte Carlo error",
         "",
-        "Each quantile is an order statistic of N independent paths (GARCH), or a Richardson extrapolant of the "
-        "order statistics of two time grids (rough models), so its standard error is about se_F(p) / f(q_p) and "
+        "Each quantile is an order statistic of N independent paths (GARCH, and rough Bergomi's cell-scheme rows), or "
+        "a Richardson extrapolant of the order statistics of two time grids (rough Heston, rough Bergomi's "
+        "hybrid-scheme rows), so its standard error is about se_F(p) / f(q_p) and "
         "falls as 1/sqrt(N): se_F is sqrt(p(1-p)/N) for order statistics of N paths and for rough Heston's "
         "independent runs (their path counts keep that promise) and rough Bergomi's cell-scheme rows (hurst <= "
         f"{CELL_MAX_HURST:g}), and 1.9-2.6 times larger for rough Bergomi's coupled hybrid-scheme grids (hurst above "

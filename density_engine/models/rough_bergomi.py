@@ -1,4 +1,7 @@
-"""Rough Bergomi (Bayer-Friz-Gatheral 2016), simulated by the hybrid scheme with kappa = 1 (Bennedsen-Lunde-Pakkanen).
+"""Rough Bergomi (Bayer-Friz-Gatheral 2016), simulated by the hybrid scheme with kappa = 1 (Bennedsen-Lunde-Pakkanen)
+or by the variance-matched cell-average scheme (setting ``scheme="cell"``, constants in
+:mod:`density_engine.models.rough_bergomi_cell`; the workflow's choice for hurst <= :data:`CELL_MAX_HURST`).
+The hybrid scheme:
 
 Model (time in years, zero rates, X = log(S_t / S_0))::
 
@@ -117,8 +120,9 @@ class RoughBergomi(Model):
     model_name: ClassVar[str] = "rough_bergomi"
     description: ClassVar[str] = (
         "Rough Bergomi: V_t = xi0 exp(eta Y_t - eta^2/2 t^(2H)), Var Y_t = t^(2H), dX = sqrt(V) dB - V/2 dt, "
-        "d<B, W> = rho dt; hybrid scheme kappa=1 with optimal points, variance at the left point, compensator = the "
-        "scheme's own Var(Y_t) (within 0.05% of t^(2H); E V = xi0 exactly); "
+        "d<B, W> = rho dt; two schemes: hybrid (kappa=1 with optimal points, variance at the left point) and the "
+        "variance-matched cell-average scheme (cell averages of the Volterra process, X given the paths in closed "
+        "form; the production choice for hurst <= 0.15); compensator = the scheme's own variance (E V = xi0 exactly); "
         "dt = year fraction per model step; tail quantiles depend on the step size"
     )
     parameters: ClassVar[tuple[Parameter, ...]] = (

@@ -122,8 +122,8 @@ class RoughBergomi(Model):
         "Rough Bergomi: V_t = xi0 exp(eta Y_t - eta^2/2 t^(2H)), Var Y_t = t^(2H), dX = sqrt(V) dB - V/2 dt, "
         "d<B, W> = rho dt; two schemes: hybrid (kappa=1 with optimal points, variance at the left point) and the "
         "variance-matched cell-average scheme (cell averages of the Volterra process, X given the paths in closed "
-        "form; the production choice for hurst <= 0.15); compensator = the scheme's own variance (E V = xi0 exactly); "
-        "dt = year fraction per model step; tail quantiles depend on the step size"
+        f"form; the production choice for hurst <= {CELL_MAX_HURST:g}); compensator = the scheme's own variance "
+        "(E V = xi0 exactly); dt = year fraction per model step; tail quantiles depend on the step size"
     )
     parameters: ClassVar[tuple[Parameter, ...]] = (
         Parameter(

@@ -104,6 +104,7 @@ def test_richardson_none_publishes_the_fine_grid_with_an_error_estimate() -> Non
     """Rough Bergomi without extrapolation: q_N of the fine grid, plain Monte Carlo error, and the nested N/2 grid's
     difference as its discretisation estimate (rough Heston: the exact Fourier column of q_N)."""
     from density_engine.engine.estimators import error_methods, estimate_parameter_set
+    from density_engine.models.rough_bergomi import CELL_MAX_HURST
 
     for cls, params in ((RB, {"eta": 1.9, "rho": -0.9, "hurst": 0.07, "xi0": 0.05}), (RH, {"kappa": 0.3, "theta": 0.02,
                         "sigma": 0.3, "rho": -0.7, "alpha": 0.6, "v0": 0.02})):  # fmt: skip
@@ -119,5 +120,5 @@ def test_richardson_none_publishes_the_fine_grid_with_an_error_estimate() -> Non
         "sqrt(p(1-p)/n)"
     )
     auto = error_methods(RB, RB.time_grid_policy({}))  # per row: the cell scheme up to the hurst threshold
-    assert auto["disc_err"].startswith("rows with hurst <= 0.15 (cell scheme): |q_N - q_N/2|")
+    assert auto["disc_err"].startswith(f"rows with hurst <= {CELL_MAX_HURST:g} (cell scheme): |q_N - q_N/2|")
     assert "other rows: three coupled grids" in auto["disc_err"] and "other rows: batch means" in auto["mc_se"]

@@ -65,12 +65,20 @@ def variance_matched_moments(dw: torch.Tensor, ybar: torch.Tensor, maturity: flo
 
 
 def cell_cdfs(
-    p: RBParams, maturity: float, cells: int, x: torch.Tensor, scrambles: int, log2_points: int, seed: int, variant=""
+    p: RBParams,
+    maturity: float,
+    cells: int,
+    x: torch.Tensor,
+    scrambles: int,
+    log2_points: int,
+    seed: int,
+    variant="",
+    strides: tuple[int, ...] = (32, 16, 8, 4, 2, 1),
 ):
-    """Per scramble and nested cell grid (coarsest first): CDF at x and E[e^X] (arrays (R, G, X), (R, G))."""
+    """Per scramble and nested cell grid (coarsest first: cells // strides): CDF at x and E[e^X] (arrays (R, G, X),
+    (R, G))."""
     cov = joint_cell_covariance(cells, maturity, p.hurst)
     fac = torch.from_numpy(factor(cov, "pca")).float()
-    strides = [2**k for k in range(5, -1, -1)]
     grids = [cell_grid_constants(cov, cells, maturity, p.hurst, s) for s in strides]
     cdf, mart = [], []
     for r in range(scrambles):

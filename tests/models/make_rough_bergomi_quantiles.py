@@ -17,10 +17,11 @@ Method (tests/models/rough_bergomi_exact.py; independent of the production hybri
   * cross-check with a *different* discretisation (cell-averaged Volterra process, "P6", same module) at its finest
     grid, recorded as ``cell_scheme_max_abs_cdf_diff``.
 ``accuracy`` = max over x of (|residual| + 2 se) bounds the reference's CDF error where the extrapolation is in its
-asymptotic regime. Hard corner (``hard_corner``: eta >= 2.5, H <= 0.1): the Y-conditional estimator (dW integrated out
-given the Volterra path, same left-point rule, ~3x less noise) on n_f = 2048 (H 0.03) / 1024 (H 0.1) fine steps and 7
-nested grids, where the sequence reaches the theory rate; the cell-scheme cross-check on nested 128/256/512 cells
-(docs/accuracy.md 1.2).
+asymptotic regime. Hard corner (``hard_corner``: eta >= 2.5 with H <= 0.2, or at horizons >= 126 days): the
+Y-conditional estimator (dW integrated out given the Volterra path, same left-point rule, ~3x less noise at H 0.03) on
+n_f = 2048 (H 0.03) / 1024 (H 0.1 .. 0.3) fine steps and 7 nested grids, where the sequence reaches the theory rate;
+n_f = 2048 where 0.1 < H <= 0.2 at horizons >= 126 days (the extrapolation residual grows with eta T^H); the cell-scheme
+cross-check on nested 128/256/512 cells (docs/accuracy.md 1.2).
 
 Run (background it; ~5-15 min per case on a loaded 2-core machine):
     python tests/models/make_rough_bergomi_quantiles.py [--cases name:days,...]
@@ -90,23 +91,43 @@ PARAMETER_SETS: dict[str, tuple[dict[str, float], str]] = {
     ),
     "eta3_H01": ({"eta": 3.0, "rho": -0.95, "hurst": 0.1, "xi0": 0.1}, "large vol-of-vol, rough, skewed, xi0 0.1"),
     "eta3_H003": ({"eta": 3.0, "rho": -0.95, "hurst": 0.03, "xi0": 0.04}, "hardest corner: roughest, eta 3, rho -0.95"),
+    "eta3_H015": (
+        {"eta": 3.0, "rho": -0.95, "hurst": 0.15, "xi0": 0.04},
+        "eta 3, rho -0.95 between H 0.1 and 0.3: P6v or the point rule + Richardson (docs/accuracy.md 4.5)",
+    ),
+    "eta3_H02": (
+        {"eta": 3.0, "rho": -0.95, "hurst": 0.2, "xi0": 0.04},
+        "eta 3, rho -0.95 above the point rule's rate-1 threshold H = 1/6 (docs/accuracy.md 4.5)",
+    ),
 }
 
 
-def hard_corner(p: RBParams) -> bool:
-    """eta >= 2.5 with H <= 0.1: the left-point rule is pre-asymptotic at 512 steps and the W-conditional estimator
-    noisy; these cases use the Y-conditional estimator on finer grids (HARD_FINE_STEPS)."""
-    return p.eta >= 2.5 and p.hurst <= 0.1 + 1e-12
+LONG_MATURITY = 126 / YEAR_DAYS
+"""From this maturity on, eta >= 2.5 is a hard corner at every H (eta T^H large: the point rule's residual at 256 steps
+was 3.1e-3 at eta 3, H 0.3, 252 days)."""
 
 
-HARD_FINE_STEPS = {0.03: 2048, 0.1: 1024}
+def hard_corner(p: RBParams, maturity: float) -> bool:
+    """eta >= 2.5 with H <= 0.2, or at maturities >= LONG_MATURITY: the left-point rule is pre-asymptotic (H <= 0.1) or
+    its Richardson residual too large (H 0.15 .. 0.3 at 252 days) at 256 - 512 steps; these cases use the Y-conditional
+    estimator on finer grids (``fine_steps``)."""
+    return p.eta >= 2.5 and (p.hurst <= 0.2 + 1e-12 or maturity >= LONG_MATURITY - 1e-12)
+
+
 HARD_GRIDS = 7  # n_f/64 .. n_f
 CELL_STEPS_HARD = 512  # cell-average cross-check at the hard corner: nested 128, 256, 512 cells
 
 
-def fine_steps(hurst: float, p: RBParams | None = None) -> int:
-    if p is not None and hard_corner(p):
-        return HARD_FINE_STEPS[min(HARD_FINE_STEPS, key=lambda h: abs(h - hurst))]
+def fine_steps(hurst: float, p: RBParams | None = None, maturity: float = 1 / YEAR_DAYS) -> int:
+    """Fine steps of the reference's grid: hard corner 2048 (H < 0.05), 1024 (H 0.1; H 0.15 .. 0.2 below
+    LONG_MATURITY; H > 0.2, where the point rule's second-order term decays fast), 2048 (H 0.15 .. 0.2 from
+    LONG_MATURITY on); elsewhere 512 (H < 0.1) or 256."""
+    if p is not None and hard_corner(p, maturity):
+        if hurst < 0.05:
+            return 2048
+        if hurst <= 0.1 + 1e-12 or hurst > 0.2 + 1e-12 or maturity < LONG_MATURITY - 1e-12:
+            return 1024
+        return 2048
     return 512 if hurst < 0.1 else 256
 
 
@@ -118,7 +139,7 @@ def point_scheme_cdf(
 
     Hard corner (``hard_corner``): the Y-conditional estimator (dW integrated out given the Volterra path: the same
     left-point rule, 3-9 x less variance there) with HARD_GRIDS nested grids; elsewhere the W-conditional one."""
-    hard = hard_corner(p)
+    hard = hard_corner(p, maturity)
     strides = tuple(2**k for k in range((HARD_GRIDS if hard else 6) - 1, -1, -1))  # n/32 .. n: 6 grids (hard: 7)
     if hard:
         yfac = y_conditional_factor(steps, maturity, p.hurst)
@@ -156,10 +177,11 @@ def conditional_moments_f32(z, fac, steps, maturity, p, strides):
 def cell_scheme_cdf(p: RBParams, maturity: float, x: torch.Tensor, seed: int) -> np.ndarray:
     """The cell-average scheme's CDF at x: (1, len(x)) at CELL_STEPS cells, or at the hard corner (CELL_STEPS_HARD)
     (3, len(x)) on its nested 128, 256 and 512 cells."""
-    n = CELL_STEPS_HARD if hard_corner(p) else CELL_STEPS
+    hard = hard_corner(p, maturity)
+    n = CELL_STEPS_HARD if hard else CELL_STEPS
     cov = joint_cell_covariance(n, maturity, p.hurst)
     fac = torch.from_numpy(factor(cov, "pca")).float()
-    strides = (4, 2, 1) if hard_corner(p) else (1,)
+    strides = (4, 2, 1) if hard else (1,)
     grids = [cell_grid_constants(cov, n, maturity, p.hurst, s) for s in strides]
     out = []
     for r in range(8):
@@ -196,7 +218,7 @@ def make_case(name: str, params: dict[str, float], days: int, seed: int) -> dict
     t0 = time.perf_counter()
     p = RBParams.of(params)
     maturity = days / YEAR_DAYS
-    steps = fine_steps(p.hurst, p)
+    steps = fine_steps(p.hurst, p, maturity)
     rate = weak_rate(p.hurst)
     # 1) rough quantiles -> evaluation points
     pilot, grids = point_scheme_cdf(p, maturity, steps, None, seed, scrambles=2)
@@ -254,14 +276,14 @@ def make_case(name: str, params: dict[str, float], days: int, seed: int) -> dict
         "fine_minus_extrapolated_max": float(np.abs(raw_fine - best)[central].max()),
         "cell_scheme_max_abs_cdf_diff": float(np.abs(cell - best)[central].max()),
         "seconds": round(seconds, 1),
-        "estimator": "Y-conditional" if hard_corner(p) else "W-conditional",
+        "estimator": "Y-conditional" if hard_corner(p, maturity) else "W-conditional",
         **(
             {
                 "cell_scheme_by_cells": {
                     str(c): float(np.abs(v - best)[central].max()) for c, v in zip((128, 256, 512), cells, strict=True)
                 }
             }
-            if hard_corner(p)
+            if hard_corner(p, maturity)
             else {}
         ),
     }

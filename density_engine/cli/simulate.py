@@ -214,8 +214,8 @@ def _parse_horizons(text: str) -> list[int]:
 )
 @click.option(
     "--scheme",
-    type=click.Choice(["auto", "cell", "hybrid"]),
-    help="Rough Bergomi: time_grid.scheme (default: auto; cell publishes without Richardson).",
+    type=click.Choice(["cell", "hybrid"]),
+    help="Rough Bergomi: time_grid.scheme (default: cell, published without Richardson; hybrid: coupled Richardson).",
 )
 @click.option("--seed", type=click.IntRange(min=0), default=1, show_default=True)
 @click.option("--num-quantiles", type=click.IntRange(min=2), default=512, show_default=True)
@@ -257,11 +257,11 @@ def simulate_one_command(
     if scheme is not None and not model_cls.time_grid_schemes:
         raise click.BadParameter(f"{model} has one scheme", param_hint="--scheme")
     defaults = dict(model_cls.default_settings)
-    if scheme == "cell" and richardson is None:
-        richardson = "none"  # the cell scheme publishes q_N
     grid = {k: v for k, v in (("steps", steps), ("richardson", richardson), ("scheme", scheme)) if v is not None}
     if model_cls.time_grid_defaults is not None:
         grid = {**model_cls.time_grid_defaults, "allow_coarse": True, **grid}
+        if richardson is None and grid.get("scheme") in model_cls.time_grid_schemes:
+            grid["richardson"] = model_cls.time_grid_schemes[grid["scheme"]]  # the scheme's own default
     data = {
         "spec_version": SPEC_VERSION,
         "model": model,

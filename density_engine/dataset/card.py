@@ -23,7 +23,6 @@ import yaml
 from density_engine.dataset.checks import check_against_config
 from density_engine.dataset.shards import ModelManifest, verify_shards, write_if_changed
 from density_engine.dataset.units import model_units
-from density_engine.models.rough_bergomi import CELL_MAX_HURST
 
 LICENSE = "cc-by-4.0"
 TAGS = ["finance", "stochastic-volatility", "simulation", "synthetic", "quantiles", "monte-carlo", "rough-volatility"]
@@ -479,13 +478,12 @@ def render_card(
     body += [
         "## Monte Carlo error",
         "",
-        "Each quantile is an order statistic of N independent paths (GARCH, and rough Bergomi's cell-scheme rows), or "
-        "a Richardson extrapolant of the order statistics of two time grids (rough Heston, rough Bergomi's "
-        "hybrid-scheme rows), so its standard error is about se_F(p) / f(q_p) and "
+        "Each quantile is an order statistic of N independent paths (GARCH, and rough Bergomi on its cell-average "
+        "scheme, the default), or a Richardson extrapolant of the order statistics of two time grids (rough Heston; "
+        "rough Bergomi on the hybrid scheme), so its standard error is about se_F(p) / f(q_p) and "
         "falls as 1/sqrt(N): se_F is sqrt(p(1-p)/N) for order statistics of N paths and for rough Heston's "
-        "independent runs (their path counts keep that promise) and rough Bergomi's cell-scheme rows (hurst <= "
-        f"{CELL_MAX_HURST:g}), and 1.9-2.6 times larger for rough Bergomi's coupled hybrid-scheme grids (hurst above "
-        f"{CELL_MAX_HURST:g}; measured by "
+        "independent runs (their path counts keep that promise), and 1.9-2.6 times larger for rough Bergomi's hybrid "
+        "scheme with coupled Richardson (measured by "
         "replication; the rows' `mc_se_cdf_*` carry it). Adjacent quantiles are strongly "
         "positively correlated. The first table of each model gives, per horizon, the median over rows at selected "
         "levels. Every row also carries its own error budget: "

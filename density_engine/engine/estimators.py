@@ -80,16 +80,8 @@ def error_methods(model: type[Model] | Model, policy: TimeGridPolicy | None) -> 
         disc = f"{nested}, r = min(3H + 1/2, 1)"
     else:
         disc = model.discretisation_error_method
-    if policy is not None and policy.scheme in ("cell", "auto"):
-        plain_mc = "sqrt(p(1-p)/n) at the published level (order statistics of n independent paths)"
-        cell_disc = f"{nested}, r = {model.cell_rate:g} (cell scheme, no extrapolation)"
-        if policy.scheme == "cell":
-            return {"mc_se": plain_mc, "disc_err": cell_disc}
-        rule = model.auto_scheme_rule
-        return {
-            "mc_se": f"{rule}: {plain_mc}; other rows: {mc}",
-            "disc_err": f"{rule}: {cell_disc}; other rows: {disc}",
-        }
+    if policy is not None and policy.scheme == "cell":
+        disc = f"{nested}, r = {model.cell_rate:g} (cell scheme, no extrapolation)"
     return {"mc_se": mc, "disc_err": disc}
 
 

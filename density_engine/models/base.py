@@ -170,8 +170,9 @@ class Model:
     """Continuous-time models: the default ``time_grid`` policy (:mod:`density_engine.models.time_grid`); None for
     discrete-time models, which are simulated exactly on their own steps."""
     richardson_modes: ClassVar[tuple[str, ...]] = ()
-    time_grid_schemes: ClassVar[tuple[str, ...]] = ()
-    """The ``time_grid.scheme`` choices of a model with several schemes (empty: one scheme)."""
+    time_grid_schemes: ClassVar[Mapping[str, str]] = {}
+    """A model with several schemes: ``time_grid.scheme`` choices and the Richardson mode each defaults to (empty:
+    one scheme)."""
     min_grid_steps: ClassVar[int] = 1
     """Fewer fine steps per horizon are refused as too coarse (unless ``allow_coarse``)."""
     discretisation_error_method: ClassVar[str] = "0: exact simulation of the discrete-time model"

@@ -1,7 +1,6 @@
 """Rough Bergomi (Bayer-Friz-Gatheral 2016), simulated by the hybrid scheme with kappa = 1 (Bennedsen-Lunde-Pakkanen)
 or by the variance-matched cell-average scheme (setting ``scheme="cell"``, constants in
-:mod:`density_engine.models.rough_bergomi_cell`; the workflow's choice for hurst <= :data:`CELL_MAX_HURST`).
-The hybrid scheme:
+:mod:`density_engine.models.rough_bergomi_cell`; the workflow's default, ``time_grid.scheme``). The hybrid scheme:
 
 Model (time in years, zero rates, X = log(S_t / S_0))::
 
@@ -68,9 +67,6 @@ def hybrid_weights(num_steps: int, hurst: float, h: float) -> np.ndarray:
 SCHEMES = ("hybrid", "cell")
 HYBRID_KERNEL = "density_engine.models.kernels.rough_bergomi:RoughBergomiKernel"
 CELL_KERNEL = "density_engine.models.kernels.rough_bergomi:RoughBergomiCellKernel"
-#: ``time_grid.scheme: auto`` simulates parameter sets with hurst up to this on the cell scheme (no extrapolation) and
-#: those above on the hybrid scheme (with the configured Richardson): docs/accuracy.md 4.5.
-CELL_MAX_HURST = 0.15
 #: The rate the cell scheme's error estimate assumes at most (|q_N - q_N/2| / (2^r - 1), r the nested grids' own
 #: rate clipped to [0.3, this]): measured 0.3 - 0.6 at the production corners (docs/accuracy.md 4.4).
 CELL_RATE = 0.5
@@ -122,7 +118,7 @@ class RoughBergomi(Model):
         "Rough Bergomi: V_t = xi0 exp(eta Y_t - eta^2/2 t^(2H)), Var Y_t = t^(2H), dX = sqrt(V) dB - V/2 dt, "
         "d<B, W> = rho dt; two schemes: hybrid (kappa=1 with optimal points, variance at the left point) and the "
         "variance-matched cell-average scheme (cell averages of the Volterra process, X given the paths in closed "
-        f"form; the production choice for hurst <= {CELL_MAX_HURST:g}); compensator = the scheme's own variance "
+        "form; the workflow's default); compensator = the scheme's own variance "
         "(E V = xi0 exactly); dt = year fraction per model step; tail quantiles depend on the step size"
     )
     parameters: ClassVar[tuple[Parameter, ...]] = (
@@ -149,17 +145,11 @@ class RoughBergomi(Model):
     default_settings: ClassVar[Mapping[str, Any]] = {"dt": 1.0 / 252.0, "substeps": 1, "scheme": "hybrid"}
 
     kernel: ClassVar[str] = HYBRID_KERNEL  # the instance's scheme may replace it (``scheme="cell"``)
-    # per-horizon grids of max(128, 2 x days) steps; the cell scheme for hurst <= CELL_MAX_HURST, the hybrid scheme
-    # with coupled Richardson above: docs/accuracy.md, sections 3.3, 4.4 and 4.5
-    time_grid_defaults: ClassVar[Mapping[str, Any]] = {
-        "steps": 128,
-        "steps_per_day": 2,
-        "richardson": "coupled",
-        "scheme": "auto",
-    }
+    # per-horizon grids of max(128, 2 x days) cells of the cell scheme, no extrapolation: docs/accuracy.md, sections
+    # 3.3, 4.4 and 4.5 (as accurate as the hybrid scheme with coupled Richardson or more at every measured H)
+    time_grid_defaults: ClassVar[Mapping[str, Any]] = {"steps": 128, "steps_per_day": 2, "scheme": "cell"}
     richardson_modes: ClassVar[tuple[str, ...]] = ("coupled", "none")
-    time_grid_schemes: ClassVar[tuple[str, ...]] = ("auto", "cell", "hybrid")
-    auto_scheme_rule: ClassVar[str] = f"rows with hurst <= {CELL_MAX_HURST:g} (cell scheme)"
+    time_grid_schemes: ClassVar[Mapping[str, str]] = {"cell": "none", "hybrid": "coupled"}
     cell_rate: ClassVar[float] = CELL_RATE
     min_grid_steps: ClassVar[int] = 32
     discretisation_error_method: ClassVar[str] = (
@@ -183,11 +173,8 @@ class RoughBergomi(Model):
             self.kernel = CELL_KERNEL
 
     def for_time_grid(self, policy: TimeGridPolicy) -> tuple[RoughBergomi, str]:
-        """``scheme: auto``: the cell scheme without extrapolation for hurst <= :data:`CELL_MAX_HURST`, the hybrid
-        scheme with the policy's Richardson above; ``cell`` / ``hybrid``: that scheme everywhere."""
-        scheme = policy.scheme or "hybrid"
-        if scheme == "auto":
-            scheme = "cell" if self.params["hurst"] <= CELL_MAX_HURST else "hybrid"
+        """This parameter set on the policy's scheme (the cell scheme is never extrapolated)."""
+        scheme = policy.scheme or self.setting_values["scheme"]
         model = self
         if scheme != self.setting_values["scheme"]:
             model = type(self)(**self.params, **{**self.setting_values, "scheme": scheme})

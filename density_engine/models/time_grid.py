@@ -16,9 +16,9 @@ uniform fine steps, rounded up to the multiple the Richardson mode needs. Measur
   the N/4 grid gives the discretisation-error estimate.
 * ``none``: q_N of one run.
 
-A model with several schemes (rough Bergomi) also takes ``scheme``: ``cell`` (the cell-average scheme, published
-without extrapolation: ``richardson: none``), ``hybrid``, or ``auto`` (the model picks per parameter set:
-:meth:`~density_engine.models.base.Model.for_time_grid`). Both nested-grid schemes need N a multiple of 4.
+A model with several schemes (rough Bergomi) also takes ``scheme`` (rough Bergomi: ``cell``, the cell-average scheme,
+published without extrapolation, ``richardson: none``, N a multiple of 4 for its nested grids; or ``hybrid``); each
+scheme has its own default Richardson mode (the model's ``time_grid_schemes``).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ OPTIMAL_PATH_SPLIT = (4.0 + math.sqrt(2.0), 1.0 + 2.0 * math.sqrt(2.0))
 PATH_SPLIT_SLACK = 1e-3
 TIME_GRID_KEYS = ("steps", "steps_per_day", "richardson", "path_split", "allow_coarse", "scheme")
 #: Schemes whose nested grids (every 2nd and 4th point) give the error estimate: N a multiple of 4.
-NESTED_SCHEMES = ("cell", "auto")
+NESTED_SCHEMES = ("cell",)
 
 
 class TimeGridError(ValueError):
@@ -63,7 +63,7 @@ class TimeGridPolicy:
     path_split: tuple[float, float] | None
     allow_coarse: bool = False
     scheme: str | None = None
-    """The model's scheme choice (rough Bergomi: ``hybrid``, ``cell`` or ``auto``); None for a model with one scheme."""
+    """The model's scheme (rough Bergomi: ``cell`` or ``hybrid``); None for a model with one scheme."""
 
     @classmethod
     def parse(
@@ -72,17 +72,19 @@ class TimeGridPolicy:
         defaults: Mapping[str, Any],
         modes: Sequence[str],
         min_steps: int,
-        schemes: Sequence[str] = (),
+        schemes: Mapping[str, str] | None = None,
     ) -> TimeGridPolicy:
         """Validate a ``time_grid`` mapping (missing keys from ``defaults``); :class:`TimeGridError` names the key.
-        ``schemes``: the model's scheme choices (empty: one scheme, no ``scheme`` key)."""
+        ``schemes``: the model's schemes and the Richardson mode each defaults to (empty: one scheme, no ``scheme``
+        key)."""
         values = dict(values or {})
         unknown = sorted(set(values) - set(TIME_GRID_KEYS))
         if unknown:
             raise TimeGridError(f"unknown key(s) {unknown}; allowed: {', '.join(TIME_GRID_KEYS)}")
+        schemes = dict(schemes or {})
         merged = {**defaults, **values}
-        if merged.get("scheme") == "cell" and "richardson" not in values:
-            merged["richardson"] = "none"  # the cell scheme's rows are not extrapolated
+        if merged.get("scheme") in schemes and "richardson" not in values:
+            merged["richardson"] = schemes[merged["scheme"]]  # the scheme's own default
         richardson = merged.get("richardson", "none")
         if richardson not in modes:
             allowed = ", ".join(modes)
@@ -95,7 +97,7 @@ class TimeGridPolicy:
         if scheme == "cell" and richardson != "none":
             raise TimeGridError(
                 f"richardson: {richardson!r} is not used with scheme cell (its rows are published without "
-                "extrapolation); set richardson: none, or scheme: auto to extrapolate the hybrid scheme's rows"
+                "extrapolation); set richardson: none, or scheme: hybrid for the extrapolated hybrid scheme"
             )
         multiple = _step_multiple(richardson, scheme)
         steps = _integer(merged.get("steps"), "steps", 1)
@@ -197,15 +199,8 @@ class TimeGridPolicy:
         grid = f"N = max({self.steps}, {self.steps_per_day} x days) steps per horizon"
         if self.scheme == "cell":
             return f"{grid}; cell-average scheme (P6v), no extrapolation"
-        if self.scheme == "auto":
-            return (
-                f"{grid}; cell-average scheme (P6v, no extrapolation) up to the model's hurst threshold, above it "
-                + (
-                    "the hybrid scheme with coupled Richardson (N/2 grid of the same paths)"
-                    if self.richardson == "coupled"
-                    else "the hybrid scheme without extrapolation"
-                )
-            )
+        if self.scheme is not None:
+            grid = f"{grid}; {self.scheme} scheme"
         if self.richardson == "independent":
             a, b = self.path_split or OPTIMAL_PATH_SPLIT
             return f"{grid}; Richardson 2 q_N - q_N/2 of independent runs ({a:.4g} and {b:.4g} x num_paths paths)"

@@ -15,7 +15,7 @@ G2 = {"alpha": 0.03, "gamma": 0.05, "beta": 0.90, "eta": 10.0, "lam": -0.1, "sig
 RB = {"eta": 1.9, "rho": -0.9, "hurst": 0.07, "xi0": 0.235**2}
 # Set A of the rough Heston reference (models.md, docs/rough_heston.md)
 #: The default Richardson mode of each rough model (its time_grid_defaults).
-RICHARDSON = {"rough_bergomi": "coupled", "rough_heston": "independent"}
+RICHARDSON = {"rough_bergomi": "none", "rough_heston": "independent"}  # rough Bergomi: its default cell scheme
 RH = {"kappa": 0.3, "theta": 0.02, "sigma": 0.3, "rho": -0.7, "alpha": 0.6, "v0": 0.02}
 
 

@@ -42,7 +42,8 @@ def test_load_valid_spec(spec_file) -> None:
     rough = parse_spec(make_spec("rough_bergomi"))
     assert rough.model_settings() == {"dt": 1 / 252}
     policy = rough.time_grid_policy()
-    assert policy is not None and (policy.steps, policy.richardson, policy.allow_coarse) == (4, "coupled", True)
+    assert policy is not None and (policy.steps, policy.richardson, policy.allow_coarse) == (4, "none", True)
+    assert policy.scheme == "cell"
 
 
 def test_missing_and_malformed_spec_files(tmp_path: Path) -> None:

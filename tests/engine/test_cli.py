@@ -85,7 +85,7 @@ def test_bench_prints_throughput() -> None:
 def test_console_script_logs_per_parameter_set(tmp_path: Path) -> None:
     """The installed entry point, in a real subprocess (non-interactive: log lines, no progress bar)."""
     spec = tmp_path / "spec.json"
-    grid = {"steps": 8, "steps_per_day": 0, "richardson": "coupled", "allow_coarse": True}
+    grid = {"steps": 8, "steps_per_day": 0, "scheme": "hybrid", "richardson": "coupled", "allow_coarse": True}
     spec.write_text(json.dumps(make_spec("rough_bergomi", num_paths=2000, horizons=[1, 4], time_grid=grid)))
     out = tmp_path / "rb.parquet"
     env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "VAST_API_KEY")}
@@ -186,10 +186,15 @@ def test_simulate_one_time_grid_options(tmp_path: Path) -> None:
     discrete-time model refuses them naming the option."""
     args = ["simulate-one", "--model", "rough_bergomi", "--paths", "400", "--horizons", "1,2", "--device", "cpu"]
     args += [f"--param={name}={value}" for name, value in RB.items()]
-    result = CliRunner().invoke(main, [*args, "--steps", "8", "--richardson", "coupled", "--json"])
+    result = CliRunner().invoke(main, [*args, "--steps", "8", "--scheme", "hybrid", "--json"])
     assert result.exit_code == 0, result.output
-    record = json.loads(result.output)
+    record = json.loads(result.output)  # the hybrid scheme's default Richardson
     assert record["time_grid"]["steps"] == 8 and record["time_grid"]["richardson"] == "coupled"
+    assert record["time_grid"]["scheme"] == "hybrid"
+    default = json.loads(CliRunner().invoke(main, [*args, "--steps", "8", "--json"]).output)
+    assert (default["time_grid"]["scheme"], default["time_grid"]["richardson"]) == ("cell", "none")
+    mixed = CliRunner().invoke(main, [*args, "--steps", "8", "--richardson", "coupled"])
+    assert mixed.exit_code != 0 and "richardson: 'coupled' is not used with scheme cell" in mixed.output
     garch = ["simulate-one", "--model", "gjrgarch_normalized", "--horizons", "1", "--steps", "8"]
     refused = CliRunner().invoke(main, [*garch, *(f"--param={k}={v}" for k, v in G1.items())])
     assert refused.exit_code != 0 and "--steps" in refused.output and "discrete-time model" in refused.output

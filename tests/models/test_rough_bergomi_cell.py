@@ -18,7 +18,6 @@ from density_engine.engine.paths import load_kernel, simulate_grid
 from density_engine.engine.rng import step_draws
 from density_engine.models import get_model_class
 from density_engine.models.base import TimeGrid
-from density_engine.models.rough_bergomi import CELL_MAX_HURST
 from density_engine.models.rough_bergomi_cell import NESTED_STRIDES, cell_scheme, far_weights, local_covariance
 from density_engine.models.time_grid import TimeGridError
 from tests.models.rough_bergomi_exact import cell_grid_constants, joint_cell_covariance
@@ -117,27 +116,28 @@ def test_martingale_and_expected_variance(params: dict) -> None:
         assert abs(float(variance.mean()) - params["xi0"]) <= 4.5 * se_v
 
 
-def test_auto_scheme_picks_the_cell_scheme_up_to_the_hurst_threshold() -> None:
+def test_the_policy_scheme_selects_the_kernel_and_its_richardson_mode() -> None:
+    """The workflow's default is the cell scheme without extrapolation (docs/accuracy.md 4.5: as accurate as the
+    hybrid scheme with coupled Richardson or more at every measured H); ``scheme: hybrid`` brings the hybrid kernel
+    and its coupled Richardson back."""
     policy = RB.time_grid_policy({})
-    assert policy.scheme == "auto" and policy.richardson == "coupled"
-    for hurst, scheme, richardson in (
-        (0.03, "cell", "none"),
-        (CELL_MAX_HURST, "cell", "none"),
-        (0.2, "hybrid", "coupled"),
-    ):
+    assert (policy.scheme, policy.richardson) == ("cell", "none")
+    for hurst in (0.03, 0.3):
         model, mode = RB(**{**HARD, "hurst": hurst}).for_time_grid(policy)
-        assert (model.setting_values["scheme"], mode) == (scheme, richardson)
-    model, mode = RB(**HARD).for_time_grid(RB.time_grid_policy({"scheme": "hybrid"}))
-    assert (model.setting_values["scheme"], mode) == ("hybrid", "coupled")
-    model, mode = RB(**{**HARD, "hurst": 0.3}).for_time_grid(RB.time_grid_policy({"scheme": "cell"}))
-    assert (model.setting_values["scheme"], mode) == ("cell", "none")
+        assert (model.setting_values["scheme"], mode, load_kernel(model).__name__) == (
+            "cell", "none", "RoughBergomiCellKernel",
+        )  # fmt: skip
+    model, mode = RB(**HARD, scheme="cell").for_time_grid(RB.time_grid_policy({"scheme": "hybrid"}))
+    assert (model.setting_values["scheme"], mode, load_kernel(model).__name__) == (
+        "hybrid", "coupled", "RoughBergomiKernel",
+    )  # fmt: skip
 
 
 def test_scheme_settings_are_checked_and_keyed() -> None:
     assert RB.time_grid_policy({"scheme": "cell"}).richardson == "none"  # the cell scheme is not extrapolated
     with pytest.raises(TimeGridError, match=r"^richardson: 'coupled' is not used with scheme cell"):
         RB.time_grid_policy({"scheme": "cell", "richardson": "coupled"})
-    with pytest.raises(TimeGridError, match=r"^scheme: 'left' is not a scheme of this model; allowed: auto, cell"):
+    with pytest.raises(TimeGridError, match=r"^scheme: 'left' is not a scheme of this model; allowed: cell, hybrid"):
         RB.time_grid_policy({"scheme": "left"})
     with pytest.raises(
         TimeGridError, match=r"^steps: 126 must be a multiple of 4 with richardson none and scheme cell"
@@ -146,7 +146,7 @@ def test_scheme_settings_are_checked_and_keyed() -> None:
     with pytest.raises(TimeGridError, match=r"^scheme: this model has one scheme"):
         get_model_class("rough_heston").time_grid_policy({"scheme": "cell"})
     with pytest.raises(ValueError, match="setting 'scheme' must be one of hybrid, cell"):
-        RB(**HARD, scheme="auto")
+        RB(**HARD, scheme="left")
     # the scheme is part of the chunk content (to_dict), only for models with a choice
     assert RB.time_grid_policy({"scheme": "cell"}).to_dict()["scheme"] == "cell"
     assert "scheme" not in get_model_class("rough_heston").time_grid_policy({}).to_dict()

@@ -24,7 +24,8 @@ def test_defaults_are_the_measured_policies() -> None:
     assert (rh.steps, rh.steps_per_day, rh.richardson) == (44, 0, "independent")
     assert rh.path_split == pytest.approx((5.4142, 3.8284), abs=1e-4)
     assert 4 / rh.path_split[0] + 1 / rh.path_split[1] == pytest.approx(1.0)  # the Monte Carlo error of num_paths
-    assert (rb.steps, rb.steps_per_day, rb.richardson) == (128, 2, "coupled")
+    assert (rb.steps, rb.steps_per_day, rb.scheme, rb.richardson) == (128, 2, "cell", "none")
+    assert RB.time_grid_policy({"scheme": "hybrid"}).richardson == "coupled"  # each scheme's own default
     assert [rb.fine_steps(d) for d in (1, 63, 64, 65, 126, 252)] == [128, 128, 128, 132, 252, 504]
     assert GJR.time_grid_policy() is None
 
@@ -74,7 +75,7 @@ def test_runs_paths_and_streams() -> None:
     )
     streams = {run.stream for days in (1, 2, 5, 252) for run in rh.runs(days, 10)}
     assert len(streams) == 8 and 0 not in streams  # own streams per horizon and run; 0 is the shared-grid stream
-    (coupled,) = RB.time_grid_policy().runs(21, 1000)
+    (coupled,) = RB.time_grid_policy({"scheme": "hybrid"}).runs(21, 1000)
     assert coupled.nested and coupled.paths == 1000 and coupled.steps == 128
     assert RB.time_grid_policy().path_steps([1, 252], 10) == 10 * (128 + 504)
     assert rh.path_steps([1], 1000) == 5415 * 44 + 3829 * 22
@@ -104,7 +105,6 @@ def test_richardson_none_publishes_the_fine_grid_with_an_error_estimate() -> Non
     """Rough Bergomi without extrapolation: q_N of the fine grid, plain Monte Carlo error, and the nested N/2 grid's
     difference as its discretisation estimate (rough Heston: the exact Fourier column of q_N)."""
     from density_engine.engine.estimators import error_methods, estimate_parameter_set
-    from density_engine.models.rough_bergomi import CELL_MAX_HURST
 
     for cls, params in ((RB, {"eta": 1.9, "rho": -0.9, "hurst": 0.07, "xi0": 0.05}), (RH, {"kappa": 0.3, "theta": 0.02,
                         "sigma": 0.3, "rho": -0.7, "alpha": 0.6, "v0": 0.02})):  # fmt: skip
@@ -115,10 +115,8 @@ def test_richardson_none_publishes_the_fine_grid_with_an_error_estimate() -> Non
         np.testing.assert_allclose(row.mc_se, np.sqrt(levels * (1 - levels) / 2000))
     hybrid = error_methods(RB, RB.time_grid_policy({"richardson": "none", "scheme": "hybrid"}))
     assert hybrid["disc_err"].startswith("|q_N - q_N/2|") and hybrid["disc_err"].endswith("r = min(3H + 1/2, 1)")
-    cell = error_methods(RB, RB.time_grid_policy({"scheme": "cell"}))
-    assert cell["disc_err"].endswith("r = 0.5 (cell scheme, no extrapolation)") and cell["mc_se"].startswith(
-        "sqrt(p(1-p)/n)"
-    )
-    auto = error_methods(RB, RB.time_grid_policy({}))  # per row: the cell scheme up to the hurst threshold
-    assert auto["disc_err"].startswith(f"rows with hurst <= {CELL_MAX_HURST:g} (cell scheme): |q_N - q_N/2|")
-    assert "other rows: three coupled grids" in auto["disc_err"] and "other rows: batch means" in auto["mc_se"]
+    cell = error_methods(RB, RB.time_grid_policy({}))  # the default: the cell scheme
+    assert cell["disc_err"].endswith("r = 0.5 (cell scheme, no extrapolation)")
+    assert cell["mc_se"].startswith("sqrt(p(1-p)/n)")
+    coupled = error_methods(RB, RB.time_grid_policy({"scheme": "hybrid"}))
+    assert coupled["disc_err"].startswith("three coupled grids") and coupled["mc_se"].startswith("batch means")

@@ -23,7 +23,7 @@ GOAL = 1e-3
 # keeps the copy true)
 PRODUCTION_GRIDS = {
     "rough_heston": {"steps": 44, "steps_per_day": 0, "richardson": "independent", "path_split": [5.4142, 3.8284]},
-    "rough_bergomi": {"steps": 128, "steps_per_day": 2, "scheme": "auto", "richardson": "coupled"},
+    "rough_bergomi": {"steps": 128, "steps_per_day": 2, "scheme": "cell"},
 }
 CORNERS = {"rough_heston": ["A", "feller_rough"], "rough_bergomi": ["MP", "eta05_H003"]}
 PATHS = {"rough_heston": 20_000, "rough_bergomi": 100_000}

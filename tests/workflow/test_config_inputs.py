@@ -30,7 +30,7 @@ ROUGH_BERGOMI = {
     "parameters": {"eta": [0.5, 3.0], "rho": [-0.95, -0.3], "hurst": [0.03, 0.3], "xi0": [0.01, 0.10]},
     "horizons": [1, 2, 5, 10, 21, 42, 63, 126, 252],
     "dt": 1 / 252,
-    "time_grid": {"steps": 128, "steps_per_day": 2, "richardson": "coupled"},
+    "time_grid": {"steps": 128, "steps_per_day": 2, "scheme": "cell"},
     "num_paths": 1000,
     "num_quantiles": 64,
     "chunk_size": 16,

@@ -42,8 +42,11 @@ from tests.models.rough_bergomi_exact import (
 OUT = Path(__file__).resolve().parent / "measurements" / "rb_cell_convergence.json"
 
 
-def variance_matched_moments(dw: torch.Tensor, ybar: torch.Tensor, maturity: float, p: RBParams, grids) -> tuple:
-    """P6v: as cell_conditional_moments, with the remainder variance that makes E[I^2] = E[Q] (module docstring)."""
+def variance_matched_moments(
+    dw: torch.Tensor, ybar: torch.Tensor, maturity: float, p: RBParams, grids, kappa: dict[int, float] | None = None
+) -> tuple:
+    """P6v: as cell_conditional_moments, with the remainder variance that makes E[I^2] = E[Q] (module docstring);
+    ``kappa`` (cells of a grid -> factor) scales the damping of each grid (P6w, rb_leverage_match.py)."""
     n = dw.shape[1]
     dt = maturity / n
     means, sds = [], []
@@ -54,7 +57,8 @@ def variance_matched_moments(dw: torch.Tensor, ybar: torch.Tensor, maturity: flo
         dwc = dw.reshape(dw.shape[0], n // st, st).sum(-1)
         vbar = p.xi0 * torch.exp(p.eta * yb - 0.5 * p.eta**2 * g.var)
         excess = 1.0 + p.eta**2 * g.cov_dw**2 / (4.0 * h)
-        damp = torch.minimum(torch.exp(-(p.eta**2) * (g.mean_t2h - g.var) / 8.0), excess.rsqrt())
+        scale = 1.0 if kappa is None else kappa[n // st]
+        damp = torch.minimum(torch.exp(-(p.eta**2) * (g.mean_t2h - g.var) / 8.0) * scale, excess.rsqrt())
         rest = 1.0 - damp**2 * excess
         q_cells = vbar * h
         q = q_cells.sum(1)

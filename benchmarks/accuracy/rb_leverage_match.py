@@ -13,6 +13,7 @@ cells, nested grids, conditional MC, 8 x 2^13 RQMC paths) against the stored ref
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -37,32 +38,6 @@ DEFAULT_CASES = (
 LONG_CASES = "eta3_H003:252,eta3_H01:252,eta3_H003_rho03:252,MP:252"
 
 
-def leverage_matched_moments(kappa: dict[int, float]):
-    """P6v's conditional moments with the damping of the grid of n cells scaled by ``kappa[n]``."""
-
-    def moments(dw: torch.Tensor, ybar: torch.Tensor, maturity: float, p: RBParams, grids) -> tuple:
-        n = dw.shape[1]
-        means, sds = [], []
-        for g in grids:
-            st = g.stride
-            h = maturity / n * st
-            yb = ybar.reshape(ybar.shape[0], n // st, st).mean(-1)
-            dwc = dw.reshape(dw.shape[0], n // st, st).sum(-1)
-            vbar = p.xi0 * torch.exp(p.eta * yb - 0.5 * p.eta**2 * g.var)
-            excess = 1.0 + p.eta**2 * g.cov_dw**2 / (4.0 * h)
-            damp = torch.exp(-(p.eta**2) * (g.mean_t2h - g.var) / 8.0) * kappa[n // st]
-            damp = torch.minimum(damp, excess.rsqrt())
-            rest = 1.0 - damp**2 * excess
-            q_cells = vbar * h
-            q = q_cells.sum(1)
-            lev = (damp * vbar.sqrt() * (dwc - 0.5 * p.eta * g.cov_dw)).sum(1)
-            means.append(p.rho * lev - 0.5 * q)
-            sds.append(torch.sqrt((1.0 - p.rho**2) * q + p.rho**2 * (rest * q_cells).sum(1)))
-        return torch.stack(means), torch.stack(sds)
-
-    return moments
-
-
 def measure(key: str, cells: int, case: dict, reference) -> dict:
     p = RBParams.of(case["params"])
     maturity = case["maturity"]
@@ -74,7 +49,7 @@ def measure(key: str, cells: int, case: dict, reference) -> dict:
     original = rb_cell_convergence.variance_matched_moments
     row = {"cells": [cells // s for s in STRIDES], "kappa": [kappa[cells // s] for s in STRIDES]}
     try:
-        for name, function in (("P6v", original), ("P6w", leverage_matched_moments(kappa))):
+        for name, function in (("P6v", original), ("P6w", functools.partial(original, kappa=kappa))):
             rb_cell_convergence.variance_matched_moments = function
             cdf, _, _ = rb_cell_convergence.cell_cdfs(p, maturity, cells, x, 8, 13, 7 + len(key), "v", STRIDES)
             err = np.abs(cdf.mean(0) - f_ref)[:, central].max(1)

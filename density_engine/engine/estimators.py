@@ -138,7 +138,7 @@ def estimate_parameter_set(
     rows = []
     runs_info: dict[str, Any] = {}
     path_steps = 0
-    model, richardson = model.for_time_grid(policy)  # the scheme of this parameter set (rough Bergomi: by hurst)
+    model, richardson = model.for_time_grid(policy)  # the instance on the policy's scheme (rough Bergomi: cell/hybrid)
     # richardson none on a model without its own error column: the nested grids still give the error estimate
     nest_plain = richardson == "none" and set(NESTED_OUTPUTS) <= set(load_kernel(model).outputs)
     for days in hs:

@@ -234,15 +234,14 @@ class RoughBergomi(Model):
         per_step: dict[str, np.ndarray] = {}
         step = np.arange(n)
         for suffix, grid in zip(("", "_half", "_quarter"), scheme.grids, strict=True):  # truncated to n steps
-            stride = round(grid.width / h)
-            cell = step // stride
-            last = (step % stride == stride - 1).astype(np.float64)  # a coarse cell's terms enter at its last step
+            cell = step // grid.stride
+            last = (step % grid.stride == grid.stride - 1).astype(np.float64)  # a coarse cell's terms: its last step
             per_step["compensator" + suffix] = 0.5 * eta**2 * grid.variance[cell]
             per_step["leverage" + suffix] = last * rho * grid.damping[cell]
             per_step["shift" + suffix] = 0.5 * eta * grid.leverage_cov[cell]
             per_step["drift" + suffix] = last * 0.5 * grid.width
             per_step["spread" + suffix] = last * grid.width * (1.0 - rho**2 + rho**2 * grid.remainder[cell])
-            per_step["keep" + suffix] = 1.0 - last if stride > 1 else np.ones(n)
+            per_step["keep" + suffix] = 1.0 - last if grid.stride > 1 else np.ones(n)
         return SchemeTables(
             scalars={
                 "dw_on_z0": factor[0, 0],

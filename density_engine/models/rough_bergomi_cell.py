@@ -76,8 +76,9 @@ def far_weights(num_cells: int, hurst: float, h: float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class CellGrid:
-    """Constants of one (possibly coarse) grid of ``num_cells`` cells of width ``width``, per cell (float64)."""
+    """One (possibly coarse) grid: cells of ``stride`` fine cells, of width ``width``; constants per cell (float64)."""
 
+    stride: int
     width: float
     variance: np.ndarray  # Var Ybar_c of the scheme
     leverage_cov: np.ndarray  # c_c = Cov(Ybar_c, dW_c), dW_c the cell's Brownian increment
@@ -126,7 +127,7 @@ def cell_scheme(num_cells: int, h: float, hurst: float, eta: float) -> CellSchem
         excess = 1.0 + eta**2 * lev**2 / (4.0 * width)
         damping = np.minimum(np.exp(-(eta**2) * (mean_t2h - var) / 8.0), 1.0 / np.sqrt(excess))
         remainder = np.maximum(1.0 - damping**2 * excess, 0.0)
-        grids.append(CellGrid(width, var, lev, damping, remainder))
+        grids.append(CellGrid(stride, width, var, lev, damping, remainder))
     return CellScheme(h, np.linalg.cholesky(local), far, tuple(grids))
 
 

@@ -135,34 +135,43 @@ def estimate_parameter_set(
         return _plain(model, hs, num_paths, num_quantiles, seed, param_id, levels, progress, info, options)
     if model.dt is None:
         raise ValueError(f"{model.model_name}: a time-grid policy needs the model step dt")
-    rows = []
     runs_info: dict[str, Any] = {}
     path_steps = 0
     model, richardson = model.for_time_grid(policy)  # the instance on the policy's scheme (rough Bergomi: cell/hybrid)
     # richardson none on a model without its own error column: the nested grids still give the error estimate
     nest_plain = richardson == "none" and set(NESTED_OUTPUTS) <= set(load_kernel(model).outputs)
-    for days in hs:
-        maturity = days * model.dt
-        samples = []
-        for run in policy.runs(days, num_paths):
-            grid = TimeGrid.uniform(run.steps, maturity / run.steps)
-            outputs = ("log_return", *NESTED_OUTPUTS) if run.nested or nest_plain else ("log_return",)
-            values = simulate_grid(
-                model, grid, [run.steps], run.paths, seed, param_id, stream=run.stream, outputs=outputs,
-                progress=progress, info=runs_info, **options,
-            )  # fmt: skip
-            samples.append(torch.cat([values[name] for name in outputs]))
-            path_steps += run.paths * run.steps
-        if richardson == "independent":
-            rows.append(_independent(model, days, maturity, policy, samples, num_quantiles, levels, column_pool))
-        elif richardson == "coupled":
-            rows.append(_coupled(model, days, policy, samples[0], num_quantiles, levels))
-        else:
-            rows.append(_single(model, days, maturity, policy, samples[0], num_quantiles, levels, column_pool))
-        del samples
+    grids_per_horizon = {days: len(policy.runs(days, num_paths)) for days in hs}
+    samples: dict[int, dict[int, torch.Tensor]] = {days: {} for days in hs}  # days -> grid index -> (outputs, paths)
+    rows: dict[int, HorizonEstimate] = {}
+    for run in policy.plan(hs, num_paths):  # per-horizon runs, then the per-day grid recording several horizons
+        grid = TimeGrid.uniform(run.steps, run.step_years(model.dt, policy.steps_per_day))
+        outputs = ("log_return", *NESTED_OUTPUTS) if run.nested or nest_plain else ("log_return",)
+        record_steps = [step for _, step in run.records]
+        values = simulate_grid(
+            model, grid, record_steps, run.paths, seed, param_id, stream=run.stream, outputs=outputs,
+            progress=progress, info=runs_info, **options,
+        )  # fmt: skip
+        path_steps += run.paths * run.steps
+        for row, (days, _) in enumerate(run.records):
+            samples[days][run.index] = torch.stack([values[name][row] for name in outputs])
+            if len(samples[days]) == grids_per_horizon[days]:  # all grids of the horizon done: its row
+                done = samples.pop(days)
+                grids = [done[index] for index in range(grids_per_horizon[days])]
+                rows[days] = _row(model, days, policy, richardson, grids, num_quantiles, levels, column_pool)
+        del values
     if info is not None:
         info.update(compiled=bool(runs_info.get("compiled")), path_steps=path_steps)
-    return rows
+    return [rows[days] for days in hs]
+
+
+def _row(model, days, policy, richardson, samples, num_quantiles, levels, pool) -> HorizonEstimate:
+    """The published row of one horizon from its grids' samples (finest first)."""
+    maturity = days * model.dt
+    if richardson == "independent":
+        return _independent(model, days, maturity, policy, samples, num_quantiles, levels, pool)
+    if richardson == "coupled":
+        return _coupled(model, days, policy, samples[0], num_quantiles, levels)
+    return _single(model, days, maturity, policy, samples[0], num_quantiles, levels, pool)
 
 
 def _summary(samples: torch.Tensor, num_quantiles: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from density_engine.cli import main
-from density_engine.engine.bench import PREVIOUS_SUBSTEPS, policy_cost
+from density_engine.engine.bench import PREVIOUS_SUBSTEPS, UNSHARED, policy_cost
 
 
 def test_policy_cost_reports_both_policies_and_times_the_fourier_column_separately() -> None:
@@ -18,6 +18,9 @@ def test_policy_cost_reports_both_policies_and_times_the_fourier_column_separate
     assert "Richardson 2 q_N - q_N/2 of independent runs" in heston["new"]
     (bergomi,) = policy_cost("rough_bergomi", horizons=(1,), num_paths=256, rounds=1, time_grid={"steps": 32})["rounds"]
     assert bergomi["column_s"] == 0.0  # its column comes from the coupled grids, part of the simulation
+    assert UNSHARED not in bergomi["peers"]  # one horizon: nothing shared
+    shared = policy_cost("rough_bergomi", horizons=(16, 20), num_paths=256, rounds=1, time_grid={"steps": 32})
+    assert shared["peers"][UNSHARED] == UNSHARED and shared["rounds"][0]["peers"][UNSHARED]["s"] > 0
 
 
 def test_bench_policy_command_prints_one_line_per_model_and_round() -> None:

@@ -100,12 +100,29 @@ def test_rough_bergomi_production_rows_meet_the_goal_or_their_column_says_so(nam
     np.testing.assert_allclose(row.mc_se, np.sqrt(LEVELS * (1 - LEVELS) / num_paths), rtol=1e-12)
 
 
-def test_adding_a_horizon_changes_no_other_row() -> None:
-    """Each horizon's grids draw from their own counter streams: rows do not depend on the other horizons."""
-    params, _, _ = reference("rough_bergomi", "MP", 1)
-    model = get_model_class("rough_bergomi")(dt=1.0 / 252.0, **params)
-    policy = get_model_class("rough_bergomi").time_grid_policy({"steps": 32, "steps_per_day": 0})
-    alone = estimate_parameter_set(model, policy, [5], 4096, 64, 3, 7, device="cpu")
-    both = estimate_parameter_set(model, policy, [1, 5], 4096, 64, 3, 7, device="cpu")
-    np.testing.assert_array_equal(alone[0].quantiles, both[1].quantiles)
-    np.testing.assert_array_equal(alone[0].disc_err, both[1].disc_err)
+@pytest.mark.parametrize(
+    ("name", "grid", "alone", "together"),
+    [
+        ("rough_bergomi", {"steps": 32, "steps_per_day": 0}, [5], [1, 5]),
+        # 16 and 20 days on the per-day grid (N = 2 x days), 5 days on its own 32 steps
+        ("rough_bergomi", {"steps": 32, "steps_per_day": 2}, [16], [20, 5, 16]),
+        ("rough_bergomi", {"steps": 32, "steps_per_day": 2}, [20], [5, 16, 20]),
+        # independent Richardson: both grids of 4 and 8 days on the per-day runs (steps 1/4 and 1/2 day)
+        ("rough_heston", {"steps": 16, "steps_per_day": 4}, [4], [2, 8, 4]),
+    ],
+)
+def test_adding_a_horizon_changes_no_other_row(name: str, grid: dict, alone: list, together: list) -> None:
+    """Rows do not depend on the other horizons: each horizon's own grids draw from their own counter streams, and a
+    horizon recorded on the shared per-day grid gets the values of that grid run to it alone (its constants depend
+    on the earlier steps only)."""
+    cls = get_model_class(name)
+    params = reference(name, "MP" if name == "rough_bergomi" else "A", 1)[0]
+    model = cls(dt=1.0 / 252.0, **params)
+    policy = cls.time_grid_policy({**grid, "allow_coarse": True})
+    single = estimate_parameter_set(model, policy, alone, 2048, 64, 3, 7, device="cpu", compiled=False)[0]
+    rows = estimate_parameter_set(model, policy, together, 2048, 64, 3, 7, device="cpu", compiled=False)
+    row = rows[together.index(alone[0])]
+    assert [r.horizon for r in rows] == together
+    np.testing.assert_array_equal(single.quantiles, row.quantiles)
+    np.testing.assert_array_equal(np.asarray(single.resolved().disc_err), np.asarray(row.resolved().disc_err))
+    np.testing.assert_array_equal(single.mc_se, row.mc_se)

@@ -12,7 +12,7 @@ import torch
 from density_engine.engine.paths import simulate_grid
 from density_engine.models import get_model_class
 from density_engine.models.base import TimeGrid
-from density_engine.models.time_grid import OPTIMAL_PATH_SPLIT, TimeGridError
+from density_engine.models.time_grid import OPTIMAL_PATH_SPLIT, PER_DAY_STREAM, TimeGridError
 
 RH = get_model_class("rough_heston")
 RB = get_model_class("rough_bergomi")
@@ -120,3 +120,33 @@ def test_richardson_none_publishes_the_fine_grid_with_an_error_estimate() -> Non
     assert cell["mc_se"].startswith("sqrt(p(1-p)/n)")
     coupled = error_methods(RB, RB.time_grid_policy({"scheme": "hybrid"}))
     assert coupled["disc_err"].startswith("three coupled grids") and coupled["mc_se"].startswith("batch means")
+
+
+def test_horizons_on_the_per_day_step_share_one_run() -> None:
+    """N = steps_per_day x days exactly: the horizon is recorded on the one per-day grid (production rough Bergomi:
+    126 and 252 days), the others keep a run (and stream) of their own."""
+    rb = RB.time_grid_policy()
+    plan = rb.plan([1, 2, 5, 10, 21, 42, 63, 126, 252], 10)
+    own, (per_day,) = plan[:-1], plan[-1:]
+    assert [(run.steps, run.stream, run.records) for run in own] == [
+        (128, 2 * d, ((d, 128),)) for d in (1, 2, 5, 10, 21, 42, 63)
+    ]
+    assert (per_day.steps, per_day.stream, per_day.records) == (504, PER_DAY_STREAM, ((126, 252), (252, 504)))
+    assert per_day.per_day and per_day.step_years(1 / 252, 2) == 1 / 504
+    assert rb.path_steps([1, 2, 5, 10, 21, 42, 63, 126, 252], 10) == 10 * (7 * 128 + 504)  # was 7 x 128 + 252 + 504
+    assert rb.plan([252, 126], 10) == rb.plan([126, 252], 10)  # the per-day grid does not depend on the order
+    # independent Richardson: the N/2 grids of the per-day horizons share their own run (step 2 / steps_per_day day)
+    rh = RH.time_grid_policy({"steps": 16, "steps_per_day": 4})
+    runs = rh.plan([8, 2, 4], 100)
+    assert [(run.steps, run.index, run.stream, run.records) for run in runs] == [
+        (16, 0, 4, ((2, 16),)),
+        (8, 1, 5, ((2, 8),)),
+        (32, 0, PER_DAY_STREAM, ((4, 16), (8, 32))),
+        (16, 1, PER_DAY_STREAM - 1, ((4, 8), (8, 16))),
+    ]
+    assert runs[3].step_years(1 / 252, 4) == 2 / 1008
+    assert RH.time_grid_policy().plan([1, 5, 252], 10) == [
+        run for days in (1, 5, 252) for run in RH.time_grid_policy().runs(days, 10)
+    ]  # production rough Heston (steps_per_day 0): every horizon on its own grids, streams unchanged
+    with pytest.raises(TimeGridError, match="horizon 1073741824 days is outside"):
+        rb.plan([2**30], 10)

@@ -1,8 +1,9 @@
 """Published estimate of one parameter set: quantiles and moments per horizon with their error budget.
 
-A continuous-time model runs every horizon on its own grids (:class:`~density_engine.models.time_grid.TimeGridPolicy`)
-and publishes the Richardson extrapolant of the grids' order statistics; a discrete-time model (GJR-GARCH) runs one
-path to the last horizon and publishes plain order statistics. Each row carries, in CDF units at every level:
+A continuous-time model runs every horizon on its own grids (:class:`~density_engine.models.time_grid.TimeGridPolicy`;
+horizons on the per-day step share one run, :meth:`~density_engine.models.time_grid.TimeGridPolicy.plan`) and publishes
+the finest grid's order statistics or their Richardson extrapolant; a discrete-time model (GJR-GARCH) runs one path to
+the last horizon and publishes plain order statistics. Each row carries, in CDF units at every level:
 
 * ``mc_se``: the Monte Carlo standard error of F at the published quantile: sqrt(p(1 - p) / n) for plain order
   statistics, sqrt(p(1 - p) (4/P_N + 1/P_{N/2})) for independent Richardson, and for coupled Richardson (whose grids

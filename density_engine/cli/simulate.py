@@ -261,7 +261,7 @@ def simulate_one_command(
     if model_cls.time_grid_defaults is not None:
         grid = {**model_cls.time_grid_defaults, "allow_coarse": True, **grid}
         if richardson is None and grid.get("scheme") in model_cls.time_grid_schemes:
-            grid["richardson"] = model_cls.time_grid_schemes[grid["scheme"]]  # the scheme's own default
+            grid["richardson"] = model_cls.time_grid_schemes[grid["scheme"]].richardson[0]  # the scheme's own default
     data = {
         "spec_version": SPEC_VERSION,
         "model": model,

@@ -297,7 +297,17 @@ def _mc_error_table(mc_error: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def time_grid_text(record: Mapping[str, Any]) -> str:
+def _model_schemes(model: str) -> Mapping[str, Any]:
+    """The model's time-grid schemes (``Model.time_grid_schemes``; empty if it is not registered)."""
+    try:
+        from density_engine.models import get_model_class
+
+        return get_model_class(model).time_grid_schemes
+    except (KeyError, ImportError):
+        return {}
+
+
+def time_grid_text(model: str, record: Mapping[str, Any]) -> str:
     """The card line of a model's time grids (the chunks' ``time_grid`` metadata, described by the policy itself)."""
     from density_engine.models.time_grid import TimeGridPolicy
 
@@ -306,7 +316,7 @@ def time_grid_text(record: Mapping[str, Any]) -> str:
         return "- Time grid: none (an exact discrete-time model: no discretisation error)."
     texts = []
     for grid in grids:
-        policy = TimeGridPolicy.from_dict(grid)
+        policy = TimeGridPolicy.from_dict(grid, _model_schemes(model))
         coarse = " (`allow_coarse`: coarser than the accuracy bound, a demo grid)" if policy.allow_coarse else ""
         texts.append(f"{policy.describe()}{coarse}")
     return f"- Time grid (`time_grid`): {'; '.join(texts)}."
@@ -394,7 +404,7 @@ def _model_section(name: str, record: Mapping[str, Any]) -> list[str]:
         f"- Horizons (model steps): {_fmt(record['horizons'])}.",
         f"- Paths per parameter set (`num_paths`): {_fmt(record['num_paths'])}; seeds: {_fmt(record['seeds'])}.",
         f"- Time step `dt`: {_fmt(record['dt'])}.",
-        time_grid_text(record),
+        time_grid_text(name, record),
         *code_lines(record),
         "",
         *_mc_error_table(record["mc_error"]),

@@ -142,7 +142,11 @@ class ChunkSpec:
 
     def time_grid_policy(self) -> TimeGridPolicy | None:
         """The per-horizon grid policy of a continuous-time model (None for discrete-time models)."""
-        return None if self.time_grid is None else TimeGridPolicy.from_dict(self.time_grid)
+        from density_engine.models import get_model_class
+
+        if self.time_grid is None:
+            return None
+        return TimeGridPolicy.from_dict(self.time_grid, get_model_class(self.model).time_grid_schemes)
 
 
 # ---- specs -------------------------------------------------------------------------------------------------------

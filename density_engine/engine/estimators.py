@@ -81,8 +81,9 @@ def error_methods(model: type[Model] | Model, policy: TimeGridPolicy | None) -> 
         disc = f"{nested}, r = min(3H + 1/2, 1)"
     else:
         disc = model.discretisation_error_method
-    if policy is not None and policy.scheme == "cell":
-        disc = f"{nested}, r = {model.cell_rate:g} (cell scheme, no extrapolation)"
+    scheme = policy.grid_scheme if policy is not None else None
+    if scheme is not None and scheme.error_rate is not None:
+        disc = f"{nested}, r = {scheme.error_rate:g} ({scheme.label}, no extrapolation)"
     return {"mc_se": mc, "disc_err": disc}
 
 

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from density_engine.models.time_grid import TimeGridError, TimeGridPolicy
+from density_engine.models.time_grid import GridScheme, TimeGridError, TimeGridPolicy
 from density_engine.numeric import as_int, as_real
 
 DEFAULT_NUM_QUANTILES = 512
@@ -170,9 +170,9 @@ class Model:
     """Continuous-time models: the default ``time_grid`` policy (:mod:`density_engine.models.time_grid`); None for
     discrete-time models, which are simulated exactly on their own steps."""
     richardson_modes: ClassVar[tuple[str, ...]] = ()
-    time_grid_schemes: ClassVar[Mapping[str, str]] = {}
-    """A model with several schemes: ``time_grid.scheme`` choices and the Richardson mode each defaults to (empty:
-    one scheme)."""
+    time_grid_schemes: ClassVar[Mapping[str, GridScheme]] = {}
+    """A model with several schemes: the ``time_grid.scheme`` choices and each one's rules (Richardson modes, step
+    multiple, error rate; empty: one scheme)."""
     min_grid_steps: ClassVar[int] = 1
     """Fewer fine steps per horizon are refused as too coarse (unless ``allow_coarse``)."""
     discretisation_error_method: ClassVar[str] = "0: exact simulation of the discrete-time model"

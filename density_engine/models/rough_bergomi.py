@@ -50,7 +50,7 @@ import numpy as np
 
 from density_engine.models.base import Model, Parameter, SchemeTables, TimeGrid
 from density_engine.models.rough_bergomi_cell import cell_scheme
-from density_engine.models.time_grid import TimeGridPolicy
+from density_engine.models.time_grid import GridScheme, TimeGridPolicy
 
 
 def hybrid_weights(num_steps: int, hurst: float, h: float) -> np.ndarray:
@@ -149,8 +149,17 @@ class RoughBergomi(Model):
     # 3.3, 4.4 and 4.5 (as accurate as the hybrid scheme with coupled Richardson or more at every measured H)
     time_grid_defaults: ClassVar[Mapping[str, Any]] = {"steps": 128, "steps_per_day": 2, "scheme": "cell"}
     richardson_modes: ClassVar[tuple[str, ...]] = ("coupled", "none")
-    time_grid_schemes: ClassVar[Mapping[str, str]] = {"cell": "none", "hybrid": "coupled"}
-    cell_rate: ClassVar[float] = CELL_RATE
+    time_grid_schemes: ClassVar[Mapping[str, GridScheme]] = {
+        "cell": GridScheme(
+            "cell-average scheme (P6v)",
+            ("none",),
+            step_multiple=4,  # its nested grids of every 2nd and 4th cell give the error column
+            error_rate=CELL_RATE,
+            remedy="its rows are published without extrapolation; set richardson: none, or scheme: hybrid for the "
+            "extrapolated hybrid scheme",
+        ),
+        "hybrid": GridScheme("hybrid scheme", ("coupled", "none")),
+    }
     min_grid_steps: ClassVar[int] = 32
     discretisation_error_method: ClassVar[str] = (
         "three coupled grids (N, N/2, N/4 on the same paths): |E(N) - E(N/2)| of the extrapolants in CDF units, scaled "

@@ -22,9 +22,9 @@ Bergomi: 126 and 252 days, 1652 -> 1400 fine steps per parameter set).
   the N/4 grid gives the discretisation-error estimate.
 * ``none``: q_N of one run.
 
-A model with several schemes (rough Bergomi) also takes ``scheme`` (rough Bergomi: ``cell``, the cell-average scheme,
-published without extrapolation, ``richardson: none``, N a multiple of 4 for its nested grids; or ``hybrid``); each
-scheme has its own default Richardson mode (the model's ``time_grid_schemes``).
+A model with several schemes (rough Bergomi: ``cell``, ``hybrid``) also takes ``scheme``; the model declares each one's
+rules as a :class:`GridScheme` (``time_grid_schemes``): its Richardson modes (the first its default), the multiple N
+must be (nested grids) and its error column's rate.
 """
 
 from __future__ import annotations
@@ -40,12 +40,26 @@ OPTIMAL_PATH_SPLIT = (4.0 + math.sqrt(2.0), 1.0 + 2.0 * math.sqrt(2.0))
 #: Slack on ``4/a + 1/b <= 1`` for rounded path splits (5.41, 3.83 gives 1.0005).
 PATH_SPLIT_SLACK = 1e-3
 TIME_GRID_KEYS = ("steps", "steps_per_day", "richardson", "path_split", "allow_coarse", "scheme")
-#: Schemes whose nested grids (every 2nd and 4th point) give the error estimate: N a multiple of 4.
-NESTED_SCHEMES = ("cell",)
 #: Counter stream of run ``r`` of the per-day grid is ``PER_DAY_STREAM - r``; a per-horizon run's is ``2 * days + r``
 #: (0 is the single-grid stream of ``simulate_horizons``), so horizons stay below ``MAX_DAYS``.
 PER_DAY_STREAM = 2**32 - 1
 MAX_DAYS = 2**30
+
+
+@dataclass(frozen=True)
+class GridScheme:
+    """The rules of one scheme of a model with several (the model's ``time_grid_schemes`` declaration)."""
+
+    label: str
+    """For logs and the card, e.g. ``cell-average scheme (P6v)``."""
+    richardson: tuple[str, ...]
+    """The Richardson modes it takes; the first is its default."""
+    step_multiple: int = 1
+    """N must be a multiple of this (the kernel records nested grids of every 2nd and 4th step)."""
+    error_rate: float | None = None
+    """The upper clip of the rate its nested-grid error column assumes (None: the model's Richardson rate)."""
+    remedy: str = ""
+    """Why another Richardson mode is refused and what to set instead (the error message's tail)."""
 
 
 class TimeGridError(ValueError):
@@ -87,6 +101,8 @@ class TimeGridPolicy:
     allow_coarse: bool = False
     scheme: str | None = None
     """The model's scheme (rough Bergomi: ``cell`` or ``hybrid``); None for a model with one scheme."""
+    grid_scheme: GridScheme | None = None
+    """That scheme's declared rules (not serialised: :meth:`from_dict` takes them from the model)."""
 
     @classmethod
     def parse(
@@ -95,11 +111,10 @@ class TimeGridPolicy:
         defaults: Mapping[str, Any],
         modes: Sequence[str],
         min_steps: int,
-        schemes: Mapping[str, str] | None = None,
+        schemes: Mapping[str, GridScheme] | None = None,
     ) -> TimeGridPolicy:
         """Validate a ``time_grid`` mapping (missing keys from ``defaults``); :class:`TimeGridError` names the key.
-        ``schemes``: the model's schemes and the Richardson mode each defaults to (empty: one scheme, no ``scheme``
-        key)."""
+        ``schemes``: the model's schemes and their rules (empty: one scheme, no ``scheme`` key)."""
         values = dict(values or {})
         unknown = sorted(set(values) - set(TIME_GRID_KEYS))
         if unknown:
@@ -107,7 +122,7 @@ class TimeGridPolicy:
         schemes = dict(schemes or {})
         merged = {**defaults, **values}
         if merged.get("scheme") in schemes and "richardson" not in values:
-            merged["richardson"] = schemes[merged["scheme"]]  # the scheme's own default
+            merged["richardson"] = schemes[merged["scheme"]].richardson[0]  # the scheme's own default
         richardson = merged.get("richardson", "none")
         if richardson not in modes:
             allowed = ", ".join(modes)
@@ -117,12 +132,14 @@ class TimeGridPolicy:
             raise TimeGridError(f"scheme: this model has one scheme (got {scheme!r})")
         if schemes and scheme not in schemes:
             raise TimeGridError(f"scheme: {scheme!r} is not a scheme of this model; allowed: {', '.join(schemes)}")
-        if scheme == "cell" and richardson != "none":
+        grid_scheme = schemes.get(scheme) if scheme is not None else None
+        if grid_scheme is not None and richardson not in grid_scheme.richardson:
+            tail = f" ({grid_scheme.remedy})" if grid_scheme.remedy else ""
+            allowed = ", ".join(grid_scheme.richardson)
             raise TimeGridError(
-                f"richardson: {richardson!r} is not used with scheme cell (its rows are published without "
-                "extrapolation); set richardson: none, or scheme: hybrid for the extrapolated hybrid scheme"
+                f"richardson: {richardson!r} is not used with scheme {scheme}{tail}; allowed: {allowed}"
             )
-        multiple = _step_multiple(richardson, scheme)
+        multiple = _step_multiple(richardson, grid_scheme)
         steps = _integer(merged.get("steps"), "steps", 1)
         steps_per_day = _integer(merged.get("steps_per_day", 0), "steps_per_day", 0)
         allow_coarse = merged.get("allow_coarse", False)
@@ -131,7 +148,7 @@ class TimeGridPolicy:
         if steps % multiple:
             raise TimeGridError(
                 f"steps: {steps} must be a multiple of {multiple} with richardson {richardson}"
-                + (f" and scheme {scheme}" if scheme in NESTED_SCHEMES else "")
+                + (f" and scheme {scheme}" if grid_scheme is not None and grid_scheme.step_multiple > 1 else "")
             )
         if steps < min_steps and not allow_coarse:
             raise TimeGridError(
@@ -154,19 +171,22 @@ class TimeGridPolicy:
             split = (a, b)
         elif "path_split" in values:
             raise TimeGridError(f"path_split: only used with richardson independent (richardson is {richardson})")
-        return cls(steps, steps_per_day, richardson, split, allow_coarse, scheme)
+        return cls(steps, steps_per_day, richardson, split, allow_coarse, scheme, grid_scheme)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TimeGridPolicy:
-        """The policy a chunk spec carries (:meth:`to_dict`), without the coarseness check (the config did it)."""
+    def from_dict(cls, data: Mapping[str, Any], schemes: Mapping[str, GridScheme] | None = None) -> TimeGridPolicy:
+        """The policy a chunk spec carries (:meth:`to_dict`), without the coarseness check (the config did it);
+        ``schemes``: the model's (``time_grid_schemes``), needed for the grids of a model with several schemes."""
         split = data.get("path_split")
+        scheme = None if data.get("scheme") is None else str(data["scheme"])
         return cls(
             int(data["steps"]),
             int(data["steps_per_day"]),
             str(data["richardson"]),
             None if split is None else (float(split[0]), float(split[1])),
             bool(data.get("allow_coarse", False)),
-            None if data.get("scheme") is None else str(data["scheme"]),
+            scheme,
+            None if scheme is None else (schemes or {}).get(scheme),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -184,7 +204,9 @@ class TimeGridPolicy:
 
     def fine_steps(self, days: int) -> int:
         """N: the fine steps of the finest grid of a horizon of ``days`` model steps."""
-        multiple = _step_multiple(self.richardson, self.scheme)
+        if self.scheme is not None and self.grid_scheme is None:
+            raise ValueError(f"time grid of scheme {self.scheme!r} without its rules (from_dict takes the model's)")
+        multiple = _step_multiple(self.richardson, self.grid_scheme)
         wanted = max(self.steps, self.steps_per_day * int(days))
         return -(-wanted // multiple) * multiple
 
@@ -252,10 +274,8 @@ class TimeGridPolicy:
         grid = f"N = max({self.steps}, {self.steps_per_day} x days) steps per horizon"
         if self.steps_per_day:
             grid += f" (horizons with N = {self.steps_per_day} x days recorded on one shared grid)"
-        if self.scheme == "cell":
-            return f"{grid}; cell-average scheme (P6v), no extrapolation"
         if self.scheme is not None:
-            grid = f"{grid}; {self.scheme} scheme"
+            grid = f"{grid}; {self.grid_scheme.label if self.grid_scheme else self.scheme + ' scheme'}"
         if self.richardson == "independent":
             a, b = self.path_split or OPTIMAL_PATH_SPLIT
             return f"{grid}; Richardson 2 q_N - q_N/2 of independent runs ({a:.4g} and {b:.4g} x num_paths paths)"
@@ -269,10 +289,9 @@ def compact_text(time_grid: Mapping[str, Any] | None) -> str:
     return "exact" if time_grid is None else TimeGridPolicy.from_dict(time_grid).compact()
 
 
-def _step_multiple(richardson: str, scheme: str | None = None) -> int:
-    if scheme in NESTED_SCHEMES:
-        return 4
-    return {"independent": 2, "coupled": 4}.get(richardson, 1)
+def _step_multiple(richardson: str, grid_scheme: GridScheme | None = None) -> int:
+    mode = {"independent": 2, "coupled": 4}.get(richardson, 1)
+    return math.lcm(mode, grid_scheme.step_multiple if grid_scheme is not None else 1)
 
 
 def _integer(value: Any, key: str, minimum: int) -> int:
@@ -287,6 +306,7 @@ __all__ = [
     "PER_DAY_STREAM",
     "RICHARDSON_MODES",
     "GridRun",
+    "GridScheme",
     "TimeGridError",
     "TimeGridPolicy",
     "compact_text",

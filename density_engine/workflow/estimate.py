@@ -120,8 +120,8 @@ class SetWork:
     """The work of one parameter set under a model's grid policy (the engine's own run plan,
     :class:`~density_engine.models.time_grid.TimeGridPolicy`): path-steps, values sorted for quantiles (incl. the
     Richardson grids and the batch means of coupled Richardson), the longest grid, the largest run, the values held at
-    once (all runs of one horizon; every horizon for a discrete-time model) and the rows with a model-computed error
-    column (rough Heston: Fourier)."""
+    once (all runs of one horizon, with every horizon a per-day run records; every horizon for a discrete-time model)
+    and the rows with a model-computed error column (rough Heston: Fourier)."""
 
     path_steps: int
     sorted_values: int
@@ -144,18 +144,24 @@ def set_work(model: str, num_paths: int, horizons: list[int], time_grid: Mapping
         return SetWork(num_paths * max(horizons), n, max(horizons), num_paths, n, 0)
     from density_engine.models import get_model_class
 
-    policy = TimeGridPolicy.from_dict(time_grid)
+    model_cls = get_model_class(model)
+    policy = TimeGridPolicy.from_dict(time_grid, model_cls.time_grid_schemes)
     runs = [policy.runs(days, num_paths) for days in horizons]
-    exact_column = get_model_class(model).computes_discretisation_error
+    plan = policy.plan(horizons, num_paths)
+    exact_column = model_cls.computes_discretisation_error
     # richardson none without a model-computed column still records the nested grids for its error estimate
     plain_nested = policy.richardson == "none" and not exact_column
     sorts = {True: COUPLED_SORTS, False: 1}
+
+    def recorded(run) -> int:  # the values a run returns: its outputs at every horizon it records
+        return run.paths * (3 if run.nested or plain_nested else 1) * len(run.records)
+
     return SetWork(
         path_steps=policy.path_steps(horizons, num_paths),
         sorted_values=sum(r.paths * (3 if plain_nested else sorts[r.nested]) for rs in runs for r in rs),
-        max_steps=max(r.steps for rs in runs for r in rs),
-        run_paths=max(r.paths for rs in runs for r in rs),
-        kept_values=max(sum(r.paths * (3 if r.nested or plain_nested else 1) for r in rs) for rs in runs),
+        max_steps=max(r.steps for r in plan),
+        run_paths=max(r.paths for r in plan),
+        kept_values=max(sum(recorded(r) for r in plan if days in dict(r.records)) for days in horizons),
         model_error_rows=len(horizons) if exact_column else 0,
     )
 

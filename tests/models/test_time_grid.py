@@ -12,7 +12,7 @@ import torch
 from density_engine.engine.paths import simulate_grid
 from density_engine.models import get_model_class
 from density_engine.models.base import TimeGrid
-from density_engine.models.time_grid import OPTIMAL_PATH_SPLIT, PER_DAY_STREAM, TimeGridError
+from density_engine.models.time_grid import OPTIMAL_PATH_SPLIT, PER_DAY_STREAM, TimeGridError, TimeGridPolicy
 
 RH = get_model_class("rough_heston")
 RB = get_model_class("rough_bergomi")
@@ -80,6 +80,12 @@ def test_runs_paths_and_streams() -> None:
     assert RB.time_grid_policy().path_steps([1, 252], 10) == 10 * (128 + 504)
     assert rh.path_steps([1], 1000) == 5415 * 44 + 3829 * 22
     assert RH.time_grid_policy().from_dict(rh.to_dict()) == rh
+    rb = RB.time_grid_policy()
+    assert TimeGridPolicy.from_dict(rb.to_dict(), RB.time_grid_schemes) == rb  # the scheme's rules from the model
+    assert rb.grid_scheme.step_multiple == 4 and rb.fine_steps(65) == 132  # the cell scheme's nested grids
+    with pytest.raises(ValueError, match="without its rules"):  # never the wrong step multiple silently
+        TimeGridPolicy.from_dict(rb.to_dict()).fine_steps(65)
+    assert TimeGridPolicy.from_dict(rb.to_dict()).compact() == rb.compact()  # the settings line needs no rules
 
 
 def test_nested_coarse_grids_are_left_point_schemes() -> None:
@@ -116,7 +122,7 @@ def test_richardson_none_publishes_the_fine_grid_with_an_error_estimate() -> Non
     hybrid = error_methods(RB, RB.time_grid_policy({"richardson": "none", "scheme": "hybrid"}))
     assert hybrid["disc_err"].startswith("|q_N - q_N/2|") and hybrid["disc_err"].endswith("r = min(3H + 1/2, 1)")
     cell = error_methods(RB, RB.time_grid_policy({}))  # the default: the cell scheme
-    assert cell["disc_err"].endswith("r = 0.5 (cell scheme, no extrapolation)")
+    assert cell["disc_err"].endswith("r = 0.5 (cell-average scheme (P6v), no extrapolation)")
     assert cell["mc_se"].startswith("sqrt(p(1-p)/n)")
     coupled = error_methods(RB, RB.time_grid_policy({"scheme": "hybrid"}))
     assert coupled["disc_err"].startswith("three coupled grids") and coupled["mc_se"].startswith("batch means")

@@ -139,6 +139,11 @@ def test_job_memory_grows_with_paths_and_horizons() -> None:
         == math.ceil((4 + math.sqrt(2)) * 10**6) + math.ceil((1 + 2 * math.sqrt(2)) * 10**6)
     )
     assert job_memory("rough_heston", nine).cpu_job == job_memory("rough_heston", one).cpu_job
+    # rough Bergomi: 126 and 252 days on the per-day grid, whose run returns both horizons' three nested grids at once
+    grid = get_model_class("rough_bergomi").time_grid_policy().to_dict()
+    short, all_nine = (set_work("rough_bergomi", 10**6, hs, grid) for hs in ([1, 5], horizons))
+    assert (short.kept_values, all_nine.kept_values) == (3 * 10**6, 2 * 3 * 10**6)
+    assert all_nine.path_steps == 10**6 * (7 * 128 + 504) and all_nine.max_steps == 504
 
 
 @pytest.mark.parametrize(

@@ -151,7 +151,9 @@ def simulate_command(
 
     if threads:
         torch.set_num_threads(threads)
-    total = spec.num_paths * len(spec.parameter_sets)
+    policy = spec.time_grid_policy()  # the progress callback counts the paths of every run of every set
+    per_set = spec.num_paths if policy is None else sum(run.paths for run in policy.plan(spec.horizons, spec.num_paths))
+    total = per_set * len(spec.parameter_sets)
     bar = None
     if sys.stderr.isatty():
         from tqdm import tqdm

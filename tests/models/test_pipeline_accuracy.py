@@ -120,7 +120,11 @@ def test_adding_a_horizon_changes_no_other_row(name: str, grid: dict, alone: lis
     model = cls(dt=1.0 / 252.0, **params)
     policy = cls.time_grid_policy({**grid, "allow_coarse": True})
     single = estimate_parameter_set(model, policy, alone, 2048, 64, 3, 7, device="cpu", compiled=False)[0]
-    rows = estimate_parameter_set(model, policy, together, 2048, 64, 3, 7, device="cpu", compiled=False)
+    done: list[int] = []
+    rows = estimate_parameter_set(
+        model, policy, together, 2048, 64, 3, 7, device="cpu", compiled=False, progress=done.append
+    )
+    assert sum(done) == sum(run.paths for run in policy.plan(together, 2048))  # the CLI's progress-bar total
     row = rows[together.index(alone[0])]
     assert [r.horizon for r in rows] == together
     np.testing.assert_array_equal(single.quantiles, row.quantiles)

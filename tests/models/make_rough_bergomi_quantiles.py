@@ -20,8 +20,9 @@ Method (tests/models/rough_bergomi_exact.py; independent of the production hybri
 asymptotic regime. Hard corner (``hard_corner``: eta >= 2.5 with H <= 0.2, or at horizons >= 126 days): the
 Y-conditional estimator (dW integrated out given the Volterra path, same left-point rule, ~3x less noise at H 0.03) on
 n_f = 2048 (H 0.03) / 1024 (H 0.1 .. 0.3) fine steps and 7 nested grids, where the sequence reaches the theory rate;
-n_f = 2048 where 0.1 < H <= 0.2 at horizons >= 126 days (the extrapolation residual grows with eta T^H); the cell-scheme
-cross-check on nested 128/256/512 cells (docs/accuracy.md 1.2).
+n_f = 2048 where the residual at n_f = 1024 exceeded 1e-3 (it grows with eta T^H): H <= 0.1 from 21 days on, H <= 0.2
+from 126 days on (eta 3, H 0.1: 1.4e-3 at 21 days, 3.5e-3 at 252 days); the cell-scheme cross-check on nested
+128/256/512 cells (docs/accuracy.md 1.2).
 
 Run (background it; ~5-15 min per case on a loaded 2-core machine):
     python tests/models/make_rough_bergomi_quantiles.py [--cases name:days,...]
@@ -118,16 +119,20 @@ HARD_GRIDS = 7  # n_f/64 .. n_f
 CELL_STEPS_HARD = 512  # cell-average cross-check at the hard corner: nested 128, 256, 512 cells
 
 
+MID_MATURITY = 21 / YEAR_DAYS
+"""From this maturity on, H <= 0.1 at the hard corner needs n_f = 2048 (eta3_H01: Richardson residual 1.4e-3 at n_f =
+1024, 21 days; 6.1e-4 at 5 days)."""
+
+
 def fine_steps(hurst: float, p: RBParams | None = None, maturity: float = 1 / YEAR_DAYS) -> int:
-    """Fine steps of the reference's grid: hard corner 2048 (H < 0.05), 1024 (H 0.1; H 0.15 .. 0.2 below
-    LONG_MATURITY; H > 0.2, where the point rule's second-order term decays fast), 2048 (H 0.15 .. 0.2 from
-    LONG_MATURITY on); elsewhere 512 (H < 0.1) or 256."""
+    """Fine steps of the reference's grid. Hard corner: 2048 where the Richardson residual at 1024 steps exceeded 1e-3
+    (it grows with eta T^H): H < 0.05; H <= 0.1 from MID_MATURITY on; H <= 0.2 from LONG_MATURITY on; else 1024
+    (H > 0.2: the point rule's second-order term decays fast). Elsewhere 512 (H < 0.1) or 256."""
     if p is not None and hard_corner(p, maturity):
-        if hurst < 0.05:
+        mid, long = maturity >= MID_MATURITY - 1e-12, maturity >= LONG_MATURITY - 1e-12
+        if hurst < 0.05 or (hurst <= 0.1 + 1e-12 and mid) or (hurst <= 0.2 + 1e-12 and long):
             return 2048
-        if hurst <= 0.1 + 1e-12 or hurst > 0.2 + 1e-12 or maturity < LONG_MATURITY - 1e-12:
-            return 1024
-        return 2048
+        return 1024
     return 512 if hurst < 0.1 else 256
 
 

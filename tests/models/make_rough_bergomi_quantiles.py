@@ -55,8 +55,10 @@ from tests.models.rough_bergomi_exact import (
     factor,
     joint_cell_covariance,
     joint_covariance,
+    mc_normals,
     mixture_cdf,
     moments_from_gaussians,
+    on_device,
     richardson,
     sobol_normals,
     weak_rate,
@@ -117,6 +119,8 @@ def hard_corner(p: RBParams, maturity: float) -> bool:
 
 HARD_GRIDS = 7  # n_f/64 .. n_f
 CELL_STEPS_HARD = 512  # cell-average cross-check at the hard corner: nested 128, 256, 512 cells
+FINE_STEPS_OVERRIDE: int | None = None  # --fine-steps: n_f for the cases of this run (e.g. 4096 on a GPU)
+NORMALS = "sobol"  # --normals: "sobol" (RQMC, the stored tables) or "mc" (pseudo-random on the device: for a GPU)
 
 
 MID_MATURITY = 21 / YEAR_DAYS
@@ -128,6 +132,8 @@ def fine_steps(hurst: float, p: RBParams | None = None, maturity: float = 1 / YE
     """Fine steps of the reference's grid. Hard corner: 2048 where the Richardson residual at 1024 steps exceeded 1e-3
     (it grows with eta T^H): H < 0.05; H <= 0.1 from MID_MATURITY on; H <= 0.2 from LONG_MATURITY on; else 1024
     (H > 0.2: the point rule's second-order term decays fast). Elsewhere 512 (H < 0.1) or 256."""
+    if FINE_STEPS_OVERRIDE is not None:
+        return FINE_STEPS_OVERRIDE
     if p is not None and hard_corner(p, maturity):
         mid, long = maturity >= MID_MATURITY - 1e-12, maturity >= LONG_MATURITY - 1e-12
         if hurst < 0.05 or (hurst <= 0.1 + 1e-12 and mid) or (hurst <= 0.2 + 1e-12 and long):
@@ -150,13 +156,14 @@ def point_scheme_cdf(
         yfac = y_conditional_factor(steps, maturity, p.hurst)
         dim = steps - 1
     else:
-        fac = torch.from_numpy(factor(joint_covariance(steps, maturity, p.hurst), "pca")).float()
+        fac = on_device(factor(joint_covariance(steps, maturity, p.hurst), "pca")).float()
         dim = 2 * steps - 1
     out = []
     samples = []
     for r in range(scrambles):
         means, sds = [], []
-        for z in sobol_normals(dim, LOG2_POINTS, seed=seed + r, chunk=4096 if hard else 8192):
+        draws = sobol_normals if NORMALS == "sobol" else mc_normals
+        for z in draws(dim, LOG2_POINTS, seed=seed + r, chunk=4096 if hard else 8192):
             if hard:
                 cm = y_conditional_moments(z, yfac, maturity, p, strides)
             else:
@@ -165,12 +172,13 @@ def point_scheme_cdf(
             sds.append(cm.sd)
         mean, sd = torch.cat(means, 1), torch.cat(sds, 1)
         if x is None:
-            g = torch.Generator().manual_seed(seed + r)
-            samples.append(mean[-1] + sd[-1] * torch.randn(mean.shape[1], dtype=mean.dtype, generator=g))
+            g = torch.Generator().manual_seed(seed + r)  # on the CPU whatever the device: the same pilot draws
+            z = torch.randn(mean.shape[1], dtype=mean.dtype, generator=g, device="cpu").to(mean.device)
+            samples.append(mean[-1] + sd[-1] * z)
             continue
-        out.append(mixture_cdf(x, mean, sd).numpy())
+        out.append(mixture_cdf(x, mean, sd).cpu().numpy())
     if x is None:
-        return torch.cat(samples).numpy(), [steps // s for s in strides]
+        return torch.cat(samples).cpu().numpy(), [steps // s for s in strides]
     return np.asarray(out), [steps // s for s in strides]
 
 
@@ -185,7 +193,7 @@ def cell_scheme_cdf(p: RBParams, maturity: float, x: torch.Tensor, seed: int) ->
     hard = hard_corner(p, maturity)
     n = CELL_STEPS_HARD if hard else CELL_STEPS
     cov = joint_cell_covariance(n, maturity, p.hurst)
-    fac = torch.from_numpy(factor(cov, "pca")).float()
+    fac = on_device(factor(cov, "pca")).float()
     strides = (4, 2, 1) if hard else (1,)
     grids = [cell_grid_constants(cov, n, maturity, p.hurst, s) for s in strides]
     out = []
@@ -196,7 +204,7 @@ def cell_scheme_cdf(p: RBParams, maturity: float, x: torch.Tensor, seed: int) ->
             cm = cell_conditional_moments(v[:, :n], v[:, n:], maturity, p, grids)
             means.append(cm.mean)
             sds.append(cm.sd)
-        out.append(mixture_cdf(x, torch.cat(means, 1), torch.cat(sds, 1)).numpy())
+        out.append(mixture_cdf(x, torch.cat(means, 1), torch.cat(sds, 1)).cpu().numpy())
     return np.asarray(out).mean(0)
 
 
@@ -227,7 +235,7 @@ def make_case(name: str, params: dict[str, float], days: int, seed: int) -> dict
     rate = weak_rate(p.hurst)
     # 1) rough quantiles -> evaluation points
     pilot, grids = point_scheme_cdf(p, maturity, steps, None, seed, scrambles=2)
-    x = torch.from_numpy(np.quantile(pilot, norm.cdf(X_LEVELS_Z)))
+    x = on_device(np.quantile(pilot, norm.cdf(X_LEVELS_Z)))
     # 2) nested-grid CDFs at x, independent draws
     per_scramble, grids = point_scheme_cdf(p, maturity, steps, x, seed + 100)
     ext = richardson(per_scramble.transpose(1, 0, 2), rate)  # (G-1, R, X)
@@ -250,7 +258,7 @@ def make_case(name: str, params: dict[str, float], days: int, seed: int) -> dict
     # 3) quantiles: monotone interpolation of Phi^-1(F) in x
     mono = np.clip(np.maximum.accumulate(best), 1e-12, 1 - 1e-12)
     keep = np.concatenate([[True], np.diff(mono) > 1e-12])
-    interp = PchipInterpolator(norm.ppf(mono[keep]), x.numpy()[keep])
+    interp = PchipInterpolator(norm.ppf(mono[keep]), x.cpu().numpy()[keep])
     q = interp(norm.ppf(rb_table_levels()))
     # 4) cross-check with the cell-average discretisation
     cells = cell_scheme_cdf(p, maturity, x, seed)
@@ -267,7 +275,9 @@ def make_case(name: str, params: dict[str, float], days: int, seed: int) -> dict
         "grids": grids,
         "rate": rate,
         "paths": SCRAMBLES << LOG2_POINTS,
-        "x": [float(f"{v:.9g}") for v in x.numpy()],
+        "x": [float(f"{v:.9g}") for v in x.cpu().numpy()],
+        "device": torch.get_default_device().type,
+        "normals": NORMALS,
         "cdf_by_grid": [[float(f"{v:.6g}") for v in row] for row in per_scramble.mean(0)],
         "se_by_grid_max": [float(v) for v in se_by_grid[:, central].max(1)],
         "extrapolation": method,
@@ -295,6 +305,7 @@ def make_case(name: str, params: dict[str, float], days: int, seed: int) -> dict
 
 
 def main() -> None:
+    global FINE_STEPS_OVERRIDE, LOG2_POINTS, NORMALS, OUTPUT, GRIDS_OUTPUT
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--cases",
@@ -302,10 +313,35 @@ def main() -> None:
         help="name:days,... (regenerated; default: all missing); results are merged into the file",
     )
     parser.add_argument("--finalize", action="store_true", help="only rewrite the file in the current format")
+    parser.add_argument("--device", default="cpu", help="torch device of the GEMMs and moments (e.g. cuda)")
+    parser.add_argument("--fine-steps", type=int, help="n_f for these cases (default: fine_steps' rule)")
+    parser.add_argument(
+        "--log2-points", type=int, default=LOG2_POINTS, help=f"Sobol points per scramble (2^m; default {LOG2_POINTS})"
+    )
+    parser.add_argument(
+        "--normals",
+        choices=("sobol", "mc"),
+        default="sobol",
+        help="sobol: scrambled Sobol points made on the CPU (RQMC); mc: pseudo-random normals on the device (GPU)",
+    )
+    parser.add_argument(
+        "--output", type=Path, help="write both JSON files into this folder instead (started from the repository's)"
+    )
     args = parser.parse_args()
+    if args.output is not None:  # e.g. $OUT on a device machine: the repository's files stay as they are
+        args.output.mkdir(parents=True, exist_ok=True)
+        for source in (OUTPUT, GRIDS_OUTPUT):
+            target = args.output / source.name
+            if not target.exists() and source.exists():
+                target.write_text(source.read_text())
+        OUTPUT, GRIDS_OUTPUT = args.output / OUTPUT.name, args.output / GRIDS_OUTPUT.name
     if args.finalize:
         write(upgrade(json.loads(OUTPUT.read_text())))
         return
+    if args.fine_steps is not None and (args.fine_steps < 256 or args.fine_steps & (args.fine_steps - 1)):
+        parser.error(f"--fine-steps must be a power of 2 >= 256 (nested grids down to n_f/64), got {args.fine_steps}")
+    FINE_STEPS_OVERRIDE, LOG2_POINTS, NORMALS = args.fine_steps, args.log2_points, args.normals
+    torch.set_default_device(args.device)  # tensors built here and in rough_bergomi_exact (on_device) live there
     torch.set_num_threads(1)
     wanted = {tuple(c.split(":")) for c in args.cases.split(",") if c}
     payload = json.loads(OUTPUT.read_text()) if OUTPUT.exists() else {"cases": []}

@@ -48,6 +48,11 @@ class RBParams:
         return {k: getattr(self, k) for k in PARAM_ORDER}
 
 
+def on_device(array: np.ndarray) -> torch.Tensor:
+    """``array`` as a tensor on torch's default device (the generator's ``--device``; CPU unless set)."""
+    return torch.from_numpy(array).to(torch.get_default_device())
+
+
 def weak_rate(hurst: float) -> float:
     """min(3H + 1/2, 1): weak rate of the left-point rule with the Volterra process exact."""
     return min(3.0 * hurst + 0.5, 1.0)
@@ -154,7 +159,17 @@ def sobol_normals(dim: int, log2_points: int, seed: int, chunk: int = 4096):
     total = 1 << log2_points
     for _ in range(0, total, chunk):
         u = engine.random(chunk)
-        yield torch.from_numpy(ndtri(np.clip(u, 1e-16, 1.0 - 1e-16)))
+        yield on_device(ndtri(np.clip(u, 1e-16, 1.0 - 1e-16)))
+
+
+def mc_normals(dim: int, log2_points: int, seed: int, chunk: int = 4096):
+    """Pseudo-random standard normals (float32, torch's generator on the default device), yielded in chunks of rows:
+    the form for a GPU, where generating Sobol points on the CPU would dominate; independent seeds play the role of
+    the scrambles (their spread gives the standard error)."""
+    device = torch.get_default_device()
+    generator = torch.Generator(device=device).manual_seed(seed)
+    for _ in range(0, 1 << log2_points, chunk):
+        yield torch.randn(chunk, dim, generator=generator, device=device, dtype=torch.float32)
 
 
 def richardson(values: np.ndarray, rate: float) -> np.ndarray:
@@ -236,7 +251,7 @@ def cell_grid_constants(cov: np.ndarray, steps: int, maturity: float, hurst: flo
         c[k] = cx[sl, sl].mean(0).sum()
         t0, t1 = k * stride * dt, (k + 1) * stride * dt
         tb[k] = (t1 ** (2 * hurst + 1) - t0 ** (2 * hurst + 1)) / ((2 * hurst + 1) * (t1 - t0))
-    return CellGridConstants(stride, *(torch.from_numpy(v) for v in (var, c, tb)))
+    return CellGridConstants(stride, *(on_device(v) for v in (var, c, tb)))
 
 
 def cell_conditional_moments(
@@ -297,7 +312,7 @@ def y_conditional_factor(steps: int, maturity: float, hurst: float) -> YConditio
     b = s_yw.T @ (vec / np.sqrt(lam))
     cond = s_ww - b @ b.T
     cond = 0.5 * (cond + cond.T)
-    return YConditionalFactor(n, torch.from_numpy(np.vstack([lower, b])).float(), torch.from_numpy(cond))
+    return YConditionalFactor(n, on_device(np.vstack([lower, b])).float(), on_device(cond))
 
 
 def y_conditional_moments(

@@ -107,6 +107,8 @@ def test_rough_bergomi_production_rows_meet_the_goal_or_their_column_says_so(nam
         # 16 and 20 days on the per-day grid (N = 2 x days), 5 days on its own 32 steps
         ("rough_bergomi", {"steps": 32, "steps_per_day": 2}, [16], [20, 5, 16]),
         ("rough_bergomi", {"steps": 32, "steps_per_day": 2}, [20], [5, 16, 20]),
+        # the hybrid scheme's coupled Richardson on the per-day grid
+        ("rough_bergomi", {"steps": 32, "steps_per_day": 2, "scheme": "hybrid"}, [16], [20, 5, 16]),
         # independent Richardson: both grids of 4 and 8 days on the per-day runs (steps 1/4 and 1/2 day)
         ("rough_heston", {"steps": 16, "steps_per_day": 4}, [4], [2, 8, 4]),
     ],

@@ -79,13 +79,20 @@ def config_digest(config: Mapping[str, Any] | None, models: Sequence[str]) -> st
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _model_description(model: str) -> tuple[dict[str, Any] | None, str]:
-    """``Model.describe()`` and the model module's docstring (equations and scheme), if the model is registered."""
+def _model_class(model: str) -> Any:
+    """The registered model class, or None (a card can describe chunks of a model this installation lacks)."""
     try:
         from density_engine.models import get_model_class
 
-        model_class = get_model_class(model)
+        return get_model_class(model)
     except (KeyError, ImportError):
+        return None
+
+
+def _model_description(model: str) -> tuple[dict[str, Any] | None, str]:
+    """``Model.describe()`` and the model module's docstring (equations and scheme), if the model is registered."""
+    model_class = _model_class(model)
+    if model_class is None:
         return None, ""
     module_doc = sys.modules[model_class.__module__].__doc__ or ""
     return model_class.describe(), module_doc.strip()
@@ -93,12 +100,8 @@ def _model_description(model: str) -> tuple[dict[str, Any] | None, str]:
 
 def _moments_note(model: str) -> str:
     """The model's note on moment columns that are NaN where the moment is infinite (empty if all moments exist)."""
-    try:
-        from density_engine.models import get_model_class
-
-        return get_model_class(model).moments_note
-    except (KeyError, ImportError):
-        return ""
+    model_class = _model_class(model)
+    return "" if model_class is None else model_class.moments_note
 
 
 def _parameters(manifest: ModelManifest, model_config: Mapping[str, Any], declared: Mapping[str, Any]) -> list[Any]:
@@ -297,16 +300,6 @@ def _mc_error_table(mc_error: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _model_schemes(model: str) -> Mapping[str, Any]:
-    """The model's time-grid schemes (``Model.time_grid_schemes``; empty if it is not registered)."""
-    try:
-        from density_engine.models import get_model_class
-
-        return get_model_class(model).time_grid_schemes
-    except (KeyError, ImportError):
-        return {}
-
-
 def time_grid_text(model: str, record: Mapping[str, Any]) -> str:
     """The card line of a model's time grids (the chunks' ``time_grid`` metadata, described by the policy itself)."""
     from density_engine.models.time_grid import TimeGridPolicy
@@ -316,7 +309,8 @@ def time_grid_text(model: str, record: Mapping[str, Any]) -> str:
         return "- Time grid: none (an exact discrete-time model: no discretisation error)."
     texts = []
     for grid in grids:
-        policy = TimeGridPolicy.from_dict(grid, _model_schemes(model))
+        model_class = _model_class(model)
+        policy = TimeGridPolicy.from_dict(grid) if model_class is None else model_class.spec_time_grid_policy(grid)
         coarse = " (`allow_coarse`: coarser than the accuracy bound, a demo grid)" if policy.allow_coarse else ""
         texts.append(f"{policy.describe()}{coarse}")
     return f"- Time grid (`time_grid`): {'; '.join(texts)}."

@@ -146,7 +146,7 @@ class ChunkSpec:
 
         if self.time_grid is None:
             return None
-        return TimeGridPolicy.from_dict(self.time_grid, get_model_class(self.model).time_grid_schemes)
+        return get_model_class(self.model).spec_time_grid_policy(self.time_grid)
 
 
 # ---- specs -------------------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, replace
@@ -142,10 +143,11 @@ def estimate_parameter_set(
     model, richardson = model.for_time_grid(policy)  # the instance on the policy's scheme (rough Bergomi: cell/hybrid)
     # richardson none on a model without its own error column: the nested grids still give the error estimate
     nest_plain = richardson == "none" and set(NESTED_OUTPUTS) <= set(load_kernel(model).outputs)
-    grids_per_horizon = {days: len(policy.runs(days, num_paths)) for days in hs}
+    plan = policy.plan(hs, num_paths)  # per-horizon runs, then the per-day grid recording several horizons
+    grids_per_horizon = Counter(days for run in plan for days, _ in run.records)
     samples: dict[int, dict[int, torch.Tensor]] = {days: {} for days in hs}  # days -> grid index -> (outputs, paths)
     rows: dict[int, HorizonEstimate] = {}
-    for run in policy.plan(hs, num_paths):  # per-horizon runs, then the per-day grid recording several horizons
+    for run in plan:
         grid = TimeGrid.uniform(run.steps, run.step_years(model.dt, policy.steps_per_day))
         outputs = ("log_return", *NESTED_OUTPUTS) if run.nested or nest_plain else ("log_return",)
         record_steps = [step for _, step in run.records]

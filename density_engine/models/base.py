@@ -299,6 +299,11 @@ class Model:
             values, cls.time_grid_defaults, cls.richardson_modes, cls.min_grid_steps, cls.time_grid_schemes
         )
 
+    @classmethod
+    def spec_time_grid_policy(cls, data: Mapping[str, Any]) -> TimeGridPolicy:
+        """The policy a chunk spec carries (:meth:`TimeGridPolicy.to_dict`), with this model's scheme rules."""
+        return TimeGridPolicy.from_dict(data, cls.time_grid_schemes)
+
     def for_time_grid(self, policy: TimeGridPolicy) -> tuple[Model, str]:
         """The model instance that simulates this parameter set under ``policy`` and the Richardson mode of its rows
         (a model with several schemes picks one here; the default: this instance and the policy's mode)."""

@@ -238,8 +238,9 @@ class TimeGridPolicy:
         plan: list[GridRun] = []
         per_day: dict[int, list[GridRun]] = {}
         for days in horizons:
+            shared = self.on_per_day_grid(days)
             for run in self.runs(days, num_paths):
-                if self.on_per_day_grid(days):
+                if shared:
                     per_day.setdefault(run.index, []).append(run)
                 else:
                     plan.append(run)

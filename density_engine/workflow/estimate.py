@@ -137,7 +137,6 @@ COUPLED_SORTS = 5
 
 def set_work(model: str, num_paths: int, horizons: list[int], time_grid: Mapping[str, Any] | None) -> SetWork:
     """:class:`SetWork` of one parameter set (``time_grid``: the spec's policy dict, None for discrete-time models)."""
-    from density_engine.models.time_grid import TimeGridPolicy
 
     if time_grid is None:
         n = len(horizons) * num_paths
@@ -145,7 +144,7 @@ def set_work(model: str, num_paths: int, horizons: list[int], time_grid: Mapping
     from density_engine.models import get_model_class
 
     model_cls = get_model_class(model)
-    policy = TimeGridPolicy.from_dict(time_grid, model_cls.time_grid_schemes)
+    policy = model_cls.spec_time_grid_policy(time_grid)
     runs = [policy.runs(days, num_paths) for days in horizons]
     plan = policy.plan(horizons, num_paths)
     exact_column = model_cls.computes_discretisation_error
@@ -157,7 +156,7 @@ def set_work(model: str, num_paths: int, horizons: list[int], time_grid: Mapping
         return run.paths * (3 if run.nested or plain_nested else 1) * len(run.records)
 
     return SetWork(
-        path_steps=policy.path_steps(horizons, num_paths),
+        path_steps=sum(r.paths * r.steps for r in plan),
         sorted_values=sum(r.paths * (3 if plain_nested else sorts[r.nested]) for rs in runs for r in rs),
         max_steps=max(r.steps for r in plan),
         run_paths=max(r.paths for r in plan),

@@ -341,7 +341,7 @@ def simulate_grid(
 
     Returns ``{output: tensor (len(record_steps), num_paths)}`` in ``dtype`` on ``device``. The result is a function
     of (model parameters and settings, grid, record steps, num_paths, seed, param_id, stream, dtype, compiled or eager,
-    device type): the block size (memory budget) does not change it. ``progress(n)`` gets finished path counts;
+    device type): the block size (memory budget) does not change it. ``progress(n)`` gets finished path-steps (paths x steps);
     ``info`` (a dict) receives the :class:`RunInfo` fields.
     """
     dev = resolve_device(device)
@@ -389,7 +389,7 @@ def simulate_grid(
             )  # fmt: skip
             result[:, :, start:stop] = values[:, :, : stop - start]
             if progress is not None:
-                progress(stop - start)
+                progress((stop - start) * num_steps)
     return {name: result[i] for i, name in enumerate(outputs)}
 
 

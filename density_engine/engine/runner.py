@@ -109,7 +109,7 @@ def run_chunk(
 
     Each parameter set's stream is keyed by ``(spec.seed, param_id)`` only, so a set's rows do not depend on the
     chunk it lands in or its position. Compiled or eager step kernels are chosen from the spec's paths and steps
-    (``compiled`` forces one; the ``rng`` metadata records which ran). ``progress(n)`` receives finished path counts.
+    (``compiled`` forces one; the ``rng`` metadata records which ran). ``progress(n)`` receives finished path-steps.
     """
     disable_tf32()
     torch_device = resolve_device(device)

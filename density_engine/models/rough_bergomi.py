@@ -164,7 +164,7 @@ class RoughBergomi(Model):
     discretisation_error_method: ClassVar[str] = (
         "three coupled grids (N, N/2, N/4 on the same paths): |E(N) - E(N/2)| of the extrapolants in CDF units, scaled "
         "by (2^r - 1)/(2^r' - 1) where the grids converge at a slower rate r' than r = min(3H + 1/2, 1); validated "
-        "at 0.66-4x the error against exact simulation (docs/accuracy.md, section 4.2); "
+        "at 0.66-5x the error against exact simulation (docs/accuracy.md, section 4.2); "
         "noise floor ~6e-4-1e-3 at 1e7 paths"
     )
 

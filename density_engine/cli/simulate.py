@@ -161,7 +161,8 @@ def simulate_command(
     if sys.stderr.isatty():
         from tqdm import tqdm
 
-        bar = tqdm(total=total, unit="path-step", unit_scale=True, desc=f"{spec.model} chunk {spec.chunk_id}", leave=False)
+        desc = f"{spec.model} chunk {spec.chunk_id}"
+        bar = tqdm(total=total, unit="path-step", unit_scale=True, desc=desc, leave=False)
     try:
         result = _simulate_or_fail(spec, spec_path, device, dtype, budget, bar.update if bar else None)
     finally:

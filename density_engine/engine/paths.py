@@ -341,8 +341,8 @@ def simulate_grid(
 
     Returns ``{output: tensor (len(record_steps), num_paths)}`` in ``dtype`` on ``device``. The result is a function
     of (model parameters and settings, grid, record steps, num_paths, seed, param_id, stream, dtype, compiled or eager,
-    device type): the block size (memory budget) does not change it. ``progress(n)`` gets finished path-steps (paths x steps);
-    ``info`` (a dict) receives the :class:`RunInfo` fields.
+    device type): the block size (memory budget) does not change it. ``progress(n)`` gets finished path-steps (paths
+    x steps); ``info`` (a dict) receives the :class:`RunInfo` fields.
     """
     dev = resolve_device(device)
     if dtype not in (torch.float32, torch.float64):

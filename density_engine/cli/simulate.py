@@ -151,18 +151,12 @@ def simulate_command(
 
     if threads:
         torch.set_num_threads(threads)
-    policy = spec.time_grid_policy()  # the progress callback counts the path-steps of every run of every set
-    if policy is None:
-        per_set = spec.num_paths * max(spec.horizons) * int(spec.model_settings().get("substeps", 1))
-    else:
-        per_set = sum(run.paths * run.steps for run in policy.plan(spec.horizons, spec.num_paths))
-    total = per_set * len(spec.parameter_sets)
     bar = None
     if sys.stderr.isatty():
         from tqdm import tqdm
 
         desc = f"{spec.model} chunk {spec.chunk_id}"
-        bar = tqdm(total=total, unit="path-step", unit_scale=True, desc=desc, leave=False)
+        bar = tqdm(total=spec.path_steps(), unit="path-step", unit_scale=True, desc=desc, leave=False)
     try:
         result = _simulate_or_fail(spec, spec_path, device, dtype, budget, bar.update if bar else None)
     finally:

@@ -148,6 +148,16 @@ class ChunkSpec:
             return None
         return get_model_class(self.model).spec_time_grid_policy(self.time_grid)
 
+    def path_steps(self) -> int:
+        """The path-steps the engine simulates for this chunk: every run of the policy's plan (the model's own steps
+        to the longest horizon for a discrete-time model) for every parameter set."""
+        policy = self.time_grid_policy()
+        if policy is None:
+            per_set = self.num_paths * max(self.horizons)
+        else:
+            per_set = sum(run.paths * run.steps for run in policy.plan(self.horizons, self.num_paths))
+        return per_set * len(self.parameter_sets)
+
 
 # ---- specs -------------------------------------------------------------------------------------------------------
 

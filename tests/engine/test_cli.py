@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from density_engine.cli import main
 from density_engine.engine.chunkio import decode_metadata, read_chunk
-from tests.engine.conftest import G1, RB, make_spec
+from tests.engine.conftest import G1, RB, RH, make_spec
 
 
 def test_simulate_roundtrip(spec_file, tmp_path: Path) -> None:
@@ -211,3 +211,21 @@ def test_simulate_one_names_a_bad_parameter() -> None:
     assert (
         missing.exit_code == 1 and "missing parameter(s) ['gamma', 'beta', 'eta', 'lam', 'sigma0_sq']" in missing.output
     )
+
+
+@pytest.mark.parametrize("model", ["gjrgarch_normalized", "rough_bergomi", "rough_heston"])
+def test_progress_reaches_the_specs_path_steps(model: str) -> None:
+    """The engine's progress callback adds up to the chunk's path-steps, the total of simulate's progress bar: every
+    run of the policy's plan (rough Heston: independent runs of different paths; rough Bergomi: nested grids; both
+    with a shared per-day run here) for every parameter set."""
+    from density_engine.cli.simulate import run_engine
+    from density_engine.engine.chunkio import parse_spec
+
+    grid = None if model == "gjrgarch_normalized" else {"steps": 4, "steps_per_day": 2, "allow_coarse": True}
+    sets = [{"param_id": 1, "params": RH}, {"param_id": 2, "params": RH}] if model == "rough_heston" else None
+    spec = parse_spec(make_spec(model, sets, horizons=[1, 2, 5], time_grid=grid, num_paths=1000), "spec.json")
+    done: list[int] = []
+    run_engine(spec, device="cpu", progress=done.append)
+    assert sum(done) == spec.path_steps() > 0
+    if grid is not None:
+        assert spec.path_steps() > 2 * spec.num_paths * 5 * 2  # more than one grid of 2 steps a day per set

@@ -348,7 +348,7 @@ def error_budget_lines(name: str, record: Mapping[str, Any]) -> list[str]:
     if name == "rough_bergomi":
         lines.append(
             f"- The {goal:g} goal is not met everywhere for rough Bergomi: where eta is near 3 and H <= 0.1 the "
-            "cell-average scheme leaves 1.2e-3 to 3.4e-3 (measured against exact simulation; the earlier hybrid "
+            "cell-average scheme leaves 1.2e-3 to 2.4e-3 (measured against exact simulation; the earlier hybrid "
             "scheme left up to 1.6e-2) and no affordable grid does better (docs/accuracy.md, sections 4.4 and 4.5); "
             "those rows say so in `disc_err_cdf_max`. Filter on it where accuracy matters."
         )

@@ -128,12 +128,27 @@ MID_MATURITY = 21 / YEAR_DAYS
 1024, 21 days; 6.1e-4 at 5 days)."""
 
 
-def fine_steps(hurst: float, p: RBParams | None = None, maturity: float = 1 / YEAR_DAYS) -> int:
+#: Cases regenerated on a finer grid than the rule below gives (docs/accuracy.md 1.2, "n_f = 4096"): at n_f = 2048
+#: their point-rule sequence was still pre-asymptotic and the 4096-step tables moved 3.3e-4 - 1.2e-3 (~35 min per case
+#: on one core).
+FINE_STEPS_BY_CASE: dict[tuple[str, int], int] = {
+    ("eta3_H003", 1): 4096,
+    ("eta3_H003_rho03", 1): 4096,
+    ("eta3_H01", 21): 4096,
+}
+
+
+def fine_steps(
+    hurst: float, p: RBParams | None = None, maturity: float = 1 / YEAR_DAYS, case: tuple[str, int] | None = None
+) -> int:
     """Fine steps of the reference's grid. Hard corner: 2048 where the Richardson residual at 1024 steps exceeded 1e-3
     (it grows with eta T^H): H < 0.05; H <= 0.1 from MID_MATURITY on; H <= 0.2 from LONG_MATURITY on; else 1024
-    (H > 0.2: the point rule's second-order term decays fast). Elsewhere 512 (H < 0.1) or 256."""
+    (H > 0.2: the point rule's second-order term decays fast); 4096 for the cases of FINE_STEPS_BY_CASE. Elsewhere 512
+    (H < 0.1) or 256."""
     if FINE_STEPS_OVERRIDE is not None:
         return FINE_STEPS_OVERRIDE
+    if case in FINE_STEPS_BY_CASE:
+        return FINE_STEPS_BY_CASE[case]
     if p is not None and hard_corner(p, maturity):
         mid, long = maturity >= MID_MATURITY - 1e-12, maturity >= LONG_MATURITY - 1e-12
         if hurst < 0.05 or (hurst <= 0.1 + 1e-12 and mid) or (hurst <= 0.2 + 1e-12 and long):
@@ -231,7 +246,7 @@ def make_case(name: str, params: dict[str, float], days: int, seed: int) -> dict
     t0 = time.perf_counter()
     p = RBParams.of(params)
     maturity = days / YEAR_DAYS
-    steps = fine_steps(p.hurst, p, maturity)
+    steps = fine_steps(p.hurst, p, maturity, (name, days))
     rate = weak_rate(p.hurst)
     # 1) rough quantiles -> evaluation points
     pilot, grids = point_scheme_cdf(p, maturity, steps, None, seed, scrambles=2)
@@ -401,7 +416,7 @@ def write(payload: dict) -> None:
                 "sequences of 2^15 points), left-point rule with W_perp integrated out (conditional MC), Richardson "
                 "across consecutive grids at rate min(3H + 1/2, 1); reference = last extrapolant; residual = last two "
                 "extrapolants; accuracy = max(|residual| + 2 se) where 1e-3 < F < 1 - 1e-3; hard corner (estimator "
-                "Y-conditional): dW integrated out given the Volterra path, 2048/1024 fine steps, 7 nested grids"
+                "Y-conditional): dW integrated out given the Volterra path, 4096/2048/1024 fine steps, 7 nested grids"
             ),
             "sources": [
                 "Bayer, Friz & Gatheral (2016), Pricing under rough volatility, Quant. Finance (exact Cholesky method)",

@@ -308,8 +308,8 @@ def time_grid_text(model: str, record: Mapping[str, Any]) -> str:
     if not grids:
         return "- Time grid: none (an exact discrete-time model: no discretisation error)."
     texts = []
+    model_class = _model_class(model)
     for grid in grids:
-        model_class = _model_class(model)
         policy = TimeGridPolicy.from_dict(grid) if model_class is None else model_class.spec_time_grid_policy(grid)
         coarse = " (`allow_coarse`: coarser than the accuracy bound, a demo grid)" if policy.allow_coarse else ""
         texts.append(f"{policy.describe()}{coarse}")

@@ -155,7 +155,7 @@ class ChunkSpec:
         if policy is None:
             per_set = self.num_paths * max(self.horizons)
         else:
-            per_set = sum(run.paths * run.steps for run in policy.plan(self.horizons, self.num_paths))
+            per_set = policy.path_steps(self.horizons, self.num_paths)
         return per_set * len(self.parameter_sets)
 
 

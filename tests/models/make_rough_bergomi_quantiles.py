@@ -21,8 +21,8 @@ asymptotic regime. Hard corner (``hard_corner``: eta >= 2.5 with H <= 0.2, or at
 Y-conditional estimator (dW integrated out given the Volterra path, same left-point rule, ~3x less noise at H 0.03) on
 n_f = 2048 (H 0.03) / 1024 (H 0.1 .. 0.3) fine steps and 7 nested grids, where the sequence reaches the theory rate;
 n_f = 2048 where the residual at n_f = 1024 exceeded 1e-3 (it grows with eta T^H): H <= 0.1 from 21 days on, H <= 0.2
-from 126 days on (eta 3, H 0.1: 1.4e-3 at 21 days, 3.5e-3 at 252 days); the cell-scheme cross-check on nested
-128/256/512 cells (docs/accuracy.md 1.2).
+from 126 days on (eta 3, H 0.1: 1.4e-3 at 21 days, 3.5e-3 at 252 days); n_f = 4096 for the cases of FINE_STEPS_BY_CASE
+(still pre-asymptotic at 2048); the cell-scheme cross-check on nested 128/256/512 cells (docs/accuracy.md 1.2).
 
 Run (background it; ~5-15 min per case on a loaded 2-core machine):
     python tests/models/make_rough_bergomi_quantiles.py [--cases name:days,...]
